@@ -1,0 +1,388 @@
+/* UDP sockets for WireGuard traffic: dual-stack bind, batched recvmmsg/sendmmsg, UDP GSO,
+ * SO_MARK and socket buffer sizes.
+ *
+ * A peer address travels between C and TypeScript as a 20-byte record (ADDR_RECORD_LEN):
+ *   [0]      family: 4 or 6
+ *   [1]      reserved, 0
+ *   [2..3]   port, big-endian
+ *   [4..19]  address; IPv4 as an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
+ *
+ *   udpOpen(family 4|6, port) -> fd | -errno      6: AF_INET6 with IPV6_V6ONLY=0 (dual-stack)
+ *   udpLocalPort(fd) -> port | -errno
+ *   udpRecv(fd, bufs, sizes, addrs: Buffer) -> count | -errno
+ *       datagram i lands at bufs[i][0..], its length in sizes[i] (0 when it did not fit: drop),
+ *       its sender as record i of addrs
+ *   udpSend(fd, sockFamily, bufs, offsets, sizes, count, addr: Buffer, addrOff) -> count | -errno
+ *   udpSendGso(fd, sockFamily, bufs, offsets, sizes, count, segSize, addr, addrOff) -> count | -errno
+ *       one sendmsg whose payload the kernel splits into segSize-byte datagrams (UDP_SEGMENT)
+ *   udpGsoSupported(fd) -> 1 | 0
+ *   udpSetMark(fd, mark) -> 0 | -errno
+ *   udpSetBuffers(fd, bytes, out: Uint32Array(2)) -> 0 | -errno   out = actual [rcvbuf, sndbuf] */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+#define ADDR_RECORD_LEN 20
+#define ADDR_FAMILY 0
+#define ADDR_PORT 2
+#define ADDR_IP 4
+/* Largest number of segments one UDP_SEGMENT send may carry on older kernels. */
+#define GSO_MAX_SEGMENTS 64
+
+typedef union {
+  struct sockaddr sa;
+  struct sockaddr_in v4;
+  struct sockaddr_in6 v6;
+} sockaddr_any;
+
+static const uint8_t V4_MAPPED_PREFIX[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+/* Writes a kernel socket address as a record. */
+static void addr_to_record(const sockaddr_any *a, uint8_t *rec) {
+  memset(rec, 0, ADDR_RECORD_LEN);
+  if (a->sa.sa_family == AF_INET) {
+    rec[ADDR_FAMILY] = 4;
+    memcpy(rec + ADDR_PORT, &a->v4.sin_port, 2);
+    memcpy(rec + ADDR_IP, V4_MAPPED_PREFIX, 12);
+    memcpy(rec + ADDR_IP + 12, &a->v4.sin_addr, 4);
+  } else if (a->sa.sa_family == AF_INET6) {
+    const uint8_t *ip = a->v6.sin6_addr.s6_addr;
+    rec[ADDR_FAMILY] = memcmp(ip, V4_MAPPED_PREFIX, 12) == 0 ? 4 : 6;
+    memcpy(rec + ADDR_PORT, &a->v6.sin6_port, 2);
+    memcpy(rec + ADDR_IP, ip, 16);
+  }
+}
+
+/* Builds a destination for a socket of family sockFamily from a record; 0 or -errno. */
+static int record_to_addr(const uint8_t *rec, int sockFamily, sockaddr_any *a, socklen_t *alen) {
+  memset(a, 0, sizeof *a);
+  if (sockFamily == 6) {
+    a->v6.sin6_family = AF_INET6;
+    memcpy(&a->v6.sin6_port, rec + ADDR_PORT, 2);
+    memcpy(a->v6.sin6_addr.s6_addr, rec + ADDR_IP, 16);
+    if (rec[ADDR_FAMILY] == 4) memcpy(a->v6.sin6_addr.s6_addr, V4_MAPPED_PREFIX, 12);
+    *alen = sizeof a->v6;
+    return 0;
+  }
+  if (rec[ADDR_FAMILY] != 4) return -EAFNOSUPPORT;
+  a->v4.sin_family = AF_INET;
+  memcpy(&a->v4.sin_port, rec + ADDR_PORT, 2);
+  memcpy(&a->v4.sin_addr, rec + ADDR_IP + 12, 4);
+  *alen = sizeof a->v4;
+  return 0;
+}
+
+static napi_value fn_udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t family, port;
+  if (argc < 2 || !meshtun_arg_int32(env, argv[0], "family", &family) ||
+      !meshtun_arg_int32(env, argv[1], "port", &port))
+    return NULL;
+  if ((family != 4 && family != 6) || port < 0 || port > 65535) return meshtun_int(env, -EINVAL);
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return meshtun_int(env, -errno);
+  sockaddr_any a;
+  socklen_t alen;
+  memset(&a, 0, sizeof a);
+  if (family == 6) {
+    int off = 0;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) goto fail;
+    a.v6.sin6_family = AF_INET6;
+    a.v6.sin6_port = htons((uint16_t)port);
+    a.v6.sin6_addr = in6addr_any;
+    alen = sizeof a.v6;
+  } else {
+    a.v4.sin_family = AF_INET;
+    a.v4.sin_port = htons((uint16_t)port);
+    a.v4.sin_addr.s_addr = htonl(INADDR_ANY);
+    alen = sizeof a.v4;
+  }
+  if (bind(fd, &a.sa, alen) < 0) goto fail;
+  return meshtun_int(env, fd);
+fail: {
+  int e = errno;
+  close(fd);
+  return meshtun_int(env, -e);
+}
+}
+
+static napi_value fn_udp_local_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !meshtun_arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  sockaddr_any a;
+  socklen_t alen = sizeof a;
+  if (getsockname(fd, &a.sa, &alen) < 0) return meshtun_int(env, -errno);
+  return meshtun_int(env, ntohs(a.sa.sa_family == AF_INET6 ? a.v6.sin6_port : a.v4.sin_port));
+}
+
+static napi_value fn_udp_recv(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t nbufs;
+  uint32_t *sizes;
+  size_t nsizes, addrsLen;
+  uint8_t *addrs;
+  if (argc < 4 || !meshtun_arg_int32(env, argv[0], "fd", &fd) ||
+      !meshtun_arg_array(env, argv[1], "bufs", &nbufs) ||
+      !meshtun_arg_u32array(env, argv[2], "sizes", &sizes, &nsizes) ||
+      !meshtun_arg_buffer(env, argv[3], "addrs", &addrs, &addrsLen))
+    return NULL;
+  uint32_t n = nbufs;
+  if (n > nsizes) n = (uint32_t)nsizes;
+  if (n > addrsLen / ADDR_RECORD_LEN) n = (uint32_t)(addrsLen / ADDR_RECORD_LEN);
+  if (n > MESHTUN_MAX_BATCH) n = MESHTUN_MAX_BATCH;
+  if (n == 0) return meshtun_int(env, 0);
+
+  struct mmsghdr msgs[MESHTUN_MAX_BATCH];
+  struct iovec iov[MESHTUN_MAX_BATCH];
+  sockaddr_any from[MESHTUN_MAX_BATCH];
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    uint8_t *data;
+    size_t len;
+    NAPI_CHECK(env, napi_get_element(env, argv[1], i, &el));
+    if (!meshtun_arg_buffer(env, el, "bufs[i]", &data, &len)) return NULL;
+    iov[i].iov_base = data;
+    iov[i].iov_len = len;
+    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_len = 0;
+  }
+  int r;
+  do r = recvmmsg(fd, msgs, n, MSG_DONTWAIT, NULL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return meshtun_int(env, errno == EAGAIN ? 0 : -errno);
+  for (int i = 0; i < r; i++) {
+    sizes[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
+    addr_to_record(&from[i], addrs + (size_t)i * ADDR_RECORD_LEN);
+  }
+  return meshtun_int(env, r);
+}
+
+/* Shared argument parsing of udpSend / udpSendGso (fd, sockFamily, bufs, offsets, sizes, count):
+ * fills iov[0..count). Returns 0 when an exception is pending, else 1 with *err 0 or -errno. */
+static int send_args(napi_env env, napi_value *argv, int32_t *fd, int32_t *family, struct iovec *iov,
+                     uint32_t *count, int *err) {
+  uint32_t nbufs;
+  uint32_t *offsets, *sizes;
+  size_t noffsets, nsizes;
+  *err = 0;
+  if (!meshtun_arg_int32(env, argv[0], "fd", fd) || !meshtun_arg_int32(env, argv[1], "sockFamily", family) ||
+      !meshtun_arg_array(env, argv[2], "bufs", &nbufs) ||
+      !meshtun_arg_u32array(env, argv[3], "offsets", &offsets, &noffsets) ||
+      !meshtun_arg_u32array(env, argv[4], "sizes", &sizes, &nsizes) ||
+      !meshtun_arg_uint32(env, argv[5], "count", count))
+    return 0;
+  if (*count > nbufs || *count > noffsets || *count > nsizes || *count > MESHTUN_MAX_BATCH) {
+    *err = -EINVAL;
+    return 1;
+  }
+  for (uint32_t i = 0; i < *count; i++) {
+    napi_value el;
+    uint8_t *data;
+    size_t len;
+    if (napi_get_element(env, argv[2], i, &el) != napi_ok) {
+      meshtun_throw_last(env, "napi_get_element");
+      return 0;
+    }
+    if (!meshtun_arg_buffer(env, el, "bufs[i]", &data, &len)) return 0;
+    if (offsets[i] > len || sizes[i] > len - offsets[i]) {
+      *err = -EINVAL;
+      return 1;
+    }
+    iov[i].iov_base = data + offsets[i];
+    iov[i].iov_len = sizes[i];
+  }
+  return 1;
+}
+
+/* Reads a destination record argument (addr Buffer, addrOff). Same result convention as send_args. */
+static int dest_arg(napi_env env, napi_value bufv, napi_value offv, int32_t family, sockaddr_any *dst,
+                    socklen_t *dstLen, int *err) {
+  uint8_t *addr;
+  size_t addrLen;
+  uint32_t addrOff;
+  if (!meshtun_arg_buffer(env, bufv, "addr", &addr, &addrLen) || !meshtun_arg_uint32(env, offv, "addrOff", &addrOff))
+    return 0;
+  if (addrOff > addrLen || addrLen - addrOff < ADDR_RECORD_LEN) {
+    *err = -EINVAL;
+    return 1;
+  }
+  *err = record_to_addr(addr + addrOff, family, dst, dstLen);
+  return 1;
+}
+
+static napi_value fn_udp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return meshtun_int(env, -EINVAL);
+  int32_t fd, family;
+  uint32_t count;
+  struct iovec iov[MESHTUN_MAX_BATCH];
+  sockaddr_any dst;
+  socklen_t dstLen = 0;
+  int err;
+  if (!send_args(env, argv, &fd, &family, iov, &count, &err)) return NULL;
+  if (err) return meshtun_int(env, err);
+  if (!dest_arg(env, argv[6], argv[7], family, &dst, &dstLen, &err)) return NULL;
+  if (err) return meshtun_int(env, err);
+
+  struct mmsghdr msgs[MESHTUN_MAX_BATCH];
+  for (uint32_t i = 0; i < count; i++) {
+    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+    msgs[i].msg_hdr.msg_name = &dst;
+    msgs[i].msg_hdr.msg_namelen = dstLen;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  uint32_t sent = 0;
+  while (sent < count) {
+    int r = sendmmsg(fd, msgs + sent, count - sent, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || sent > 0) break;
+      return meshtun_int(env, -errno);
+    }
+    sent += (uint32_t)r;
+  }
+  return meshtun_int(env, sent);
+}
+
+static napi_value fn_udp_send_gso(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9) return meshtun_int(env, -EINVAL);
+  int32_t fd, family;
+  uint32_t count, segSize;
+  struct iovec iov[MESHTUN_MAX_BATCH];
+  sockaddr_any dst;
+  socklen_t dstLen = 0;
+  int err;
+  if (!send_args(env, argv, &fd, &family, iov, &count, &err)) return NULL;
+  if (err) return meshtun_int(env, err);
+  if (!meshtun_arg_uint32(env, argv[6], "segSize", &segSize)) return NULL;
+  if (!dest_arg(env, argv[7], argv[8], family, &dst, &dstLen, &err)) return NULL;
+  if (err) return meshtun_int(env, err);
+  if (count == 0) return meshtun_int(env, 0);
+  /* Every segment but the last must be exactly segSize; the last may be shorter. */
+  if (count > GSO_MAX_SEGMENTS || segSize == 0 || segSize > 0xffff) return meshtun_int(env, -EINVAL);
+  for (uint32_t i = 0; i < count; i++) {
+    if (iov[i].iov_len > segSize || (i + 1 < count && iov[i].iov_len != segSize)) return meshtun_int(env, -EINVAL);
+  }
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = &dst;
+  msg.msg_namelen = dstLen;
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t seg = (uint16_t)segSize;
+  memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+  ssize_t r;
+  do r = sendmsg(fd, &msg, MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return meshtun_int(env, errno == EAGAIN ? 0 : -errno);
+  return meshtun_int(env, count);
+}
+
+static napi_value fn_udp_gso_supported(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !meshtun_arg_int32(env, argv[0], "fd", &fd)) return NULL;
+  int v = 0;
+  socklen_t vlen = sizeof v;
+  return meshtun_int(env, getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &vlen) == 0 ? 1 : 0);
+}
+
+static napi_value fn_udp_set_mark(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t mark;
+  if (argc < 2 || !meshtun_arg_int32(env, argv[0], "fd", &fd) || !meshtun_arg_uint32(env, argv[1], "mark", &mark))
+    return NULL;
+  return meshtun_int(env, setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0 ? 0 : -errno);
+}
+
+/* Sets one buffer size: the FORCE variant (needs CAP_NET_ADMIN) passes rmem_max/wmem_max. */
+static void set_buffer(int fd, int force, int plain, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) == 0) return;
+  setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);
+}
+
+static napi_value fn_udp_set_buffers(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, bytes;
+  uint32_t *out;
+  size_t outLen;
+  if (argc < 3 || !meshtun_arg_int32(env, argv[0], "fd", &fd) || !meshtun_arg_int32(env, argv[1], "bytes", &bytes) ||
+      !meshtun_arg_u32array(env, argv[2], "out", &out, &outLen))
+    return NULL;
+  if (outLen < 2 || bytes <= 0) return meshtun_int(env, -EINVAL);
+  set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, bytes);
+  set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, bytes);
+  int v = 0;
+  socklen_t vlen = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &vlen) < 0) return meshtun_int(env, -errno);
+  out[0] = (uint32_t)v;
+  vlen = sizeof v;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &vlen) < 0) return meshtun_int(env, -errno);
+  out[1] = (uint32_t)v;
+  return meshtun_int(env, 0);
+}
+
+napi_status meshtun_init_udp(napi_env env, napi_value exports) {
+  napi_status s;
+  napi_value n;
+  if ((s = napi_create_int32(env, ADDR_RECORD_LEN, &n)) != napi_ok) return s;
+  if ((s = napi_set_named_property(env, exports, "ADDR_RECORD_LEN", n)) != napi_ok) return s;
+  if ((s = napi_create_int32(env, MESHTUN_MAX_BATCH, &n)) != napi_ok) return s;
+  if ((s = napi_set_named_property(env, exports, "MAX_BATCH", n)) != napi_ok) return s;
+  if ((s = napi_create_int32(env, GSO_MAX_SEGMENTS, &n)) != napi_ok) return s;
+  if ((s = napi_set_named_property(env, exports, "GSO_MAX_SEGMENTS", n)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpOpen", fn_udp_open)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpLocalPort", fn_udp_local_port)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpRecv", fn_udp_recv)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpSend", fn_udp_send)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpSendGso", fn_udp_send_gso)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpGsoSupported", fn_udp_gso_supported)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpSetMark", fn_udp_set_mark)) != napi_ok) return s;
+  return meshtun_export(env, exports, "udpSetBuffers", fn_udp_set_buffers);
+}
