@@ -12,6 +12,7 @@
 import {
   parseIpv4Address, formatIpv4Address, parseIpv6Address, formatIpv6Address,
 } from '../wire/index.js';
+import { decodeHexKey, isZero, KEY_HEX_LENGTH } from '../crypto/index.js';
 
 /** errno values (Linux) used on the socket. wireguard-go answers a failed set with the negated
  * value (errno=-22), which is what wg(8) expects: it prints strerror(-n). */
@@ -34,8 +35,6 @@ export class UapiError extends Error {
   }
 }
 
-export const UAPI_KEY_LEN = 32;
-const KEY_HEX_LEN = 64;
 /** Longest line accepted; wg(8)'s longest is an endpoint (< 80 bytes). */
 export const UAPI_MAX_LINE = 4096;
 /** Most operations in one set request (a bound on memory; 1M allowed IPs is plenty). */
@@ -235,13 +234,13 @@ export class UapiRequestParser {
 /** Parses one key=value line of a set request. `inPeer`: a public_key line came before. */
 export function parseSetLine(key: string, value: string, inPeer: boolean): UapiSetOp | UapiError {
   if (key === 'public_key') {
-    const k = parseHexKey(value);
+    const k = decodeHexKey(value);
     return k ? { type: 'public_key', key: k } : invalid(`public_key ${quote(value)} is not 64 hex digits`);
   }
   if (!inPeer) {
     switch (key) {
       case 'private_key': {
-        const k = parseHexKey(value);
+        const k = decodeHexKey(value);
         if (!k) return invalid(`private_key is not 64 hex digits`);
         return { type: 'private_key', key: isZero(k) ? null : k };
       }
@@ -265,7 +264,7 @@ export function parseSetLine(key: string, value: string, inPeer: boolean): UapiS
     case 'update_only':
       return value === 'true' ? { type: 'update_only' } : invalid(`update_only must be "true", not ${quote(value)}`);
     case 'preshared_key': {
-      const k = parseHexKey(value);
+      const k = decodeHexKey(value);
       if (!k) return invalid('preshared_key is not 64 hex digits');
       return { type: 'preshared_key', key: isZero(k) ? null : k };
     }
@@ -294,19 +293,6 @@ function invalid(message: string): UapiError {
 
 function quote(s: string): string {
   return JSON.stringify(s.length > 80 ? s.slice(0, 80) + '...' : s);
-}
-
-const HEX_RE = /^[0-9a-fA-F]{64}$/;
-
-/** 64 hex digits -> 32 bytes, or null. */
-export function parseHexKey(text: string): Buffer | null {
-  if (text.length !== KEY_HEX_LEN || !HEX_RE.test(text)) return null;
-  return Buffer.from(text, 'hex');
-}
-
-function isZero(key: Uint8Array): boolean {
-  for (let i = 0; i < key.length; i++) if (key[i] !== 0) return false;
-  return true;
 }
 
 /** Unsigned decimal up to `max` (leading zeros allowed, as Go's ParseUint does), or -1. */
@@ -395,7 +381,7 @@ export function* uapiGetReply(state: UapiDeviceState, chunkSize = UAPI_REPLY_CHU
   if (state.privateKey) out += `private_key=${state.privateKey.toString('hex')}\n`;
   if (state.listenPort) out += `listen_port=${state.listenPort}\n`;
   if (state.fwmark) out += `fwmark=${state.fwmark}\n`;
-  const zeroKey = '0'.repeat(KEY_HEX_LEN);
+  const zeroKey = '0'.repeat(KEY_HEX_LENGTH);
   for (const peer of state.peers) {
     const ms = Math.max(0, Math.floor(peer.lastHandshakeWallMs));
     const sec = Math.floor(ms / 1000);
