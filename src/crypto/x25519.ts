@@ -61,12 +61,13 @@ export function publicKeyObject(pub: Uint8Array): KeyObject {
 }
 
 /** X25519(priv, pub) written to `out` (allocated when absent). Returns null when the result is
- * all zeros (`pub` is a low-order point), which WireGuard treats as a failed handshake. */
+ * all zeros (`pub` is a low-order point), which WireGuard treats as a failed handshake, and for
+ * keys that are not 32 bytes. Never throws. */
 export function sharedSecret(priv: PrivateKeyInput, pub: PublicKeyInput, out?: Buffer): Buffer | null {
-  const privateKey = priv instanceof Uint8Array ? privateKeyObject(priv) : priv;
-  const publicKey = pub instanceof Uint8Array ? publicKeyObject(pub) : pub;
   let secret: Buffer;
   try {
+    const privateKey = priv instanceof Uint8Array ? privateKeyObject(priv) : priv;
+    const publicKey = pub instanceof Uint8Array ? publicKeyObject(pub) : pub;
     // OpenSSL refuses (throws) when the result is all zeros.
     secret = diffieHellman({ privateKey, publicKey });
   } catch {
