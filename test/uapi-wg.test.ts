@@ -14,6 +14,7 @@ import { UapiServer, uapiSocketPath } from '../src/wireguard/uapi-server.js';
 import { MemoryUapiDevice } from '../src/wireguard/uapi-memory-device.js';
 import { UapiError, type UapiSetOp } from '../src/wireguard/uapi.js';
 import { generatePrivateKey, publicKey, encodeBase64Key } from '../src/crypto/index.js';
+import { parseWgQuickConfig, renderWgConfig } from '../src/daemon/wg-quick-config.js';
 
 function haveWg(): boolean {
   try {
@@ -200,6 +201,50 @@ test('wg: closing the server removes the socket, and wg no longer sees the inter
   assert.equal((await wgOk('show', 'interfaces')).split(/\s+/).includes(iface), false);
   const r = await wg('show', iface);
   assert.notEqual(r.code, 0);
+});
+
+test('wg-quick: renderWgConfig configures the same as "wg-quick strip"', { skip }, async () => {
+  const me = keyPair();
+  const [a, b] = [keyPair(), keyPair()];
+  // A messy but valid file: wg-quick keys, lowercase keys, comments, repeats, host bits.
+  const text = `# test
+[Interface]
+privatekey = ${me.priv}   # mine
+Address = 100.64.0.1/24, fd00::1/64
+DNS = 100.64.0.53, mesh.example
+listenport=51840
+FwMark = 0x20
+MTU = 1420
+Table = off
+PostUp = echo up # not a comment for wg-quick
+SaveConfig = false
+
+[Peer]
+PublicKey = ${a.pub}
+PresharedKey = ${keyPair().priv}
+AllowedIPs = 10.0.0.0/24, fd00:1::/64
+AllowedIPs = 10.1.2.3/16
+Endpoint = 198.18.0.5:51820
+PersistentKeepalive = 25
+
+[peer]
+publickey = ${b.pub}
+allowedips = 100.64.7.0/24
+endpoint = [fd00::7]:51821
+`;
+  const conf = file(`mtq${process.pid % 100000}.conf`, text);
+  const stripped = await new Promise<string>((resolve, reject) => {
+    execFile('wg-quick', ['strip', conf], { encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)));
+  });
+  const ours = renderWgConfig(parseWgQuickConfig(text, conf));
+  const viaStrip = await start();
+  const viaOurs = await start();
+  await wgOk('setconf', viaStrip.iface, file('stripped.conf', stripped));
+  await wgOk('setconf', viaOurs.iface, file('ours.conf', ours));
+  const shown = await wgOk('showconf', viaOurs.iface);
+  assert.equal(shown, await wgOk('showconf', viaStrip.iface));
+  assert.match(shown, /AllowedIPs = 10\.0\.0\.0\/24, fd00:1::\/64, 10\.1\.0\.0\/16\n/);
+  assert.match(shown, /FwMark = 0x20\n/);
 });
 
 function escape(s: string): string {
