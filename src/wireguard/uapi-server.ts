@@ -97,8 +97,9 @@ export class UapiServer {
         while (pending.length > 0 && !socket.destroyed) {
           const keepOpen = await this.handle(socket, pending.shift()!);
           if (!keepOpen) {
+            // Answered; drop whatever else the client sends.
             pending.length = 0;
-            socket.end();
+            socket.end(() => socket.destroy());
             return;
           }
         }
