@@ -251,7 +251,9 @@ const view = new Ipv6Packet();
 
 /** Parses the IPv6 packet at buf[off, off+len) into `repr` and, unless `walkExtensions` is false,
  * walks its extension headers (otherwise upperProtocol is the fixed header's next header). Trailing
- * bytes beyond Payload Length (Ethernet padding) are allowed and ignored. Never throws. */
+ * bytes beyond Payload Length (Ethernet padding) are allowed and ignored. When only the walk fails
+ * (Malformed, Truncated or Unsupported chain), the fixed-header fields are still filled, so a
+ * caller can answer with ICMPv6 Parameter Problem. Never throws. */
 export function parseIpv6(buf: Buffer, off: number, len: number, repr: Ipv6Repr, walkExtensions = true): Status {
   if (off < 0 || len < 0 || off + len > buf.length) return Status.Truncated;
   const p = view.reset(buf, off, len);
