@@ -6,3 +6,18 @@ export {
   Ipv4Packet, Ipv4Repr, parseIpv4, emitIpv4, ipv4Length, ipv4HeaderLength, IpProtocol,
   IPV4_HEADER_LEN, IPV4_FLAG_DF, IPV4_FLAG_MF, FIELD as IPV4_FIELD,
 } from './ipv4.js';
+export {
+  EthernetFrame, EthernetRepr, parseEthernet, emitEthernet, ethernetHeaderLength, ethernetLength, EtherType,
+  MAC_LEN, ETHERNET_HEADER_LEN, ETHERNET_MAX_HEADER_LEN, ETHERNET_MAX_VLAN_TAGS, VLAN_TAG_LEN, VLAN_ID_MASK, ETHERTYPE_MIN,
+  copyMac, macEqual, isBroadcastMac, isMulticastMac, formatMacAddress, parseMacAddress, FIELD as ETHERNET_FIELD,
+} from './ethernet.js';
+export { ArpPacket, ArpRepr, ArpOperation, parseArp, emitArp, arpLength, ARP_LEN, ARP_HTYPE_ETHERNET, FIELD as ARP_FIELD } from './arp.js';
+export {
+  Ipv6Packet, Ipv6Repr, parseIpv6, emitIpv6, ipv6Length, walkIpv6Extensions, emitIpv6FragmentHeader, Ipv6Option,
+  IPV6_HEADER_LEN, IPV6_ADDR_LEN, IPV6_FRAGMENT_HEADER_LEN, IPV6_MAX_EXT_HEADERS, FIELD as IPV6_FIELD, EXT_FIELD as IPV6_EXT_FIELD,
+} from './ipv6.js';
+export { UdpPacket, UdpRepr, parseUdp, emitUdp, udpLength, UDP_HEADER_LEN, FIELD as UDP_FIELD } from './udp.js';
+export {
+  TcpPacket, TcpRepr, TcpFlag, TcpOption, parseTcp, emitTcp, tcpHeaderLength, tcpLength,
+  TCP_HEADER_LEN, TCP_MAX_HEADER_LEN, TCP_MAX_OPTIONS_LEN, TCP_MAX_SACK_BLOCKS, TCP_MAX_WINDOW_SCALE, FIELD as TCP_FIELD,
+} from './tcp.js';

@@ -1,0 +1,844 @@
+// The WireGuard engine: owns peers, keypairs, timers and the allowed-ips table, and moves
+// packets between a Device (IP packets) and a Bind (UDP datagrams).
+//
+// Send pipeline (Device -> Bind), per readable event:
+//   1. readBatch from the device into pooled buffers at offset TRANSPORT_HEADER_SIZE;
+//   2. route each packet by destination address through the allowed-ips trie to a peer;
+//   3. for each run of packets to one peer: if it has a usable keypair, pad, write the transport
+//      header, encrypt in place, and sendBatch to its endpoint; otherwise copy the packets to the
+//      peer's staging queue and start a handshake;
+//   4. update the peer's timers (deadlines only; no timer object per packet).
+// Receive pipeline (Bind -> Device), per readable event:
+//   1. receiveBatch datagrams with their sender endpoints;
+//   2. handshake messages: mac1, cookie/rate limit under load, Noise, then keypair rotation;
+//   3. transport messages: index -> keypair, decrypt in place, replay check, roam the endpoint,
+//      check the inner source address against the peer's allowed-ips, batch to writeBatch.
+// Every packet not delivered bumps a counter in `counters`.
+
+import { randomInt } from 'node:crypto';
+import { Logger, RateLimitedLog, UserError } from '../util/index.js';
+import { encodeBase64Key, encodeHex, wipe } from '../crypto/index.js';
+import type { Bind, Clock, Device, Endpoint } from './device-interface.js';
+import { systemClock } from './clock.js';
+import { AllowedIps } from './allowed-ips.js';
+import { EngineCounters } from './counters.js';
+import { Keypair } from './keypair.js';
+import { Peer } from './peer.js';
+import { PeerTimers, TimerKind } from './timers.js';
+import { HandshakeRateLimiter } from './ratelimiter.js';
+import {
+  MessageType, messageType, paddedLength, writeTransportHeader, TRANSPORT_HEADER_SIZE, TAG_LEN,
+  INITIATION, RESPONSE, COOKIE_REPLY,
+} from './messages.js';
+import {
+  LocalIdentity, Handshake, createInitiation, consumeInitiation, createResponse, consumeResponse, deriveKeys,
+} from './noise.js';
+import { CookieChecker, CookieGenerator, endpointCookieBytes } from './cookie.js';
+import { IndexTable } from './index-table.js';
+import {
+  REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REJECT_AFTER_TIME, REKEY_TIMEOUT, KEEPALIVE_TIMEOUT,
+  MAX_TIMER_HANDSHAKES, REKEY_TIMEOUT_JITTER_MAX, MAX_STAGED_PACKETS,
+  UNDER_LOAD_HANDSHAKES_PER_SECOND, UNDER_LOAD_AFTER_TIME,
+} from './constants.js';
+import type { UapiDevice, UapiDeviceState, UapiSetOp } from './uapi.js';
+import { UapiError, UAPI_ERRNO } from './uapi.js';
+
+/** Packets per device read or socket receive. */
+export const BATCH_SIZE = 64;
+/** Buffer size: any IP packet (65535) plus header, padding and tag. */
+const BUFFER_SIZE = 65535 + TRANSPORT_HEADER_SIZE + 16 + TAG_LEN;
+/** Batches handled per readable event before yielding to the event loop. */
+const BATCHES_PER_EVENT = 8;
+
+type IndexOwner = { peer: Peer; keypair: Keypair<Peer> | null };
+
+export interface EngineOptions {
+  device: Device;
+  bind: Bind;
+  clock?: Clock;
+  /** A name for logs (the interface name). */
+  name?: string;
+}
+
+export class Engine implements UapiDevice {
+  readonly counters = new EngineCounters();
+  readonly allowedIps = new AllowedIps<Peer>();
+  readonly device: Device;
+  readonly bind: Bind;
+  readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly dropLog: RateLimitedLog;
+
+  private identity: LocalIdentity | null = null;
+  private cookieChecker: CookieChecker | null = null;
+  private readonly peers = new Map<string, Peer>();
+  private readonly indices = new IndexTable<IndexOwner>();
+  private listenPort = 0;
+  private fwmark = 0;
+  private running = false;
+  private closed = false;
+
+  // Load detection for cookies: handshakes seen in the current one-second window.
+  private handshakeWindowStart = 0;
+  private handshakesInWindow = 0;
+  private underLoadUntil = -Infinity;
+  private readonly limiter: HandshakeRateLimiter;
+
+  // Pooled buffers and batch arrays (allocated once).
+  private readonly tunBufs: Buffer[] = [];
+  private readonly tunSizes = new Uint32Array(BATCH_SIZE);
+  private readonly udpBufs: Buffer[] = [];
+  private readonly udpSizes = new Uint32Array(BATCH_SIZE);
+  private readonly udpEndpoints: (Endpoint | null)[] = new Array(BATCH_SIZE).fill(null);
+  private readonly sendBufs: Buffer[] = new Array(BATCH_SIZE);
+  private readonly sendOffsets = new Uint32Array(BATCH_SIZE);
+  private readonly sendSizes = new Uint32Array(BATCH_SIZE);
+  private readonly writeBufs: Buffer[] = new Array(BATCH_SIZE);
+  private readonly writeOffsets = new Uint32Array(BATCH_SIZE);
+  private readonly writeSizes = new Uint32Array(BATCH_SIZE);
+  private readonly batchPeers: (Peer | null)[] = new Array(BATCH_SIZE).fill(null);
+  private readonly handshakeBuf = Buffer.alloc(INITIATION.SIZE);
+  private readonly oneBuf: Buffer[] = [Buffer.alloc(0)];
+  private readonly oneOffset = new Uint32Array(1);
+  private readonly oneSize = new Uint32Array(1);
+
+  private readonly onDeviceReadable = () => this.readDevice();
+  private readonly onBindReadable = () => this.readBind();
+
+  constructor(opts: EngineOptions) {
+    this.device = opts.device;
+    this.bind = opts.bind;
+    this.clock = opts.clock ?? systemClock;
+    this.log = new Logger(`wg ${opts.name ?? this.device.name}`);
+    this.dropLog = new RateLimitedLog(this.log);
+    this.limiter = new HandshakeRateLimiter(this.clock);
+    for (let i = 0; i < BATCH_SIZE; i++) {
+      this.tunBufs.push(Buffer.alloc(BUFFER_SIZE));
+      this.udpBufs.push(Buffer.alloc(BUFFER_SIZE));
+    }
+  }
+
+  // ---- configuration ----
+
+  get publicKey(): Buffer | null {
+    return this.identity ? this.identity.publicKey : null;
+  }
+
+  /** Sets (or with null, removes) the private key; handshakes with every peer restart. */
+  setPrivateKey(key: Buffer | null): void {
+    if (key && this.identity && key.equals(this.identity.privateKey)) return;
+    if (this.identity) this.identity.wipe();
+    this.identity = key ? new LocalIdentity(key) : null;
+    this.cookieChecker = this.identity ? new CookieChecker(this.identity.publicKey) : null;
+    for (const peer of [...this.peers.values()]) {
+      if (this.identity && peer.publicKey.equals(this.identity.publicKey)) {
+        // A peer with our own public key is meaningless; wg removes it too.
+        this.removePeer(peer.publicKey);
+        continue;
+      }
+      this.expireSessions(peer);
+      if (this.identity === null) peer.handshake = null;
+      else if (peer.handshake) peer.handshake.setLocalIdentity(this.identity);
+      else peer.handshake = this.newHandshake(peer.publicKey, peer.presharedKey);
+    }
+  }
+
+  /** (Re)binds the socket on `port` (0: any). Returns the bound port. */
+  async setListenPort(port: number): Promise<number> {
+    this.listenPort = port;
+    if (!this.running) return port;
+    this.bind.close();
+    const actual = await this.bind.open(port);
+    if (this.fwmark) this.bind.setMark(this.fwmark);
+    return actual;
+  }
+
+  setFwmark(mark: number): void {
+    this.fwmark = mark;
+    if (this.running) this.bind.setMark(mark);
+  }
+
+  /** The peer with this public key, creating it when missing. */
+  addPeer(publicKey: Buffer): Peer {
+    const id = encodeHex(publicKey);
+    let peer = this.peers.get(id);
+    if (peer) return peer;
+    if (this.identity && publicKey.equals(this.identity.publicKey)) {
+      throw new UapiError(UAPI_ERRNO.EINVAL, 'a peer cannot have the interface\'s own public key');
+    }
+    peer = new Peer(Buffer.from(publicKey), id, this.newHandshake(publicKey, null), new CookieGenerator(publicKey));
+    const p = peer;
+    peer.timers = new PeerTimers(this.clock, [
+      () => this.expiredRetransmitHandshake(p),
+      () => this.expiredSendKeepalive(p),
+      () => this.expiredNewHandshake(p),
+      () => this.expiredZeroKeyMaterial(p),
+      () => this.expiredPersistentKeepalive(p),
+    ]);
+    this.peers.set(id, peer);
+    return peer;
+  }
+
+  getPeer(publicKey: Buffer): Peer | undefined {
+    return this.peers.get(encodeHex(publicKey));
+  }
+
+  listPeers(): Peer[] {
+    return [...this.peers.values()];
+  }
+
+  removePeer(publicKey: Buffer): boolean {
+    const peer = this.peers.get(encodeHex(publicKey));
+    if (!peer) return false;
+    peer.timers.stop();
+    this.expireSessions(peer);
+    this.allowedIps.removeByPeer(peer);
+    this.peers.delete(peer.id);
+    return true;
+  }
+
+  setPresharedKey(peer: Peer, psk: Buffer | null): void {
+    peer.presharedKey = psk ? Buffer.from(psk) : null;
+    peer.handshake?.setPresharedKey(peer.presharedKey);
+  }
+
+  setPersistentKeepalive(peer: Peer, seconds: number): void {
+    const was = peer.persistentKeepalive;
+    peer.persistentKeepalive = seconds;
+    // As wireguard-go: turning it on for a running interface sends one right away.
+    if (seconds > 0 && was === 0 && this.running) this.sendKeepalive(peer);
+  }
+
+  setEndpoint(peer: Peer, endpoint: Endpoint | null): void {
+    peer.endpoint = endpoint;
+  }
+
+  private newHandshake(remoteStatic: Buffer, psk: Buffer | null): Handshake | null {
+    return this.identity ? new Handshake(this.identity, remoteStatic, psk) : null;
+  }
+
+  // ---- lifecycle ----
+
+  /** Binds the socket and starts moving packets. */
+  async up(): Promise<void> {
+    if (this.running) return;
+    if (this.closed) throw new UserError('this interface was closed; create a new one');
+    await this.bind.open(this.listenPort);
+    if (this.fwmark) this.bind.setMark(this.fwmark);
+    this.running = true;
+    this.device.start(this.onDeviceReadable);
+    this.bind.start(this.onBindReadable);
+    for (const peer of this.peers.values()) {
+      if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+    }
+  }
+
+  /** Stops everything and wipes key material. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.running = false;
+    for (const peer of this.peers.values()) {
+      peer.timers.stop();
+      this.expireSessions(peer);
+    }
+    this.bind.close();
+    this.device.close();
+    if (this.identity) this.identity.wipe();
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  // ---- send pipeline ----
+
+  private readDevice(): void {
+    for (let b = 0; b < BATCHES_PER_EVENT && this.running; b++) {
+      const n = this.device.readBatch(this.tunBufs, this.tunSizes, TRANSPORT_HEADER_SIZE);
+      if (n <= 0) return;
+      this.routeBatch(n);
+    }
+  }
+
+  /** Routes packets tunBufs[0..n) to peers and sends each run of same-peer packets. */
+  private routeBatch(n: number): void {
+    const bufs = this.tunBufs;
+    const sizes = this.tunSizes;
+    const peers = this.batchPeers;
+    for (let i = 0; i < n; i++) {
+      const buf = bufs[i]!;
+      const len = sizes[i]!;
+      const version = len > 0 ? buf[TRANSPORT_HEADER_SIZE]! >>> 4 : 0;
+      let peer: Peer | undefined;
+      if (version === 4 && len >= 20) {
+        peer = this.allowedIps.lookupV4(buf.readUInt32BE(TRANSPORT_HEADER_SIZE + 16));
+      } else if (version === 6 && len >= 40) {
+        peer = this.allowedIps.lookupV6(buf, TRANSPORT_HEADER_SIZE + 24);
+      } else {
+        this.counters.dropInvalidOutgoing++;
+        peers[i] = null;
+        continue;
+      }
+      if (peer === undefined) {
+        this.counters.dropNoRoute++;
+        peers[i] = null;
+        continue;
+      }
+      peers[i] = peer;
+    }
+    let runStart = 0;
+    while (runStart < n) {
+      const peer = peers[runStart];
+      let runEnd = runStart + 1;
+      while (runEnd < n && peers[runEnd] === peer) runEnd++;
+      if (peer) this.sendRun(peer, bufs, sizes, runStart, runEnd);
+      runStart = runEnd;
+    }
+    peers.fill(null, 0, n);
+  }
+
+  /** Encrypts and sends bufs[start..end) (IP packets at TRANSPORT_HEADER_SIZE) to `peer`, or
+   * stages copies of them when there is no usable session. */
+  private sendRun(peer: Peer, bufs: Buffer[], sizes: Uint32Array, start: number, end: number): void {
+    const kp = this.usableKeypair(peer);
+    if (kp === null || peer.endpoint === null) {
+      for (let i = start; i < end; i++) this.stage(peer, bufs[i]!, sizes[i]!);
+      this.sendInitiation(peer, false);
+      return;
+    }
+    const mtu = this.device.mtu;
+    let count = 0;
+    let bytes = 0;
+    for (let i = start; i < end; i++) {
+      const buf = bufs[i]!;
+      const len = sizes[i]!;
+      const plen = paddedLength(len, mtu);
+      if (plen > len) buf.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + plen);
+      const counter = kp.sendCounter++;
+      writeTransportHeader(buf, 0, kp.remoteIndex, counter);
+      kp.send.seal(counter, buf, TRANSPORT_HEADER_SIZE, plen, buf, TRANSPORT_HEADER_SIZE);
+      const total = TRANSPORT_HEADER_SIZE + plen + TAG_LEN;
+      this.sendBufs[count] = buf;
+      this.sendOffsets[count] = 0;
+      this.sendSizes[count] = total;
+      count++;
+      bytes += total;
+    }
+    this.transmit(peer, count, bytes, true);
+    this.keepKeyFreshSending(peer, kp);
+  }
+
+  /** Sends sendBufs[0..count) to the peer's endpoint and runs the send-side timer events. */
+  private transmit(peer: Peer, count: number, bytes: number, isData: boolean): void {
+    const sent = this.bind.sendBatch(this.sendBufs, this.sendOffsets, this.sendSizes, count, peer.endpoint!);
+    if (sent < count) this.counters.dropSendFailed += count - sent;
+    this.counters.txPackets += sent;
+    this.counters.txBytes += bytes;
+    peer.txBytes += bytes;
+    // timersAnyAuthenticatedPacketSent + timersAnyAuthenticatedPacketTraversal + timersDataSent
+    peer.timers.clear(TimerKind.SendKeepalive);
+    if (peer.persistentKeepalive > 0) peer.timers.set(TimerKind.PersistentKeepalive, peer.persistentKeepalive * 1000);
+    if (isData && !peer.timers.isPending(TimerKind.NewHandshake)) {
+      peer.timers.set(TimerKind.NewHandshake, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
+    }
+    for (let i = 0; i < count; i++) this.sendBufs[i] = undefined as unknown as Buffer;
+  }
+
+  /** The current keypair if it may still send (not too old, counter not exhausted). */
+  private usableKeypair(peer: Peer): Keypair<Peer> | null {
+    const kp = peer.sendKeypair();
+    if (kp === null) return null;
+    if (kp.sendCounter >= REKEY_AFTER_MESSAGES * 2 || this.clock.now() - kp.created >= REJECT_AFTER_TIME) return null;
+    return kp;
+  }
+
+  private keepKeyFreshSending(peer: Peer, kp: Keypair<Peer>): void {
+    if (kp.sendCounter > REKEY_AFTER_MESSAGES || (kp.isInitiator && this.clock.now() - kp.created > REKEY_AFTER_TIME)) {
+      this.sendInitiation(peer, false);
+    }
+  }
+
+  private stage(peer: Peer, buf: Buffer, len: number): void {
+    if (peer.staged.length >= MAX_STAGED_PACKETS) {
+      peer.staged.shift();
+      peer.stagedLengths.shift();
+      this.counters.dropStagedOverflow++;
+    }
+    const copy = Buffer.allocUnsafe(TRANSPORT_HEADER_SIZE + len + 16 + TAG_LEN);
+    buf.copy(copy, TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + len);
+    peer.staged.push(copy);
+    peer.stagedLengths.push(len);
+  }
+
+  /** Sends the staged packets if a session is usable (after a handshake completes). */
+  private flushStaged(peer: Peer): void {
+    if (peer.staged.length === 0) return;
+    if (this.usableKeypair(peer) === null || peer.endpoint === null) return;
+    const bufs = peer.staged;
+    const lens = peer.stagedLengths;
+    peer.staged = [];
+    peer.stagedLengths = [];
+    for (let start = 0; start < bufs.length; start += BATCH_SIZE) {
+      const end = Math.min(bufs.length, start + BATCH_SIZE);
+      const sizes = this.tunSizesScratch;
+      for (let i = start; i < end; i++) sizes[i - start] = lens[i]!;
+      this.sendRun(peer, bufs.slice(start, end), sizes, 0, end - start);
+    }
+  }
+  private readonly tunSizesScratch = new Uint32Array(BATCH_SIZE);
+
+  /** Sends a keepalive (an empty transport message), or starts a handshake if there is no session. */
+  sendKeepalive(peer: Peer): void {
+    if (peer.staged.length > 0) {
+      this.flushStaged(peer);
+      if (peer.staged.length === 0) return;
+    }
+    const kp = this.usableKeypair(peer);
+    if (kp === null || peer.endpoint === null) {
+      this.sendInitiation(peer, false);
+      return;
+    }
+    const buf = this.handshakeBuf;
+    const counter = kp.sendCounter++;
+    writeTransportHeader(buf, 0, kp.remoteIndex, counter);
+    kp.send.seal(counter, buf, TRANSPORT_HEADER_SIZE, 0, buf, TRANSPORT_HEADER_SIZE);
+    this.sendBufs[0] = buf;
+    this.sendOffsets[0] = 0;
+    this.sendSizes[0] = TRANSPORT_HEADER_SIZE + TAG_LEN;
+    this.transmit(peer, 1, TRANSPORT_HEADER_SIZE + TAG_LEN, false);
+  }
+
+  // ---- handshakes ----
+
+  /** Sends a handshake initiation unless one went out less than REKEY_TIMEOUT ago (retries are
+   * driven by the retransmit timer). */
+  sendInitiation(peer: Peer, isRetry: boolean): void {
+    if (!this.running || peer.handshake === null || !peer.handshake.usable) return;
+    if (!isRetry) {
+      if (this.clock.now() - peer.lastInitiationSent < REKEY_TIMEOUT) return;
+      peer.handshakeAttempts = 0;
+    }
+    peer.lastInitiationSent = this.clock.now();
+    if (peer.endpoint === null) {
+      this.dropLog.debug(() => `peer ${encodeBase64Key(peer.publicKey)} has no endpoint; cannot start a handshake`);
+      this.counters.dropNoEndpoint++;
+      return;
+    }
+    if (peer.handshakeIndex !== 0) this.indices.remove(peer.handshakeIndex);
+    peer.handshakeIndex = this.indices.newIndex({ peer, keypair: null });
+    const buf = this.handshakeBuf;
+    if (!createInitiation(peer.handshake, peer.handshakeIndex, this.clock.wallNow(), buf)) return;
+    peer.cookies.addMacs(buf, INITIATION.SIZE, this.clock.now());
+    this.sendControl(peer.endpoint, buf, INITIATION.SIZE);
+    this.counters.handshakesInitiated++;
+    // timersHandshakeInitiated: retransmit after REKEY_TIMEOUT plus jitter.
+    peer.timers.set(TimerKind.RetransmitHandshake, REKEY_TIMEOUT + randomInt(REKEY_TIMEOUT_JITTER_MAX));
+    this.afterControlSent(peer);
+  }
+
+  private sendControl(endpoint: Endpoint, buf: Buffer, len: number): void {
+    this.oneBuf[0] = buf;
+    this.oneOffset[0] = 0;
+    this.oneSize[0] = len;
+    if (this.bind.sendBatch(this.oneBuf, this.oneOffset, this.oneSize, 1, endpoint) < 1) this.counters.dropSendFailed++;
+  }
+
+  /** timersAnyAuthenticatedPacketSent + Traversal for handshake messages. */
+  private afterControlSent(peer: Peer): void {
+    peer.timers.clear(TimerKind.SendKeepalive);
+    if (peer.persistentKeepalive > 0) peer.timers.set(TimerKind.PersistentKeepalive, peer.persistentKeepalive * 1000);
+  }
+
+  /** timersAnyAuthenticatedPacketReceived + Traversal. */
+  private afterAuthenticatedReceive(peer: Peer): void {
+    peer.timers.clear(TimerKind.NewHandshake);
+    if (peer.persistentKeepalive > 0) peer.timers.set(TimerKind.PersistentKeepalive, peer.persistentKeepalive * 1000);
+  }
+
+  private isUnderLoad(): boolean {
+    const now = this.clock.now();
+    if (now - this.handshakeWindowStart >= 1000) {
+      this.handshakeWindowStart = now;
+      this.handshakesInWindow = 0;
+    }
+    if (++this.handshakesInWindow > UNDER_LOAD_HANDSHAKES_PER_SECOND) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+    return now < this.underLoadUntil;
+  }
+
+  /** mac1, then under load mac2 / cookie reply and the per-source rate limit. True: go on. */
+  private admitHandshake(buf: Buffer, len: number, ep: Endpoint): boolean {
+    if (this.identity === null || this.cookieChecker === null) {
+      this.counters.dropNoPrivateKey++;
+      return false;
+    }
+    if (!this.cookieChecker.checkMac1(buf, len)) {
+      this.counters.dropHandshakeBadMac1++;
+      return false;
+    }
+    if (this.isUnderLoad()) {
+      const src = endpointCookieBytes(ep);
+      const now = this.clock.now();
+      if (!this.cookieChecker.checkMac2(buf, len, src, now)) {
+        const reply = this.handshakeBuf;
+        if (this.cookieChecker.createReply(buf, len, src, now, reply)) {
+          this.sendControl(ep, reply, COOKIE_REPLY.SIZE);
+          this.counters.cookieRepliesSent++;
+        }
+        this.counters.dropHandshakeNeedCookie++;
+        return false;
+      }
+      if (!this.limiter.allowEndpoint(ep)) {
+        this.counters.dropHandshakeRateLimited++;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private handleInitiation(buf: Buffer, len: number, ep: Endpoint): void {
+    this.counters.rxHandshakeInitiations++;
+    if (!this.admitHandshake(buf, len, ep)) return;
+    const hs = consumeInitiation(this.identity!, buf, len, (pub) => this.getPeer(pub)?.handshake ?? undefined, this.clock.now());
+    const peer = hs ? this.peerOfHandshake(hs) : undefined;
+    if (!hs || !peer) {
+      this.counters.dropHandshakeRejected++;
+      this.dropLog.debug(() => `rejected a handshake initiation from ${ep.toString()}`);
+      return;
+    }
+    peer.endpoint = ep;
+    const owner: IndexOwner = { peer, keypair: null };
+    const localIndex = this.indices.newIndex(owner);
+    const out = this.handshakeBuf;
+    const keys = createResponse(hs, localIndex, out) ? deriveKeys(hs) : undefined;
+    if (!keys) {
+      this.indices.remove(localIndex);
+      this.counters.dropHandshakeRejected++;
+      return;
+    }
+    peer.cookies.addMacs(out, RESPONSE.SIZE, this.clock.now());
+    const kp = new Keypair<Peer>(peer, keys.sendKey, keys.receiveKey, false, localIndex, keys.remoteIndex, this.clock.now());
+    wipe(keys.sendKey);
+    wipe(keys.receiveKey);
+    owner.keypair = kp;
+    // Responder: the new keypair waits in `next` until the initiator's first message confirms it.
+    this.dropKeypair(peer.next);
+    peer.next = kp;
+    this.dropKeypair(peer.previous);
+    peer.previous = null;
+    this.sendControl(ep, out, RESPONSE.SIZE);
+    // timersSessionDerived, then sent/traversal.
+    peer.timers.set(TimerKind.ZeroKeyMaterial, REJECT_AFTER_TIME * 3);
+    this.afterAuthenticatedReceive(peer);
+    this.afterControlSent(peer);
+  }
+
+  private handleResponse(buf: Buffer, len: number, ep: Endpoint): void {
+    this.counters.rxHandshakeResponses++;
+    if (!this.admitHandshake(buf, len, ep)) return;
+    const hs = consumeResponse(this.identity!, buf, len, (idx) => {
+      const owner = this.indices.lookup(idx);
+      return owner && owner.keypair === null && owner.peer.handshakeIndex === idx ? owner.peer.handshake ?? undefined : undefined;
+    });
+    const peer = hs ? this.peerOfHandshake(hs) : undefined;
+    if (!hs || !peer) {
+      this.counters.dropHandshakeRejected++;
+      this.dropLog.debug(() => `rejected a handshake response from ${ep.toString()}`);
+      return;
+    }
+    const keys = deriveKeys(hs);
+    if (!keys) {
+      this.counters.dropHandshakeRejected++;
+      return;
+    }
+    peer.endpoint = ep;
+    const localIndex = peer.handshakeIndex;
+    peer.handshakeIndex = 0;
+    const kp = new Keypair<Peer>(peer, keys.sendKey, keys.receiveKey, true, localIndex, keys.remoteIndex, this.clock.now());
+    wipe(keys.sendKey);
+    wipe(keys.receiveKey);
+    this.indices.replace(localIndex, { peer, keypair: kp });
+    // Initiator: the new keypair is current at once.
+    if (peer.next) {
+      this.dropKeypair(peer.previous);
+      peer.previous = peer.next;
+      peer.next = null;
+      this.dropKeypair(peer.current);
+    } else {
+      this.dropKeypair(peer.previous);
+      peer.previous = peer.current;
+    }
+    peer.current = kp;
+    this.handshakeComplete(peer);
+    peer.timers.set(TimerKind.ZeroKeyMaterial, REJECT_AFTER_TIME * 3);
+    this.afterAuthenticatedReceive(peer);
+    // Confirm the session to the responder: staged data, or a keepalive.
+    this.sendKeepalive(peer);
+  }
+
+  private handleCookieReply(buf: Buffer, len: number): void {
+    this.counters.rxCookieReplies++;
+    const owner = this.indices.lookup(buf.readUInt32LE(COOKIE_REPLY.RECEIVER));
+    if (!owner || !owner.peer.cookies.consumeReply(buf, len, this.clock.now())) {
+      this.counters.dropCookieReplyInvalid++;
+    }
+  }
+
+  private handshakeComplete(peer: Peer): void {
+    peer.timers.clear(TimerKind.RetransmitHandshake);
+    peer.handshakeAttempts = 0;
+    peer.lastHandshakeWall = this.clock.wallNow();
+    this.counters.handshakesCompleted++;
+  }
+
+  private peerOfHandshake(hs: Handshake): Peer | undefined {
+    const peer = this.peers.get(encodeHex(hs.remoteStatic));
+    return peer && peer.handshake === hs ? peer : undefined;
+  }
+
+  private dropKeypair(kp: Keypair<Peer> | null): void {
+    if (kp === null) return;
+    this.indices.remove(kp.localIndex);
+    kp.wipe();
+  }
+
+  /** Drops every keypair and the handshake in flight (keys zeroed). */
+  private expireSessions(peer: Peer): void {
+    this.dropKeypair(peer.previous);
+    this.dropKeypair(peer.current);
+    this.dropKeypair(peer.next);
+    peer.previous = peer.current = peer.next = null;
+    if (peer.handshakeIndex !== 0) this.indices.remove(peer.handshakeIndex);
+    peer.handshakeIndex = 0;
+    peer.handshake?.clear();
+  }
+
+  // ---- timers ----
+
+  private expiredRetransmitHandshake(peer: Peer): void {
+    if (peer.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+      this.log.debug(`handshake with ${encodeBase64Key(peer.publicKey)} gave up after ${MAX_TIMER_HANDSHAKES + 2} attempts`);
+      peer.timers.clear(TimerKind.SendKeepalive);
+      this.counters.dropStagedOverflow += peer.staged.length;
+      peer.staged = [];
+      peer.stagedLengths = [];
+      if (!peer.timers.isPending(TimerKind.ZeroKeyMaterial)) peer.timers.set(TimerKind.ZeroKeyMaterial, REJECT_AFTER_TIME * 3);
+      return;
+    }
+    peer.handshakeAttempts++;
+    this.sendInitiation(peer, true);
+  }
+
+  private expiredSendKeepalive(peer: Peer): void {
+    this.sendKeepalive(peer);
+    if (peer.needAnotherKeepalive) {
+      peer.needAnotherKeepalive = false;
+      peer.timers.set(TimerKind.SendKeepalive, KEEPALIVE_TIMEOUT);
+    }
+  }
+
+  private expiredNewHandshake(peer: Peer): void {
+    // We sent data and heard nothing back for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT.
+    this.sendInitiation(peer, false);
+  }
+
+  private expiredZeroKeyMaterial(peer: Peer): void {
+    this.expireSessions(peer);
+  }
+
+  private expiredPersistentKeepalive(peer: Peer): void {
+    if (peer.persistentKeepalive > 0) this.sendKeepalive(peer);
+  }
+
+  // ---- receive pipeline ----
+
+  private readBind(): void {
+    for (let b = 0; b < BATCHES_PER_EVENT && this.running; b++) {
+      const n = this.bind.receiveBatch(this.udpBufs, this.udpSizes, this.udpEndpoints);
+      if (n <= 0) return;
+      this.receiveBatch(n);
+    }
+  }
+
+  private receiveBatch(n: number): void {
+    let writes = 0;
+    for (let i = 0; i < n; i++) {
+      const buf = this.udpBufs[i]!;
+      const len = this.udpSizes[i]!;
+      const ep = this.udpEndpoints[i]!;
+      this.counters.rxPackets++;
+      this.counters.rxBytes += len;
+      switch (messageType(buf, 0, len)) {
+        case MessageType.Transport: {
+          const ipLen = this.receiveTransport(buf, len, ep);
+          if (ipLen > 0) {
+            this.writeBufs[writes] = buf;
+            this.writeOffsets[writes] = TRANSPORT_HEADER_SIZE;
+            this.writeSizes[writes] = ipLen;
+            writes++;
+          }
+          break;
+        }
+        case MessageType.Initiation: this.handleInitiation(buf, len, ep); break;
+        case MessageType.Response: this.handleResponse(buf, len, ep); break;
+        case MessageType.CookieReply: this.handleCookieReply(buf, len); break;
+        default:
+          this.counters.dropInvalidMessage++;
+          this.dropLog.debug(() => `dropped a ${len}-byte datagram from ${ep.toString()}: not a WireGuard message`);
+      }
+    }
+    if (writes > 0) {
+      const ok = this.device.writeBatch(this.writeBufs, this.writeOffsets, this.writeSizes, writes);
+      if (ok < writes) this.counters.dropDeviceWriteFailed += writes - ok;
+      for (let i = 0; i < writes; i++) this.writeBufs[i] = undefined as unknown as Buffer;
+    }
+  }
+
+  /** Decrypts a transport message in place; returns the inner IP packet length to deliver, or 0. */
+  private receiveTransport(buf: Buffer, len: number, ep: Endpoint): number {
+    const owner = this.indices.lookup(buf.readUInt32LE(4));
+    const kp = owner?.keypair;
+    if (!kp || !kp.live) {
+      this.counters.dropUnknownIndex++;
+      return 0;
+    }
+    if (this.clock.now() - kp.created >= REJECT_AFTER_TIME) {
+      this.counters.dropExpiredKeypair++;
+      return 0;
+    }
+    const lo = buf.readUInt32LE(8);
+    const hi = buf.readUInt32LE(12);
+    const counter = hi * 0x1_0000_0000 + lo;
+    const sealedLen = len - TRANSPORT_HEADER_SIZE;
+    if (!kp.receive.open(counter, buf, TRANSPORT_HEADER_SIZE, sealedLen, buf, TRANSPORT_HEADER_SIZE)) {
+      this.counters.dropDecryptFailed++;
+      return 0;
+    }
+    if (!kp.replay.validate(lo, hi)) {
+      this.counters.dropReplay++;
+      return 0;
+    }
+    const peer = kp.peer;
+    if (kp === peer.next) this.confirmNext(peer);
+    peer.endpoint = ep; // roaming: follow the latest authenticated packet
+    peer.rxBytes += len;
+    this.keepKeyFreshReceiving(peer, kp);
+    this.afterAuthenticatedReceive(peer);
+    const plainLen = sealedLen - TAG_LEN;
+    if (plainLen === 0) {
+      this.counters.rxKeepalives++;
+      return 0;
+    }
+    // timersDataReceived
+    if (!peer.timers.isPending(TimerKind.SendKeepalive)) peer.timers.set(TimerKind.SendKeepalive, KEEPALIVE_TIMEOUT);
+    else peer.needAnotherKeepalive = true;
+    this.counters.rxDataPackets++;
+    const ip = TRANSPORT_HEADER_SIZE;
+    const version = buf[ip]! >>> 4;
+    let ipLen: number;
+    let from: Peer | undefined;
+    if (version === 4 && plainLen >= 20) {
+      ipLen = buf.readUInt16BE(ip + 2);
+      if (ipLen < 20 || ipLen > plainLen) { this.counters.dropInvalidInnerPacket++; return 0; }
+      from = this.allowedIps.lookupV4(buf.readUInt32BE(ip + 12));
+    } else if (version === 6 && plainLen >= 40) {
+      ipLen = 40 + buf.readUInt16BE(ip + 4);
+      if (ipLen > plainLen) { this.counters.dropInvalidInnerPacket++; return 0; }
+      from = this.allowedIps.lookupV6(buf, ip + 8);
+    } else {
+      this.counters.dropInvalidInnerPacket++;
+      return 0;
+    }
+    if (from !== peer) {
+      this.counters.dropSourceNotAllowed++;
+      this.dropLog.debug(() => `dropped a packet from peer ${encodeBase64Key(peer.publicKey)}: its source address is not in the peer's allowed-ips`);
+      return 0;
+    }
+    return ipLen;
+  }
+
+  /** The initiator used the keypair we derived as responder: it becomes current. */
+  private confirmNext(peer: Peer): void {
+    this.dropKeypair(peer.previous);
+    peer.previous = peer.current;
+    peer.current = peer.next;
+    peer.next = null;
+    this.handshakeComplete(peer);
+    this.flushStaged(peer);
+  }
+
+  private keepKeyFreshReceiving(peer: Peer, kp: Keypair<Peer>): void {
+    if (kp.isInitiator && kp === peer.current && this.clock.now() - kp.created > REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT) {
+      this.sendInitiation(peer, false);
+    }
+  }
+
+  // ---- UAPI ----
+
+  getConfig(): UapiDeviceState {
+    return {
+      privateKey: this.identity ? Buffer.from(this.identity.privateKey) : null,
+      listenPort: this.running ? this.bind.port : this.listenPort,
+      fwmark: this.fwmark,
+      peers: this.listPeers().map((p) => ({
+        publicKey: p.publicKey,
+        presharedKey: p.presharedKey,
+        endpoint: p.endpoint ? p.endpoint.toString() : null,
+        persistentKeepalive: p.persistentKeepalive,
+        lastHandshakeWallMs: p.lastHandshakeWall,
+        rxBytes: p.rxBytes,
+        txBytes: p.txBytes,
+        allowedIps: this.allowedIps.entriesForPeer(p).map((e) => `${e.address}/${e.prefixLen}`),
+        protocolVersion: 1 as const,
+      })),
+    };
+  }
+
+  async applyConfig(ops: UapiSetOp[]): Promise<void> {
+    let peer: Peer | null = null;
+    let createdNow = false;
+    let skipPeer = false;
+    for (const op of ops) {
+      switch (op.type) {
+        case 'private_key': this.setPrivateKey(op.key); break;
+        case 'listen_port':
+          try {
+            await this.setListenPort(op.port);
+          } catch (err) {
+            throw new UapiError(UAPI_ERRNO.EADDRINUSE, `cannot listen on port ${op.port}: ${(err as Error).message}`);
+          }
+          break;
+        case 'fwmark': this.setFwmark(op.mark); break;
+        case 'replace_peers':
+          for (const p of this.listPeers()) this.removePeer(p.publicKey);
+          break;
+        case 'public_key':
+          createdNow = !this.getPeer(op.key);
+          skipPeer = false;
+          peer = this.addPeer(op.key);
+          break;
+        default: {
+          if (skipPeer) break;
+          if (!peer) throw new UapiError(UAPI_ERRNO.EINVAL, `"${op.type}" must follow a public_key line`);
+          switch (op.type) {
+            case 'update_only':
+              if (createdNow) { this.removePeer(peer.publicKey); skipPeer = true; peer = null; }
+              break;
+            case 'remove': this.removePeer(peer.publicKey); skipPeer = true; peer = null; break;
+            case 'preshared_key': this.setPresharedKey(peer, op.key); break;
+            case 'endpoint': {
+              const ep = this.bind.parseEndpoint(op.endpoint);
+              if (!ep) throw new UapiError(UAPI_ERRNO.EINVAL, `invalid endpoint "${op.endpoint}"`);
+              this.setEndpoint(peer, ep);
+              break;
+            }
+            case 'persistent_keepalive_interval': this.setPersistentKeepalive(peer, op.seconds); break;
+            case 'replace_allowed_ips': this.allowedIps.removeByPeer(peer); break;
+            case 'allowed_ip': this.allowedIps.insert(op.family, op.address, op.cidr, peer); break;
+            case 'protocol_version': break;
+          }
+        }
+      }
+    }
+  }
+}
