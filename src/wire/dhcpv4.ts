@@ -223,6 +223,12 @@ export class Dhcpv4Repr {
   setDomainName(text: string): void { this.domainNameLength = setText(this.domainName, text, 'domain name'); }
 }
 
+/** Copies n bytes and returns n. A byte loop: Buffer#copy of a sub-range allocates a view per call. */
+function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, n: number): number {
+  for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i]!;
+  return n;
+}
+
 function cString(b: Buffer): string {
   const nul = b.indexOf(0);
   return b.toString('utf8', 0, nul < 0 ? b.length : nul);
@@ -276,10 +282,10 @@ function writeKnown(r: Dhcpv4Repr, code: number, buf: Buffer, at: number): void 
     case DhcpOption.MaxMessageSize: buf.writeUInt16BE(r.maxMessageSize & 0xffff, at); break;
     case DhcpOption.Router: writeAddresses(r.routers, r.routerCount, buf, at); break;
     case DhcpOption.DnsServer: writeAddresses(r.dnsServers, r.dnsServerCount, buf, at); break;
-    case DhcpOption.HostName: r.hostName.copy(buf, at, 0, r.hostNameLength); break;
-    case DhcpOption.DomainName: r.domainName.copy(buf, at, 0, r.domainNameLength); break;
-    case DhcpOption.ParameterRequestList: r.parameterRequestList.copy(buf, at, 0, r.parameterRequestCount); break;
-    case DhcpOption.ClientId: r.clientId.copy(buf, at, 0, r.clientIdLength); break;
+    case DhcpOption.HostName: copyBytes(r.hostName, 0, buf, at, r.hostNameLength); break;
+    case DhcpOption.DomainName: copyBytes(r.domainName, 0, buf, at, r.domainNameLength); break;
+    case DhcpOption.ParameterRequestList: copyBytes(r.parameterRequestList, 0, buf, at, r.parameterRequestCount); break;
+    case DhcpOption.ClientId: copyBytes(r.clientId, 0, buf, at, r.clientIdLength); break;
   }
 }
 
@@ -324,10 +330,10 @@ function readKnown(r: Dhcpv4Repr, code: number, buf: Buffer, at: number, n: numb
   }
   if (n < (code === DhcpOption.ClientId ? 2 : 1)) return Status.Malformed;
   switch (code) {
-    case DhcpOption.HostName: r.hostNameLength = buf.copy(r.hostName, 0, at, at + n); break;
-    case DhcpOption.DomainName: r.domainNameLength = buf.copy(r.domainName, 0, at, at + n); break;
-    case DhcpOption.ParameterRequestList: r.parameterRequestCount = buf.copy(r.parameterRequestList, 0, at, at + n); break;
-    case DhcpOption.ClientId: r.clientIdLength = buf.copy(r.clientId, 0, at, at + n); break;
+    case DhcpOption.HostName: r.hostNameLength = copyBytes(buf, at, r.hostName, 0, n); break;
+    case DhcpOption.DomainName: r.domainNameLength = copyBytes(buf, at, r.domainName, 0, n); break;
+    case DhcpOption.ParameterRequestList: r.parameterRequestCount = copyBytes(buf, at, r.parameterRequestList, 0, n); break;
+    case DhcpOption.ClientId: r.clientIdLength = copyBytes(buf, at, r.clientId, 0, n); break;
   }
   return Status.Ok;
 }
@@ -358,7 +364,7 @@ function parseOptions(buf: Buffer, start: number, end: number, section: number, 
       if (r.extraLength + 2 + n > DHCPV4_MAX_EXTRA) return Status.Unsupported;
       r.extra[r.extraLength] = code;
       r.extra[r.extraLength + 1] = n;
-      buf.copy(r.extra, r.extraLength + 2, at, at + n);
+      copyBytes(buf, at, r.extra, r.extraLength + 2, n);
       r.extraLength += 2 + n;
     } else {
       if (code === DhcpOption.Overload && section !== SECTION_MAIN) return Status.Malformed;
@@ -391,9 +397,9 @@ export function parseDhcpv4(buf: Buffer, off: number, len: number, repr: Dhcpv4R
   repr.yiaddr = p.yiaddr;
   repr.siaddr = p.siaddr;
   repr.giaddr = p.giaddr;
-  buf.copy(repr.chaddr, 0, off + DHCPV4_FIELD.CHADDR, off + DHCPV4_FIELD.CHADDR + DHCPV4_CHADDR_LEN);
-  buf.copy(repr.sname, 0, off + DHCPV4_FIELD.SNAME, off + DHCPV4_FIELD.SNAME + DHCPV4_SNAME_LEN);
-  buf.copy(repr.file, 0, off + DHCPV4_FIELD.FILE, off + DHCPV4_FIELD.FILE + DHCPV4_FILE_LEN);
+  copyBytes(buf, off + DHCPV4_FIELD.CHADDR, repr.chaddr, 0, DHCPV4_CHADDR_LEN);
+  copyBytes(buf, off + DHCPV4_FIELD.SNAME, repr.sname, 0, DHCPV4_SNAME_LEN);
+  copyBytes(buf, off + DHCPV4_FIELD.FILE, repr.file, 0, DHCPV4_FILE_LEN);
   repr.clearOptions();
   orderLost = false;
   let ost = parseOptions(buf, off + DHCPV4_HEADER_LEN, off + len, SECTION_MAIN, repr);
@@ -490,7 +496,7 @@ class OptionLayout {
     if (data === -1) return;
     buf[at + 1] = n;
     if (data === -2) writeKnown(this.r, code, buf, at + 2);
-    else this.r.extra.copy(buf, at + 2, data, data + n);
+    else copyBytes(this.r.extra, data, buf, at + 2, n);
   }
 }
 
@@ -516,9 +522,9 @@ export function emitDhcpv4(repr: Dhcpv4Repr, buf: Buffer, off: number): number {
   writeIpv4Address(buf, off + DHCPV4_FIELD.YIADDR, repr.yiaddr);
   writeIpv4Address(buf, off + DHCPV4_FIELD.SIADDR, repr.siaddr);
   writeIpv4Address(buf, off + DHCPV4_FIELD.GIADDR, repr.giaddr);
-  repr.chaddr.copy(buf, off + DHCPV4_FIELD.CHADDR);
-  repr.sname.copy(buf, off + DHCPV4_FIELD.SNAME);
-  repr.file.copy(buf, off + DHCPV4_FIELD.FILE);
+  copyBytes(repr.chaddr, 0, buf, off + DHCPV4_FIELD.CHADDR, DHCPV4_CHADDR_LEN);
+  copyBytes(repr.sname, 0, buf, off + DHCPV4_FIELD.SNAME, DHCPV4_SNAME_LEN);
+  copyBytes(repr.file, 0, buf, off + DHCPV4_FIELD.FILE, DHCPV4_FILE_LEN);
   buf.writeUInt32BE(DHCPV4_MAGIC_COOKIE, off + DHCPV4_FIELD.COOKIE);
   return optionLayout.run(repr, buf, off);
 }
