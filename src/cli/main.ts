@@ -2,6 +2,7 @@
 // one line saying what was wrong and how to fix it (exit code 2); never a stack trace.
 
 import { UserError } from '../util/index.js';
+import { genkey, pubkey, genpsk } from './keys.js';
 
 export interface Command {
   name: string;
@@ -31,9 +32,9 @@ function notYet(name: string, summary: string, usage: string, examples: string[]
 for (const c of [
   notYet('up', 'start a node (a wg-quick file, or a mesh node with no arguments)', 'meshtun up [file.conf] [--userspace|--tun] [--join URL --token T]', ['meshtun up', 'meshtun up mt0.conf']),
   notYet('down', 'stop a running interface', 'meshtun down <iface>', ['meshtun down mt0']),
-  notYet('genkey', 'print a new private key (base64, as wg genkey)', 'meshtun genkey', ['meshtun genkey > private.key']),
-  notYet('pubkey', 'read a private key on stdin, print its public key', 'meshtun pubkey < private.key', ['meshtun genkey | tee private.key | meshtun pubkey']),
-  notYet('genpsk', 'print a new preshared key', 'meshtun genpsk', ['meshtun genpsk > psk.key']),
+  genkey,
+  pubkey,
+  genpsk,
   notYet('status', 'show this node, its peers and counters', 'meshtun status [--json]', ['meshtun status']),
 ]) registerCommand(c);
 
