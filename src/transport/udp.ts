@@ -1,0 +1,232 @@
+// The UDP Bind on the native addon: a dual-stack socket (IPv4-mapped senders come back as IPv4
+// endpoints), recvmmsg/sendmmsg in batches, optional UDP GSO for runs of equal-size datagrams,
+// SO_MARK, enlarged socket buffers, and a readiness watcher in Node's event loop.
+//
+// Nothing is allocated per datagram: sender addresses land in one preallocated record buffer and
+// are interned through the EndpointPool; destination records are kept by each endpoint.
+// Network conditions (unreachable, refused, buffer full) never throw: sends return how many went
+// out and count the failure; a user mistake (port in use, fwmark without permission) throws.
+
+import type { Bind, Endpoint } from '../wireguard/index.js';
+import { PlatformError, UserError } from '../util/index.js';
+import { ADDR_RECORD_LEN, UdpEndpoint, defaultEndpointPool, type EndpointPool } from './endpoint.js';
+import { POLL_READABLE, udpNative, udpNativeUnavailable, type NativeUdpApi, type PollHandle } from './native.js';
+
+/** Datagrams per receive/send batch the engine should use (recvmmsg/sendmmsg vector size). */
+export const UDP_BATCH_SIZE = 64;
+/** Socket buffer size asked for (wireguard-go uses 7 MiB); SO_RCVBUFFORCE is tried first as root. */
+export const DEFAULT_SOCKET_BUFFER = 7 << 20;
+
+export interface UdpBindOptions {
+  /** Where endpoints are interned (default: the process-wide pool). */
+  pool?: EndpointPool;
+  /** Receive and send buffer size in bytes; 0 leaves the kernel default. */
+  socketBuffer?: number;
+  /** false: an IPv4-only socket. Default: dual-stack IPv6, falling back to IPv4 without IPv6. */
+  ipv6?: boolean;
+}
+
+export interface UdpBindStats {
+  received: number;
+  sent: number;
+  receiveErrors: number;
+  sendErrors: number;
+  /** Datagrams larger than the buffer given to receiveBatch (reported with size 0). */
+  truncated: number;
+  lastError: string;
+}
+
+/** Turns a failed bind into the error a user sees. */
+export function bindError(port: number, errno: string, message: string): Error {
+  if (errno === 'EADDRINUSE') {
+    return new UserError(`cannot listen on UDP port ${port}: it is already in use`, 'pick another listen port, or 0 to let the system choose one');
+  }
+  if (errno === 'EACCES' || errno === 'EPERM') {
+    return new UserError(`cannot listen on UDP port ${port}: ${message}`, 'ports below 1024 need root; pick a higher port');
+  }
+  return new PlatformError(`cannot listen on UDP port ${port}: ${message}`);
+}
+
+/** Checks a port given by a user or config. */
+export function checkPort(port: number): void {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UserError(`invalid UDP port ${port}: it must be a whole number from 0 to 65535 (0: any free port)`);
+  }
+}
+
+export class UdpBind implements Bind {
+  readonly stats: UdpBindStats = { received: 0, sent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, lastError: '' };
+  /** The buffer sizes the kernel granted at open: [receive, send] in bytes. */
+  readonly socketBuffers = new Uint32Array(2);
+  private readonly native: NativeUdpApi;
+  private readonly pool: EndpointPool;
+  private readonly addrs: Buffer;
+  private fd = -1;
+  private sockFamily: 4 | 6 = 6;
+  private boundPort = 0;
+  private mark = 0;
+  private gso = false;
+  private poll: PollHandle | null = null;
+  private onReadable: (() => void) | null = null;
+
+  /** Whether the native addon loaded (otherwise use DgramUdpBind; see createUdpBind). */
+  static available(): boolean { return udpNative() !== null; }
+  static unavailableReason(): string { return udpNativeUnavailable(); }
+
+  constructor(private readonly options: UdpBindOptions = {}) {
+    const n = udpNative();
+    if (!n) throw new PlatformError(`cannot use the batched UDP socket: ${udpNativeUnavailable()}`);
+    this.native = n;
+    this.pool = options.pool ?? defaultEndpointPool;
+    this.addrs = Buffer.alloc(n.MAX_BATCH * ADDR_RECORD_LEN);
+  }
+
+  get port(): number { return this.boundPort; }
+  /** The socket's family: 6 (dual-stack) or 4; 0 when closed. */
+  get family(): 0 | 4 | 6 { return this.fd < 0 ? 0 : this.sockFamily; }
+  /** Whether sendSegments uses UDP GSO (UDP_SEGMENT) on this socket. */
+  get gsoSupported(): boolean { return this.gso; }
+
+  async open(port: number): Promise<number> {
+    checkPort(port);
+    this.close();
+    const n = this.native, E = n.errno;
+    let fd = this.options.ipv6 === false ? -E.EAFNOSUPPORT! : n.udpOpen(6, port);
+    let family: 4 | 6 = 6;
+    if (fd === -E.EAFNOSUPPORT!) {
+      fd = n.udpOpen(4, port);
+      family = 4;
+    }
+    if (fd < 0) {
+      const name = Object.keys(E).find((k) => E[k] === -fd) ?? `errno ${-fd}`;
+      throw bindError(port, name, n.strerror(fd));
+    }
+    const size = this.options.socketBuffer ?? DEFAULT_SOCKET_BUFFER;
+    if (size > 0) n.udpSetBuffers(fd, size, this.socketBuffers);
+    if (this.mark !== 0) {
+      const r = n.udpSetMark(fd, this.mark);
+      if (r < 0) {
+        n.close(fd);
+        throw markError(this.mark, n.strerror(r));
+      }
+    }
+    this.fd = fd;
+    this.sockFamily = family;
+    this.boundPort = n.udpLocalPort(fd);
+    this.gso = n.udpGsoSupported(fd) === 1;
+    if (this.onReadable) this.startPoll();
+    return this.boundPort;
+  }
+
+  start(onReadable: () => void): void {
+    this.onReadable = onReadable;
+    if (this.fd >= 0 && !this.poll) this.startPoll();
+  }
+
+  receiveBatch(bufs: Buffer[], sizes: Uint32Array, endpoints: (Endpoint | null)[]): number {
+    if (this.fd < 0) return 0;
+    const r = this.native.udpRecv(this.fd, bufs, sizes, this.addrs);
+    if (r < 0) {
+      this.stats.receiveErrors++;
+      this.stats.lastError = `receive: ${this.native.strerror(r)}`;
+      return 0;
+    }
+    for (let i = 0; i < r; i++) {
+      endpoints[i] = this.pool.fromRecord(this.addrs, i * ADDR_RECORD_LEN);
+      if (sizes[i] === 0) this.stats.truncated++;
+    }
+    this.stats.received += r;
+    return r;
+  }
+
+  sendBatch(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, endpoint: Endpoint): number {
+    if (this.fd < 0 || count === 0) return 0;
+    const ep = this.asUdp(endpoint);
+    if (!ep) return this.sendFailed(-this.native.errno.EINVAL!, count);
+    const r = this.native.udpSend(this.fd, this.sockFamily, bufs, offsets, sizes, count, ep.record, 0);
+    if (r < 0) return this.sendFailed(r, count);
+    this.stats.sent += r;
+    if (r < count) this.stats.sendErrors++;
+    return r;
+  }
+
+  /** Sends `count` datagrams to one endpoint where every one but the last has `segmentSize`
+   * bytes (the last may be shorter), with one UDP GSO system call when the kernel supports it
+   * (at most GSO_MAX_SEGMENTS per call); otherwise, or when GSO fails, like sendBatch. */
+  sendSegments(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, segmentSize: number, endpoint: Endpoint): number {
+    if (this.fd < 0 || count === 0) return 0;
+    if (!this.gso || count === 1 || count > this.native.GSO_MAX_SEGMENTS) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
+    const ep = this.asUdp(endpoint);
+    if (!ep) return this.sendFailed(-this.native.errno.EINVAL!, count);
+    const r = this.native.udpSendGso(this.fd, this.sockFamily, bufs, offsets, sizes, count, segmentSize, ep.record, 0);
+    if (r >= 0) {
+      this.stats.sent += r;
+      return r;
+    }
+    const E = this.native.errno;
+    if (r === -E.EIO! || r === -E.EOPNOTSUPP! || r === -E.ENOPROTOOPT!) this.gso = false; // the path cannot offload
+    if (r === -E.EINVAL! || !this.gso) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
+    return this.sendFailed(r, count);
+  }
+
+  parseEndpoint(text: string): Endpoint | null {
+    return this.pool.parse(text);
+  }
+
+  setMark(mark: number): void {
+    if (!Number.isInteger(mark) || mark < 0 || mark > 0xffffffff) {
+      throw new UserError(`invalid fwmark ${mark}: it must be a whole number from 0 to 4294967295 (0: off)`);
+    }
+    if (this.fd >= 0 && (mark !== 0 || this.mark !== 0)) {
+      const r = this.native.udpSetMark(this.fd, mark);
+      if (r < 0) throw markError(mark, this.native.strerror(r));
+    }
+    this.mark = mark;
+  }
+
+  /** Whether the socket's watcher keeps the process alive (default true). */
+  setKeepAlive(keep: boolean): void {
+    if (this.poll) this.native.pollRef(this.poll, keep);
+  }
+
+  close(): void {
+    if (this.poll) {
+      this.native.pollStop(this.poll);
+      this.poll = null;
+    }
+    if (this.fd >= 0) {
+      this.native.close(this.fd);
+      this.fd = -1;
+    }
+    this.boundPort = 0;
+  }
+
+  private startPoll(): void {
+    const h = this.native.pollStart(this.fd, POLL_READABLE, (status) => {
+      if (status < 0) {
+        // POLLERR: a pending socket error (libuv stopped the watcher). Reading clears it; watch again.
+        this.stats.receiveErrors++;
+        this.stats.lastError = `poll: ${this.native.strerror(status)}`;
+        if (this.poll) this.native.pollUpdate(this.poll, POLL_READABLE);
+      }
+      this.onReadable?.();
+    });
+    if (typeof h === 'number') throw new PlatformError(`cannot watch the UDP socket: ${this.native.strerror(h)}`);
+    this.poll = h;
+  }
+
+  private asUdp(endpoint: Endpoint): UdpEndpoint | null {
+    if (endpoint instanceof UdpEndpoint) return endpoint;
+    return this.pool.fromAddress(endpoint.address, endpoint.port);
+  }
+
+  private sendFailed(errno: number, count: number): number {
+    this.stats.sendErrors++;
+    this.stats.lastError = `send ${count} datagram(s): ${this.native.strerror(errno)}`;
+    return 0;
+  }
+}
+
+function markError(mark: number, why: string): Error {
+  return new PlatformError(`cannot set fwmark ${mark} on the UDP socket: ${why} (setting a fwmark needs root or CAP_NET_ADMIN)`);
+}
