@@ -285,6 +285,18 @@ test('dhcpv4: repeated options and lists beyond the repr capacity are Unsupporte
   assert.equal(r.dnsServerCount, 16);
 });
 
+test('dhcpv4: more options than the order can record still parse, and emit in the default order', () => {
+  const padded = withOptions('350105' + '00'.repeat(300) + '330400000e10' + 'ff');
+  const r = new Dhcpv4Repr();
+  assert.equal(parseDhcpv4(padded, 0, padded.length, r), Status.Ok);
+  assert.equal(r.orderCount, 0);
+  assert.equal(r.leaseTime, 3600);
+  const out = Buffer.alloc(dhcpv4Length(r));
+  emitDhcpv4(r, out, 0);
+  assert.equal(out.subarray(240, 250).toString('hex'), '350105' + '330400000e10' + 'ff');
+  assert.equal(out.length, padded.length); // padded with zeros to the parsed length
+});
+
 test('dhcpv4: host names that do not fit an option are a user error', () => {
   const r = new Dhcpv4Repr();
   assert.throws(() => r.setHostName(''), UserError);

@@ -9,14 +9,24 @@
 // |   chaddr (16) | sname (64) | file (128)                        |
 // |   magic cookie 99.130.83.99 (4) | options (code, length, data) ... end (255)
 //
-// Options this codec understands become repr fields; any other option is kept as raw bytes, and
-// the order options appeared in is recorded, so a parsed message emits back byte for byte. With
-// option 52 (overload) the sname and/or file fields carry options too. Nothing here allocates per
-// packet; strings (host name, domain name, sname, file) are decoded only when a caller asks.
+// Options this codec understands become repr fields (see dhcpv4-options.ts); any other option is
+// kept as raw bytes, and the order options appeared in is recorded, so a parsed message emits back
+// byte for byte. With option 52 (overload) the sname and/or file fields carry options too.
+// No buffers or arrays are allocated per message, and strings (host name, domain name, sname,
+// file) are decoded only when a caller asks. (V8 may still box uint32 addresses >= 128.0.0.0 as
+// heap numbers: bench/wire.ts measures about 48 bytes per parsed ACK.)
 
 import { readIpv4Address, writeIpv4Address } from './address.js';
 import { Status } from './status.js';
-import { UserError } from '../util/index.js';
+import {
+  Dhcpv4Options, DhcpOption, DEFAULT_ORDER, OVERLOAD_FILE, OVERLOAD_SNAME, SECTION_FILE, SECTION_MAIN, SECTION_SNAME,
+  copyBytes, knownLength, parseOptions, writeKnown,
+} from './dhcpv4-options.js';
+
+export {
+  Dhcpv4Options, DhcpMessageType, DhcpOption, OVERLOAD_FILE, OVERLOAD_SNAME,
+  DHCPV4_MAX_ADDRESSES, DHCPV4_MAX_EXTRA, DHCPV4_MAX_ORDER, DHCPV4_OPTION_DATA_MAX,
+} from './dhcpv4-options.js';
 
 export const DHCPV4_FIELD = {
   OP: 0, HTYPE: 1, HLEN: 2, HOPS: 3, XID: 4, SECS: 8, FLAGS: 10,
@@ -36,39 +46,6 @@ export const DHCPV4_CLIENT_PORT = 68;
 export const BOOTP_REQUEST = 1;
 export const BOOTP_REPLY = 2;
 export const HTYPE_ETHERNET = 1;
-
-export const DhcpMessageType = {
-  Discover: 1, Offer: 2, Request: 3, Decline: 4, Ack: 5, Nak: 6, Release: 7, Inform: 8,
-} as const;
-
-export const DhcpOption = {
-  Pad: 0, SubnetMask: 1, Router: 3, DnsServer: 6, HostName: 12, DomainName: 15,
-  RequestedIp: 50, LeaseTime: 51, Overload: 52, MessageType: 53, ServerId: 54,
-  ParameterRequestList: 55, MaxMessageSize: 57, RenewalTime: 58, RebindingTime: 59, ClientId: 61, End: 255,
-} as const;
-
-/** Option 52 values: which fixed fields also carry options. */
-export const OVERLOAD_FILE = 1;
-export const OVERLOAD_SNAME = 2;
-
-/** Capacities of the repr's fixed arrays. A message needing more parses as Unsupported. */
-export const DHCPV4_MAX_ADDRESSES = 16;
-export const DHCPV4_MAX_EXTRA = 1024;
-export const DHCPV4_MAX_ORDER = 256;
-const OPTION_DATA_MAX = 255;
-
-// Where an option sat: the options field, or an overloaded file / sname field.
-const SECTION_MAIN = 0;
-const SECTION_FILE = 1;
-const SECTION_SNAME = 2;
-
-/** The options emitDhcpv4 writes, in this order, for a repr that was not parsed. */
-const DEFAULT_ORDER: readonly number[] = [
-  DhcpOption.MessageType, DhcpOption.ServerId, DhcpOption.RequestedIp, DhcpOption.LeaseTime,
-  DhcpOption.RenewalTime, DhcpOption.RebindingTime, DhcpOption.SubnetMask, DhcpOption.Router,
-  DhcpOption.DnsServer, DhcpOption.HostName, DhcpOption.DomainName, DhcpOption.MaxMessageSize,
-  DhcpOption.ParameterRequestList, DhcpOption.ClientId, DhcpOption.Overload,
-];
 
 /** A view over a DHCPv4 message at buf[off, off+len). Reusable: call `reset` per packet. */
 export class Dhcpv4Packet {
@@ -150,9 +127,9 @@ function scanFor(buf: Buffer, start: number, end: number, code: number): number 
   return -1;
 }
 
-/** The plain fields of a DHCPv4 message. Reuse one: parsing fills it in place. Absent numeric
- * options are -1 (messageType and overload: 0); absent list/byte options have length 0. */
-export class Dhcpv4Repr {
+/** The plain fields of a DHCPv4 message: the fixed header here, the options in Dhcpv4Options.
+ * Reuse one: parsing fills it in place. */
+export class Dhcpv4Repr extends Dhcpv4Options {
   op = BOOTP_REQUEST;
   htype = HTYPE_ETHERNET;
   hlen = 6;
@@ -172,209 +149,17 @@ export class Dhcpv4Repr {
   readonly sname: Buffer = Buffer.alloc(DHCPV4_SNAME_LEN);
   readonly file: Buffer = Buffer.alloc(DHCPV4_FILE_LEN);
 
-  messageType = 0;
-  subnetMask = -1;
-  requestedIp = -1;
-  serverId = -1;
-  leaseTime = -1;
-  renewalTime = -1;
-  rebindingTime = -1;
-  maxMessageSize = -1;
-  overload = 0;
-  readonly routers = new Uint32Array(DHCPV4_MAX_ADDRESSES);
-  routerCount = 0;
-  readonly dnsServers = new Uint32Array(DHCPV4_MAX_ADDRESSES);
-  dnsServerCount = 0;
-  readonly hostName: Buffer = Buffer.alloc(OPTION_DATA_MAX);
-  hostNameLength = 0;
-  readonly domainName: Buffer = Buffer.alloc(OPTION_DATA_MAX);
-  domainNameLength = 0;
-  readonly parameterRequestList: Buffer = Buffer.alloc(OPTION_DATA_MAX);
-  parameterRequestCount = 0;
-  /** Client identifier (option 61): a type byte (1 = Ethernet) then the identifier. */
-  readonly clientId: Buffer = Buffer.alloc(OPTION_DATA_MAX);
-  clientIdLength = 0;
-  /** Options this codec does not interpret, as raw code/length/data, in the order seen. */
-  readonly extra: Buffer = Buffer.alloc(DHCPV4_MAX_EXTRA);
-  extraLength = 0;
-  /** The order options appeared in (section << 8 | code, pads and ends included), so emit can
-   * reproduce a parsed message. Empty for a hand-built repr: emit then uses a default order. */
-  readonly order = new Uint16Array(DHCPV4_MAX_ORDER);
-  orderCount = 0;
   /** emitDhcpv4 pads the message with zeros up to this length (parse sets the parsed length). */
   minLength = DHCPV4_MIN_LEN;
 
-  /** Resets every option to absent; header fields are left alone. */
-  clearOptions(): void {
-    this.messageType = 0; this.overload = 0;
-    this.subnetMask = this.requestedIp = this.serverId = this.leaseTime = -1;
-    this.renewalTime = this.rebindingTime = this.maxMessageSize = -1;
-    this.routerCount = this.dnsServerCount = this.hostNameLength = this.domainNameLength = 0;
-    this.parameterRequestCount = this.clientIdLength = this.extraLength = this.orderCount = 0;
-  }
-
-  hostNameText(): string { return this.hostName.toString('utf8', 0, this.hostNameLength); }
-  domainNameText(): string { return this.domainName.toString('utf8', 0, this.domainNameLength); }
   /** The sname field as text up to its first NUL ('' when it is overloaded with options). */
   snameText(): string { return this.overload & OVERLOAD_SNAME ? '' : cString(this.sname); }
   fileText(): string { return this.overload & OVERLOAD_FILE ? '' : cString(this.file); }
-
-  setHostName(text: string): void { this.hostNameLength = setText(this.hostName, text, 'host name'); }
-  setDomainName(text: string): void { this.domainNameLength = setText(this.domainName, text, 'domain name'); }
-}
-
-/** Copies n bytes and returns n. A byte loop: Buffer#copy of a sub-range allocates a view per call. */
-function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, n: number): number {
-  for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i]!;
-  return n;
 }
 
 function cString(b: Buffer): string {
   const nul = b.indexOf(0);
   return b.toString('utf8', 0, nul < 0 ? b.length : nul);
-}
-
-function setText(dst: Buffer, text: string, what: string): number {
-  const n = Buffer.byteLength(text);
-  if (n === 0 || n > OPTION_DATA_MAX) {
-    throw new UserError(`DHCP ${what} "${text}" is ${n} bytes long; it must be 1 to ${OPTION_DATA_MAX} bytes`);
-  }
-  return dst.write(text, 0);
-}
-
-/** Data length of known option `code` in `r`, -1 when absent, -2 when `code` is not a known one. */
-function knownLength(r: Dhcpv4Repr, code: number): number {
-  switch (code) {
-    case DhcpOption.MessageType: return r.messageType > 0 ? 1 : -1;
-    case DhcpOption.Overload: return r.overload > 0 ? 1 : -1;
-    case DhcpOption.SubnetMask: return r.subnetMask >= 0 ? 4 : -1;
-    case DhcpOption.RequestedIp: return r.requestedIp >= 0 ? 4 : -1;
-    case DhcpOption.ServerId: return r.serverId >= 0 ? 4 : -1;
-    case DhcpOption.LeaseTime: return r.leaseTime >= 0 ? 4 : -1;
-    case DhcpOption.RenewalTime: return r.renewalTime >= 0 ? 4 : -1;
-    case DhcpOption.RebindingTime: return r.rebindingTime >= 0 ? 4 : -1;
-    case DhcpOption.MaxMessageSize: return r.maxMessageSize >= 0 ? 2 : -1;
-    case DhcpOption.Router: return r.routerCount > 0 ? r.routerCount * 4 : -1;
-    case DhcpOption.DnsServer: return r.dnsServerCount > 0 ? r.dnsServerCount * 4 : -1;
-    case DhcpOption.HostName: return r.hostNameLength > 0 ? r.hostNameLength : -1;
-    case DhcpOption.DomainName: return r.domainNameLength > 0 ? r.domainNameLength : -1;
-    case DhcpOption.ParameterRequestList: return r.parameterRequestCount > 0 ? r.parameterRequestCount : -1;
-    case DhcpOption.ClientId: return r.clientIdLength > 0 ? r.clientIdLength : -1;
-    default: return -2;
-  }
-}
-
-function writeAddresses(list: Uint32Array, count: number, buf: Buffer, at: number): void {
-  for (let i = 0; i < count; i++) writeIpv4Address(buf, at + 4 * i, list[i]!);
-}
-
-/** Writes the data of known option `code` (present in `r`) at buf[at]. */
-function writeKnown(r: Dhcpv4Repr, code: number, buf: Buffer, at: number): void {
-  switch (code) {
-    case DhcpOption.MessageType: buf[at] = r.messageType; break;
-    case DhcpOption.Overload: buf[at] = r.overload; break;
-    case DhcpOption.SubnetMask: writeIpv4Address(buf, at, r.subnetMask); break;
-    case DhcpOption.RequestedIp: writeIpv4Address(buf, at, r.requestedIp); break;
-    case DhcpOption.ServerId: writeIpv4Address(buf, at, r.serverId); break;
-    case DhcpOption.LeaseTime: buf.writeUInt32BE(r.leaseTime >>> 0, at); break;
-    case DhcpOption.RenewalTime: buf.writeUInt32BE(r.renewalTime >>> 0, at); break;
-    case DhcpOption.RebindingTime: buf.writeUInt32BE(r.rebindingTime >>> 0, at); break;
-    case DhcpOption.MaxMessageSize: buf.writeUInt16BE(r.maxMessageSize & 0xffff, at); break;
-    case DhcpOption.Router: writeAddresses(r.routers, r.routerCount, buf, at); break;
-    case DhcpOption.DnsServer: writeAddresses(r.dnsServers, r.dnsServerCount, buf, at); break;
-    case DhcpOption.HostName: copyBytes(r.hostName, 0, buf, at, r.hostNameLength); break;
-    case DhcpOption.DomainName: copyBytes(r.domainName, 0, buf, at, r.domainNameLength); break;
-    case DhcpOption.ParameterRequestList: copyBytes(r.parameterRequestList, 0, buf, at, r.parameterRequestCount); break;
-    case DhcpOption.ClientId: copyBytes(r.clientId, 0, buf, at, r.clientIdLength); break;
-  }
-}
-
-function readAddresses(list: Uint32Array, buf: Buffer, at: number, n: number): number {
-  if (n < 4 || n % 4 !== 0) return -1;
-  if (n / 4 > DHCPV4_MAX_ADDRESSES) return -2;
-  for (let i = 0; i < n / 4; i++) list[i] = readIpv4Address(buf, at + 4 * i);
-  return n / 4;
-}
-
-/** Reads known option `code` with `n` data bytes at buf[at] into `r`. */
-function readKnown(r: Dhcpv4Repr, code: number, buf: Buffer, at: number, n: number): Status {
-  const fixed = code === DhcpOption.MessageType || code === DhcpOption.Overload ? 1
-    : code === DhcpOption.MaxMessageSize ? 2
-      : code === DhcpOption.SubnetMask || code === DhcpOption.RequestedIp || code === DhcpOption.ServerId ||
-        code === DhcpOption.LeaseTime || code === DhcpOption.RenewalTime || code === DhcpOption.RebindingTime ? 4 : 0;
-  if (fixed > 0 && n !== fixed) return Status.Malformed;
-  switch (code) {
-    case DhcpOption.MessageType:
-      if (buf[at] === 0) return Status.Malformed;
-      r.messageType = buf[at]!; return Status.Ok;
-    case DhcpOption.Overload: {
-      const v = buf[at]!;
-      if (v < 1 || v > 3) return Status.Malformed;
-      r.overload = v; return Status.Ok;
-    }
-    case DhcpOption.SubnetMask: r.subnetMask = readIpv4Address(buf, at); return Status.Ok;
-    case DhcpOption.RequestedIp: r.requestedIp = readIpv4Address(buf, at); return Status.Ok;
-    case DhcpOption.ServerId: r.serverId = readIpv4Address(buf, at); return Status.Ok;
-    case DhcpOption.LeaseTime: r.leaseTime = buf.readUInt32BE(at); return Status.Ok;
-    case DhcpOption.RenewalTime: r.renewalTime = buf.readUInt32BE(at); return Status.Ok;
-    case DhcpOption.RebindingTime: r.rebindingTime = buf.readUInt32BE(at); return Status.Ok;
-    case DhcpOption.MaxMessageSize: r.maxMessageSize = buf.readUInt16BE(at); return Status.Ok;
-    case DhcpOption.Router:
-    case DhcpOption.DnsServer: {
-      const router = code === DhcpOption.Router;
-      const count = readAddresses(router ? r.routers : r.dnsServers, buf, at, n);
-      if (count < 0) return count === -1 ? Status.Malformed : Status.Unsupported;
-      if (router) r.routerCount = count; else r.dnsServerCount = count;
-      return Status.Ok;
-    }
-  }
-  if (n < (code === DhcpOption.ClientId ? 2 : 1)) return Status.Malformed;
-  switch (code) {
-    case DhcpOption.HostName: r.hostNameLength = copyBytes(buf, at, r.hostName, 0, n); break;
-    case DhcpOption.DomainName: r.domainNameLength = copyBytes(buf, at, r.domainName, 0, n); break;
-    case DhcpOption.ParameterRequestList: r.parameterRequestCount = copyBytes(buf, at, r.parameterRequestList, 0, n); break;
-    case DhcpOption.ClientId: r.clientIdLength = copyBytes(buf, at, r.clientId, 0, n); break;
-  }
-  return Status.Ok;
-}
-
-let orderLost = false;
-
-function record(r: Dhcpv4Repr, section: number, code: number): void {
-  if (r.orderCount >= DHCPV4_MAX_ORDER) { orderLost = true; return; }
-  r.order[r.orderCount++] = (section << 8) | code;
-}
-
-/** Parses the options in buf[start, end). In the options field an overrun or a missing End means
- * the message was cut short (Truncated); in a fixed-size overloaded field it is Malformed. */
-function parseOptions(buf: Buffer, start: number, end: number, section: number, r: Dhcpv4Repr): Status {
-  const short = section === SECTION_MAIN ? Status.Truncated : Status.Malformed;
-  let i = start;
-  while (i < end) {
-    const code = buf[i]!;
-    record(r, section, code);
-    if (code === DhcpOption.End) return Status.Ok;
-    if (code === DhcpOption.Pad) { i++; continue; }
-    if (i + 1 >= end) return short;
-    const n = buf[i + 1]!;
-    const at = i + 2;
-    if (at + n > end) return short;
-    const have = knownLength(r, code);
-    if (have === -2) {
-      if (r.extraLength + 2 + n > DHCPV4_MAX_EXTRA) return Status.Unsupported;
-      r.extra[r.extraLength] = code;
-      r.extra[r.extraLength + 1] = n;
-      copyBytes(buf, at, r.extra, r.extraLength + 2, n);
-      r.extraLength += 2 + n;
-    } else {
-      if (code === DhcpOption.Overload && section !== SECTION_MAIN) return Status.Malformed;
-      if (have >= 0) return Status.Unsupported; // repeated option (RFC 3396 concatenation)
-      const st = readKnown(r, code, buf, at, n);
-      if (st !== Status.Ok) return st;
-    }
-    i = at + n;
-  }
-  return section === SECTION_MAIN ? Status.Truncated : Status.Ok;
 }
 
 const view = new Dhcpv4Packet();
@@ -401,7 +186,6 @@ export function parseDhcpv4(buf: Buffer, off: number, len: number, repr: Dhcpv4R
   copyBytes(buf, off + DHCPV4_FIELD.SNAME, repr.sname, 0, DHCPV4_SNAME_LEN);
   copyBytes(buf, off + DHCPV4_FIELD.FILE, repr.file, 0, DHCPV4_FILE_LEN);
   repr.clearOptions();
-  orderLost = false;
   let ost = parseOptions(buf, off + DHCPV4_HEADER_LEN, off + len, SECTION_MAIN, repr);
   // RFC 2131 section 4.1: the file field is read before sname.
   if (ost === Status.Ok && repr.overload & OVERLOAD_FILE) {
@@ -411,7 +195,7 @@ export function parseDhcpv4(buf: Buffer, off: number, len: number, repr: Dhcpv4R
     ost = parseOptions(buf, off + DHCPV4_FIELD.SNAME, off + DHCPV4_FIELD.SNAME + DHCPV4_SNAME_LEN, SECTION_SNAME, repr);
   }
   if (ost !== Status.Ok) return ost;
-  if (orderLost) repr.orderCount = 0;
+  if (repr.orderOverflow) repr.orderCount = 0;
   repr.minLength = len;
   return Status.Ok;
 }
