@@ -28,6 +28,8 @@ ip link add vdhs0 netns $srv type veth peer name vdhc0 netns $cli
 ip -n $srv addr add 198.18.5.1/24 dev vdhs0; ip -n $srv addr add fd00:d5::1/64 dev vdhs0 nodad
 ip -n $cli addr add 198.18.5.2/24 dev vdhc0; ip -n $cli addr add fd00:d5::2/64 dev vdhc0 nodad
 for ns in $srv $cli; do ip -n $ns link set lo up; done
+# Fixed (locally administered) MACs: dnsmasq picks the address it offers from the client's MAC.
+ip -n $srv link set vdhs0 address 02:00:00:00:d5:01; ip -n $cli link set vdhc0 address 02:00:00:00:d5:02
 ip -n $srv link set vdhs0 up; ip -n $cli link set vdhc0 up
 # Checksums computed in software, so the captured frames carry final UDP checksums.
 ip netns exec $srv ethtool -K vdhs0 tx off >/dev/null; ip netns exec $cli ethtool -K vdhc0 tx off >/dev/null

@@ -57,7 +57,11 @@ test('dhcpv4: deconstruct a captured ACK (dnsmasq)', () => {
   assert.equal(parseDhcpv4(msg, 0, msg.length, r), Status.Ok);
   assert.equal(r.op, BOOTP_REPLY);
   assert.equal(r.messageType, DhcpMessageType.Ack);
-  assert.equal(formatIpv4Address(r.yiaddr), '198.18.5.100');
+  const req = new Dhcpv4Repr();
+  assert.equal(parseDhcpv4(byName('REQUEST').msg, 0, byName('REQUEST').msg.length, req), Status.Ok);
+  assert.equal(r.yiaddr, req.requestedIp); // the address the client asked for
+  assert.ok(r.yiaddr >= ip('198.18.5.100') && r.yiaddr <= ip('198.18.5.150')); // --dhcp-range
+  assert.equal(r.xid, req.xid);
   assert.equal(formatIpv4Address(r.siaddr), '198.18.5.1');
   assert.equal(r.ciaddr, 0);
   assert.equal(formatIpv4Address(r.serverId), '198.18.5.1');
@@ -82,7 +86,9 @@ test('dhcpv4: deconstruct the RELEASE (ISC dhclient)', () => {
   const { msg } = byName('RELEASE');
   const r = new Dhcpv4Repr();
   assert.equal(parseDhcpv4(msg, 0, msg.length, r), Status.Ok);
-  assert.equal(formatIpv4Address(r.ciaddr), '198.18.5.100');
+  const ack = new Dhcpv4Repr();
+  assert.equal(parseDhcpv4(byName('ACK', 1).msg, 0, byName('ACK', 1).msg.length, ack), Status.Ok);
+  assert.equal(r.ciaddr, ack.yiaddr); // releases the address dhclient was given
   assert.equal(r.hostNameText(), 'mtdhclient');
   assert.equal(formatIpv4Address(r.serverId), '198.18.5.1');
 });
