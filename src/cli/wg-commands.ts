@@ -1,0 +1,127 @@
+// CLI commands for WireGuard-style interfaces: `up <file.conf>`, `down <iface>`, and the
+// wireguard-go drop-in `wg-userspace [-f] <iface>`.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { Logger, UserError } from '../util/index.js';
+import {
+  WgInterface, signalInterface, readWgQuickConfig, interfaceNameFromPath, isInterfaceName, uapiSocketPathFor, PID_DIR,
+} from '../daemon/index.js';
+import type { Command } from './main.js';
+
+const log = new Logger('meshtun');
+
+/** Runs until SIGINT/SIGTERM or until the interface goes away, then tears down. */
+async function serveUntilStopped(iface: WgInterface): Promise<number> {
+  const onSignal = (sig: string) => {
+    log.info(`${sig}: stopping ${iface.name}`);
+    void iface.stop(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const reason = await iface.stopped;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  log.info(`${iface.name} stopped (${reason})`);
+  return 0;
+}
+
+export const upWgQuick = async (file: string): Promise<number> => {
+  if (!existsSync(file)) throw new UserError(`no such file "${file}"`, 'give the path of a wg-quick file, e.g. `meshtun up ./mt0.conf`');
+  const name = interfaceNameFromPath(file);
+  const cfg = readWgQuickConfig(file);
+  const iface = await WgInterface.fromWgQuick(name, cfg);
+  iface.writePidFile();
+  const port = iface.engine.bind.port;
+  process.stderr.write(`meshtun: ${name} is up: ${cfg.interface.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(', ') || 'no address'}; ` +
+    `listening on UDP ${port}; public key ${iface.engine.publicKey?.toString('base64') ?? '(none)'}; ${cfg.peers.length} peer(s)\n` +
+    `meshtun: \`wg show ${name}\` shows it; Ctrl-C or \`meshtun down ${name}\` stops it\n`);
+  return serveUntilStopped(iface);
+};
+
+export const up: Command = {
+  name: 'up',
+  summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
+  usage: 'meshtun up [file.conf] [--userspace|--tun] [--join URL --token T]',
+  examples: ['meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)', 'meshtun up                       # a new mesh network with this node as coordinator'],
+  async run(args) {
+    const files = args.filter((a) => !a.startsWith('-'));
+    const flags = args.filter((a) => a.startsWith('-'));
+    if (files.length === 1 && flags.length === 0) return upWgQuick(files[0]!);
+    if (files.length > 1) throw new UserError(`give one config file, not ${files.length}`, 'e.g. `meshtun up mt0.conf`');
+    throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: only \`meshtun up <file.conf>\` (a wg-quick file) works`, 'write a wg-quick file and run `meshtun up ./mt0.conf`');
+  },
+};
+
+export const down: Command = {
+  name: 'down',
+  summary: 'stop a running interface',
+  usage: 'meshtun down <iface | file.conf>',
+  examples: ['meshtun down mt0', 'meshtun down /etc/wireguard/mt0.conf'],
+  async run(args) {
+    const target = args[0];
+    if (!target) throw new UserError('name the interface to stop', 'e.g. `meshtun down mt0`');
+    const name = target.endsWith('.conf') ? interfaceNameFromPath(target) : target;
+    if (!isInterfaceName(name)) throw new UserError(`"${name}" is not a valid interface name`);
+    if (!signalInterface(name)) throw new UserError(`no meshtun process runs interface "${name}"`, 'see running ones with `wg show interfaces`');
+    process.stderr.write(`meshtun: asked ${name} to stop\n`);
+    return 0;
+  },
+};
+
+export const wgUserspace: Command = {
+  name: 'wg-userspace',
+  summary: 'a wireguard-go drop-in: create <iface> with an empty config and a UAPI socket',
+  usage: 'meshtun wg-userspace [-f|--foreground] <iface>',
+  examples: [
+    'meshtun wg-userspace wg0 && wg setconf wg0 wg0.conf',
+    'WG_QUICK_USERSPACE_IMPLEMENTATION="meshtun wg-userspace" wg-quick up ./wg0.conf',
+  ],
+  async run(args) {
+    let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
+    const rest: string[] = [];
+    for (const a of args) {
+      if (a === '-f' || a === '--foreground') foreground = true;
+      else if (a.startsWith('-')) throw new UserError(`unknown option "${a}"`, 'usage: meshtun wg-userspace [-f] <iface>');
+      else rest.push(a);
+    }
+    const name = rest[0];
+    if (!name || rest.length > 1) throw new UserError('name exactly one interface', 'usage: meshtun wg-userspace [-f] <iface>');
+    if (!isInterfaceName(name)) throw new UserError(`"${name}" is not a valid interface name (at most 15 characters of a-z A-Z 0-9 _ = + . -)`);
+    if (!foreground) return detach(name);
+    const iface = await WgInterface.create(name);
+    iface.writePidFile();
+    // wireguard-go prints nothing on success; the daemon keeps running until the link is deleted.
+    return serveUntilStopped(iface);
+  },
+};
+
+/** Starts a foreground copy of this command in the background and returns once its UAPI socket
+ * answers (like wireguard-go's daemonizing), or reports why it failed. */
+async function detach(name: string): Promise<number> {
+  mkdirSync(PID_DIR, { recursive: true });
+  const logPath = `${PID_DIR}/${name}.log`;
+  const logFd = openSync(logPath, 'w');
+  const child = spawn(process.execPath, [process.argv[1]!, 'wg-userspace', '--foreground', name], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, WG_PROCESS_FOREGROUND: '1' },
+  });
+  closeSync(logFd);
+  const sock = uapiSocketPathFor(name);
+  const ok = await new Promise<boolean>((resolve) => {
+    const t0 = Date.now();
+    const tick = setInterval(() => {
+      if (existsSync(sock)) { clearInterval(tick); resolve(true); }
+      else if (child.exitCode !== null || Date.now() - t0 > 10_000) { clearInterval(tick); resolve(false); }
+    }, 20);
+  });
+  if (!ok) {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    const err = readFileSync(logPath, 'utf8');
+    process.stderr.write(err || `meshtun: ${name} did not come up within 10 s\n`);
+    return 1;
+  }
+  child.unref();
+  return 0;
+}

@@ -1,0 +1,7 @@
+// The daemon: configuration files, interface lifecycle, local API.
+export { WgInterface, signalInterface, pidFile, PID_DIR } from './wg-interface.js';
+export {
+  readWgQuickConfig, parseWgQuickConfig, interfaceNameFromPath, isInterfaceName, resolveEndpoint, renderWgConfig,
+  formatPrefix, type WgQuickConfig, type WgQuickPeer, type WgQuickInterface, type IpPrefix,
+} from './wg-quick-config.js';
+export { uapiSocketPath as uapiSocketPathFor } from '../wireguard/index.js';
