@@ -3,6 +3,7 @@
 
 import { UserError } from '../util/index.js';
 import { genkey, pubkey, genpsk } from './keys.js';
+import { up, down, wgUserspace } from './wg-commands.js';
 
 export interface Command {
   name: string;
@@ -30,8 +31,9 @@ function notYet(name: string, summary: string, usage: string, examples: string[]
 
 // Commands from the roadmap that later work fills in; they are listed so --help shows the shape.
 for (const c of [
-  notYet('up', 'start a node (a wg-quick file, or a mesh node with no arguments)', 'meshtun up [file.conf] [--userspace|--tun] [--join URL --token T]', ['meshtun up', 'meshtun up mt0.conf']),
-  notYet('down', 'stop a running interface', 'meshtun down <iface>', ['meshtun down mt0']),
+  up,
+  down,
+  wgUserspace,
   genkey,
   pubkey,
   genpsk,
