@@ -1,7 +1,10 @@
 /* TUN devices: open /dev/net/tun (IFF_TUN | IFF_NO_PI, non-blocking), batched reads and writes,
  * and MTU get/set through ioctls on a control socket.
  *
- *   tunOpen(name, nameOut: Buffer(16)) -> fd | -errno    actual name written NUL-terminated
+ *   tunOpen() -> fd | -errno                    opens /dev/net/tun (non-blocking)
+ *   tunSetIff(fd, name, nameOut: Buffer(16)) -> 0 | -errno
+ *       creates or attaches interface `name` ("" or "mt%d": the kernel picks); the actual name
+ *       is written to nameOut NUL-terminated
  *   tunRead(fd, bufs, offset, sizes: Uint32Array) -> count | -errno
  *   tunWrite(fd, bufs, offsets, sizes, count) -> count | -errno
  *   ctlSocket() -> fd | -errno     an AF_INET datagram socket in the calling thread's netns
@@ -26,31 +29,32 @@
 #define TUN_PATH "/dev/net/tun"
 
 static napi_value fn_tun_open(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  (void)info;
+  int fd = open(TUN_PATH, O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  return meshtun_int(env, fd < 0 ? -errno : fd);
+}
+
+static napi_value fn_tun_set_iff(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
   NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
   char name[IFNAMSIZ];
   uint8_t *out;
   size_t outLen;
-  if (argc < 2 || !meshtun_arg_string(env, argv[0], "name", name, sizeof name) ||
-      !meshtun_arg_buffer(env, argv[1], "nameOut", &out, &outLen))
+  if (argc < 3 || !meshtun_arg_int32(env, argv[0], "fd", &fd) ||
+      !meshtun_arg_string(env, argv[1], "name", name, sizeof name) ||
+      !meshtun_arg_buffer(env, argv[2], "nameOut", &out, &outLen))
     return NULL;
   if (outLen < IFNAMSIZ) return meshtun_int(env, -EINVAL);
-
-  int fd = open(TUN_PATH, O_RDWR | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return meshtun_int(env, -errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
   memcpy(ifr.ifr_name, name, strlen(name));
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int e = errno;
-    close(fd);
-    return meshtun_int(env, -e);
-  }
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) return meshtun_int(env, -errno);
   memset(out, 0, IFNAMSIZ);
   memcpy(out, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ - 1));
-  return meshtun_int(env, fd);
+  return meshtun_int(env, 0);
 }
 
 static napi_value fn_tun_read(napi_env env, napi_callback_info info) {
@@ -155,6 +159,7 @@ static napi_value fn_if_set_mtu(napi_env env, napi_callback_info info) { return 
 napi_status meshtun_init_tun(napi_env env, napi_value exports) {
   napi_status s;
   if ((s = meshtun_export(env, exports, "tunOpen", fn_tun_open)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "tunSetIff", fn_tun_set_iff)) != napi_ok) return s;
   if ((s = meshtun_export(env, exports, "tunRead", fn_tun_read)) != napi_ok) return s;
   if ((s = meshtun_export(env, exports, "tunWrite", fn_tun_write)) != napi_ok) return s;
   if ((s = meshtun_export(env, exports, "ctlSocket", fn_ctl_socket)) != napi_ok) return s;

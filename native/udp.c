@@ -14,7 +14,8 @@
  *       its sender as record i of addrs
  *   udpSend(fd, sockFamily, bufs, offsets, sizes, count, addr: Buffer, addrOff) -> count | -errno
  *   udpSendGso(fd, sockFamily, bufs, offsets, sizes, count, segSize, addr, addrOff) -> count | -errno
- *       one sendmsg whose payload the kernel splits into segSize-byte datagrams (UDP_SEGMENT)
+ *       sendmsg calls whose payload the kernel splits into segSize-byte datagrams (UDP_SEGMENT),
+ *       as many segments per call as fit in 64 KiB (at most GSO_MAX_SEGMENTS)
  *   udpGsoSupported(fd) -> 1 | 0
  *   udpSetMark(fd, mark) -> 0 | -errno
  *   udpSetBuffers(fd, bytes, out: Uint32Array(2)) -> 0 | -errno   out = actual [rcvbuf, sndbuf] */
@@ -38,6 +39,8 @@
 #define ADDR_IP 4
 /* Largest number of segments one UDP_SEGMENT send may carry on older kernels. */
 #define GSO_MAX_SEGMENTS 64
+/* Largest UDP payload of one send: 65535 minus the UDP and IPv6 headers. */
+#define GSO_MAX_PAYLOAD (65535 - 8 - 40)
 
 typedef union {
   struct sockaddr sa;
@@ -179,39 +182,50 @@ static napi_value fn_udp_recv(napi_env env, napi_callback_info info) {
   return meshtun_int(env, r);
 }
 
-/* Shared argument parsing of udpSend / udpSendGso (fd, sockFamily, bufs, offsets, sizes, count):
- * fills iov[0..count). Returns 0 when an exception is pending, else 1 with *err 0 or -errno. */
-static int send_args(napi_env env, napi_value *argv, int32_t *fd, int32_t *family, struct iovec *iov,
-                     uint32_t *count, int *err) {
-  uint32_t nbufs;
+/* The arguments udpSend and udpSendGso share: (fd, sockFamily, bufs, offsets, sizes, count). */
+typedef struct {
+  int32_t fd, family;
+  napi_value bufs;
   uint32_t *offsets, *sizes;
+  uint32_t count;
+} send_batch;
+
+/* Parses the shared arguments. Returns 0 when an exception is pending, else 1 with *err 0 or
+ * -errno (count larger than an array). */
+static int send_args(napi_env env, napi_value *argv, send_batch *b, int *err) {
+  uint32_t nbufs;
   size_t noffsets, nsizes;
   *err = 0;
-  if (!meshtun_arg_int32(env, argv[0], "fd", fd) || !meshtun_arg_int32(env, argv[1], "sockFamily", family) ||
+  if (!meshtun_arg_int32(env, argv[0], "fd", &b->fd) || !meshtun_arg_int32(env, argv[1], "sockFamily", &b->family) ||
       !meshtun_arg_array(env, argv[2], "bufs", &nbufs) ||
-      !meshtun_arg_u32array(env, argv[3], "offsets", &offsets, &noffsets) ||
-      !meshtun_arg_u32array(env, argv[4], "sizes", &sizes, &nsizes) ||
-      !meshtun_arg_uint32(env, argv[5], "count", count))
+      !meshtun_arg_u32array(env, argv[3], "offsets", &b->offsets, &noffsets) ||
+      !meshtun_arg_u32array(env, argv[4], "sizes", &b->sizes, &nsizes) ||
+      !meshtun_arg_uint32(env, argv[5], "count", &b->count))
     return 0;
-  if (*count > nbufs || *count > noffsets || *count > nsizes || *count > MESHTUN_MAX_BATCH) {
-    *err = -EINVAL;
-    return 1;
-  }
-  for (uint32_t i = 0; i < *count; i++) {
+  b->bufs = argv[2];
+  if (b->count > nbufs || b->count > noffsets || b->count > nsizes) *err = -EINVAL;
+  return 1;
+}
+
+/* Points iov[0..n) at datagrams base..base+n of the batch. Same result convention as send_args. */
+static int fill_iov(napi_env env, const send_batch *b, uint32_t base, uint32_t n, struct iovec *iov, int *err) {
+  *err = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t k = base + i;
     napi_value el;
     uint8_t *data;
     size_t len;
-    if (napi_get_element(env, argv[2], i, &el) != napi_ok) {
+    if (napi_get_element(env, b->bufs, k, &el) != napi_ok) {
       meshtun_throw_last(env, "napi_get_element");
       return 0;
     }
     if (!meshtun_arg_buffer(env, el, "bufs[i]", &data, &len)) return 0;
-    if (offsets[i] > len || sizes[i] > len - offsets[i]) {
+    if (b->offsets[k] > len || b->sizes[k] > len - b->offsets[k]) {
       *err = -EINVAL;
       return 1;
     }
-    iov[i].iov_base = data + offsets[i];
-    iov[i].iov_len = sizes[i];
+    iov[i].iov_base = data + b->offsets[k];
+    iov[i].iov_len = b->sizes[k];
   }
   return 1;
 }
@@ -232,65 +246,55 @@ static int dest_arg(napi_env env, napi_value bufv, napi_value offv, int32_t fami
   return 1;
 }
 
+/* Sends the batch in chunks of MESHTUN_MAX_BATCH; stops at the first failure (EAGAIN included)
+ * after something was sent. */
 static napi_value fn_udp_send(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
   NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 8) return meshtun_int(env, -EINVAL);
-  int32_t fd, family;
-  uint32_t count;
-  struct iovec iov[MESHTUN_MAX_BATCH];
+  send_batch b;
   sockaddr_any dst;
   socklen_t dstLen = 0;
   int err;
-  if (!send_args(env, argv, &fd, &family, iov, &count, &err)) return NULL;
+  if (!send_args(env, argv, &b, &err)) return NULL;
   if (err) return meshtun_int(env, err);
-  if (!dest_arg(env, argv[6], argv[7], family, &dst, &dstLen, &err)) return NULL;
+  if (!dest_arg(env, argv[6], argv[7], b.family, &dst, &dstLen, &err)) return NULL;
   if (err) return meshtun_int(env, err);
 
+  struct iovec iov[MESHTUN_MAX_BATCH];
   struct mmsghdr msgs[MESHTUN_MAX_BATCH];
-  for (uint32_t i = 0; i < count; i++) {
-    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-    msgs[i].msg_hdr.msg_name = &dst;
-    msgs[i].msg_hdr.msg_namelen = dstLen;
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-  }
   uint32_t sent = 0;
-  while (sent < count) {
-    int r = sendmmsg(fd, msgs + sent, count - sent, MSG_DONTWAIT);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || sent > 0) break;
-      return meshtun_int(env, -errno);
+  while (sent < b.count) {
+    uint32_t n = b.count - sent;
+    if (n > MESHTUN_MAX_BATCH) n = MESHTUN_MAX_BATCH;
+    if (!fill_iov(env, &b, sent, n, iov, &err)) return NULL;
+    if (err) return meshtun_int(env, sent > 0 ? (int64_t)sent : err);
+    for (uint32_t i = 0; i < n; i++) {
+      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+      msgs[i].msg_hdr.msg_name = &dst;
+      msgs[i].msg_hdr.msg_namelen = dstLen;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    sent += (uint32_t)r;
+    uint32_t done = 0;
+    while (done < n) {
+      int r = sendmmsg(b.fd, msgs + done, n - done, MSG_DONTWAIT);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || sent + done > 0) return meshtun_int(env, sent + done);
+        return meshtun_int(env, -errno);
+      }
+      done += (uint32_t)r;
+    }
+    sent += n;
   }
   return meshtun_int(env, sent);
 }
 
-static napi_value fn_udp_send_gso(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
-  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 9) return meshtun_int(env, -EINVAL);
-  int32_t fd, family;
-  uint32_t count, segSize;
-  struct iovec iov[MESHTUN_MAX_BATCH];
-  sockaddr_any dst;
-  socklen_t dstLen = 0;
-  int err;
-  if (!send_args(env, argv, &fd, &family, iov, &count, &err)) return NULL;
-  if (err) return meshtun_int(env, err);
-  if (!meshtun_arg_uint32(env, argv[6], "segSize", &segSize)) return NULL;
-  if (!dest_arg(env, argv[7], argv[8], family, &dst, &dstLen, &err)) return NULL;
-  if (err) return meshtun_int(env, err);
-  if (count == 0) return meshtun_int(env, 0);
-  /* Every segment but the last must be exactly segSize; the last may be shorter. */
-  if (count > GSO_MAX_SEGMENTS || segSize == 0 || segSize > 0xffff) return meshtun_int(env, -EINVAL);
-  for (uint32_t i = 0; i < count; i++) {
-    if (iov[i].iov_len > segSize || (i + 1 < count && iov[i].iov_len != segSize)) return meshtun_int(env, -EINVAL);
-  }
+/* Sends segments [base, base+n) as one UDP_SEGMENT sendmsg; returns 0 or -errno. */
+static int send_gso_chunk(int fd, const sockaddr_any *dst, socklen_t dstLen, struct iovec *iov, uint32_t n,
+                          uint16_t segSize) {
   union {
     char buf[CMSG_SPACE(sizeof(uint16_t))];
     struct cmsghdr align;
@@ -298,23 +302,61 @@ static napi_value fn_udp_send_gso(napi_env env, napi_callback_info info) {
   memset(&control, 0, sizeof control);
   struct msghdr msg;
   memset(&msg, 0, sizeof msg);
-  msg.msg_name = &dst;
+  msg.msg_name = (void *)dst;
   msg.msg_namelen = dstLen;
   msg.msg_iov = iov;
-  msg.msg_iovlen = count;
+  msg.msg_iovlen = n;
   msg.msg_control = control.buf;
   msg.msg_controllen = sizeof control.buf;
   struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
   cm->cmsg_level = SOL_UDP;
   cm->cmsg_type = UDP_SEGMENT;
   cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-  uint16_t seg = (uint16_t)segSize;
-  memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+  memcpy(CMSG_DATA(cm), &segSize, sizeof segSize);
   ssize_t r;
   do r = sendmsg(fd, &msg, MSG_DONTWAIT);
   while (r < 0 && errno == EINTR);
-  if (r < 0) return meshtun_int(env, errno == EAGAIN ? 0 : -errno);
-  return meshtun_int(env, count);
+  return r < 0 ? -errno : 0;
+}
+
+/* Every datagram but the last must be exactly segSize bytes (the last may be shorter). The batch
+ * goes out in as few sendmsg calls as the limits allow: at most GSO_MAX_SEGMENTS segments and
+ * GSO_MAX_PAYLOAD bytes per call. Returns how many datagrams were sent, or -errno when none was. */
+static napi_value fn_udp_send_gso(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 9) return meshtun_int(env, -EINVAL);
+  send_batch b;
+  uint32_t segSize;
+  struct iovec iov[GSO_MAX_SEGMENTS];
+  sockaddr_any dst;
+  socklen_t dstLen = 0;
+  int err;
+  if (!send_args(env, argv, &b, &err)) return NULL;
+  if (err) return meshtun_int(env, err);
+  if (!meshtun_arg_uint32(env, argv[6], "segSize", &segSize)) return NULL;
+  if (!dest_arg(env, argv[7], argv[8], b.family, &dst, &dstLen, &err)) return NULL;
+  if (err) return meshtun_int(env, err);
+  if (segSize == 0 || segSize > GSO_MAX_PAYLOAD) return meshtun_int(env, -EINVAL);
+  for (uint32_t i = 0; i < b.count; i++) {
+    if (b.sizes[i] > segSize || (i + 1 < b.count && b.sizes[i] != segSize)) return meshtun_int(env, -EINVAL);
+  }
+  uint32_t perCall = GSO_MAX_PAYLOAD / segSize;
+  if (perCall > GSO_MAX_SEGMENTS) perCall = GSO_MAX_SEGMENTS;
+  uint32_t sent = 0;
+  while (sent < b.count) {
+    uint32_t n = b.count - sent;
+    if (n > perCall) n = perCall;
+    if (!fill_iov(env, &b, sent, n, iov, &err)) return NULL;
+    if (err == 0) err = send_gso_chunk(b.fd, &dst, dstLen, iov, n, (uint16_t)segSize);
+    if (err) {
+      if (sent > 0) break;
+      return meshtun_int(env, err == -EAGAIN ? 0 : err);
+    }
+    sent += n;
+  }
+  return meshtun_int(env, sent);
 }
 
 static napi_value fn_udp_gso_supported(napi_env env, napi_callback_info info) {

@@ -21,7 +21,7 @@ export interface DgramUdpBindOptions extends UdpBindOptions {
 }
 
 export class DgramUdpBind implements Bind {
-  readonly stats: UdpBindStats & { dropped: number } = { received: 0, sent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, lastError: '', dropped: 0 };
+  readonly stats: UdpBindStats & { dropped: number } = { received: 0, sent: 0, gsoSent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, lastError: '', dropped: 0 };
   private readonly pool: EndpointPool;
   private readonly queueLimit: number;
   private socket: dgram.Socket | null = null;

@@ -16,7 +16,7 @@ export interface NativeUdpApi {
   readonly ADDR_RECORD_LEN: number;
   /** Most datagrams one recvmmsg/sendmmsg call handles. */
   readonly MAX_BATCH: number;
-  /** Most segments one UDP_SEGMENT send may carry. */
+  /** Most segments one UDP_SEGMENT sendmsg carries (udpSendGso splits bigger batches). */
   readonly GSO_MAX_SEGMENTS: number;
   strerror(errno: number): string;
   close(fd: number): number;

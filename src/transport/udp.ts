@@ -29,6 +29,8 @@ export interface UdpBindOptions {
 export interface UdpBindStats {
   received: number;
   sent: number;
+  /** Of `sent`, datagrams that went out through UDP GSO. */
+  gsoSent: number;
   receiveErrors: number;
   sendErrors: number;
   /** Datagrams larger than the buffer given to receiveBatch (reported with size 0). */
@@ -55,7 +57,7 @@ export function checkPort(port: number): void {
 }
 
 export class UdpBind implements Bind {
-  readonly stats: UdpBindStats = { received: 0, sent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, lastError: '' };
+  readonly stats: UdpBindStats = { received: 0, sent: 0, gsoSent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, lastError: '' };
   /** The buffer sizes the kernel granted at open: [receive, send] in bytes. */
   readonly socketBuffers = new Uint32Array(2);
   private readonly native: NativeUdpApi;
@@ -151,16 +153,19 @@ export class UdpBind implements Bind {
   }
 
   /** Sends `count` datagrams to one endpoint where every one but the last has `segmentSize`
-   * bytes (the last may be shorter), with one UDP GSO system call when the kernel supports it
-   * (at most GSO_MAX_SEGMENTS per call); otherwise, or when GSO fails, like sendBatch. */
+   * bytes (the last may be shorter). With UDP GSO the kernel gets one sendmsg per up-to-64 KiB of
+   * segments instead of one datagram each; without it (or when GSO fails on the path) this is
+   * sendBatch. Returns how many datagrams were sent. */
   sendSegments(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, segmentSize: number, endpoint: Endpoint): number {
     if (this.fd < 0 || count === 0) return 0;
-    if (!this.gso || count === 1 || count > this.native.GSO_MAX_SEGMENTS) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
+    if (!this.gso || count === 1) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
     const ep = this.asUdp(endpoint);
     if (!ep) return this.sendFailed(-this.native.errno.EINVAL!, count);
     const r = this.native.udpSendGso(this.fd, this.sockFamily, bufs, offsets, sizes, count, segmentSize, ep.record, 0);
     if (r >= 0) {
       this.stats.sent += r;
+      this.stats.gsoSent += r;
+      if (r < count) this.stats.sendErrors++;
       return r;
     }
     const E = this.native.errno;
