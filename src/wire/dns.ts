@@ -14,7 +14,7 @@
 // the header view and readDnsQuestion allocate nothing.
 
 import dnsPacket from 'dns-packet';
-import type { DecodedPacket, Packet } from 'dns-packet';
+import type { Answer, DecodedPacket, Packet } from 'dns-packet';
 import { Status } from './status.js';
 import { UserError } from '../util/index.js';
 
@@ -42,6 +42,11 @@ export const DnsType = {
   DNAME: 39, OPT: 41, RRSIG: 46, NSEC: 47, ANY: 255,
 } as const;
 export const DNS_CLASS_IN = 1;
+
+/** A whole DNS message as dns-packet models it (for emitDns), and as parseDns returns it. */
+export type DnsMessage = Packet;
+export type DecodedDnsMessage = DecodedPacket;
+export type DnsRecord = Answer;
 
 const RR_FIXED_LEN = 10; // type, class, ttl, rdlength after the owner name
 const QUESTION_FIXED_LEN = 4; // type, class
@@ -298,7 +303,7 @@ function scanMessage(buf: Buffer, off: number, len: number): number {
 /** Holds the result of parseDns: a message decoded by dns-packet, and how many bytes it used
  * (bytes after the last record are ignored). */
 export class DnsParsed {
-  message: DecodedPacket | null = null;
+  message: DecodedDnsMessage | null = null;
   length = 0;
 }
 
@@ -313,7 +318,7 @@ export function parseDns(buf: Buffer, off: number, len: number, out: DnsParsed):
   if (off < 0 || len < 0 || off + len > buf.length) return Status.Truncated;
   const end = scanMessage(buf, off, len);
   if (end < 0) return -end as Status;
-  let message: DecodedPacket;
+  let message: DecodedDnsMessage;
   try {
     message = dnsPacket.decode(buf.subarray(off, off + len));
   } catch {
@@ -341,7 +346,7 @@ function nameFits(name: unknown): boolean {
   return wire <= DNS_MAX_NAME_LEN;
 }
 
-function namesFit(msg: Packet): boolean {
+function namesFit(msg: DnsMessage): boolean {
   for (const q of msg.questions ?? []) if (!nameFits(q.name)) return false;
   for (const list of [msg.answers, msg.authorities, msg.additionals]) {
     for (const a of list ?? []) if (!nameFits(a.name)) return false;
@@ -352,7 +357,7 @@ function namesFit(msg: Packet): boolean {
 /** Bytes emitDns writes for `msg`, or -1 when it cannot be encoded (a label or name too long,
  * data of the wrong shape). Names are written uncompressed. A few mistakes only show while
  * encoding, so emitDns may still refuse a message this measured. */
-export function dnsLength(msg: Packet): number {
+export function dnsLength(msg: DnsMessage): number {
   if (!namesFit(msg)) return -1;
   try {
     return dnsPacket.encodingLength(msg);
@@ -363,7 +368,7 @@ export function dnsLength(msg: Packet): number {
 
 /** Encodes `msg` at buf[off]; returns the bytes written, or -1 when it cannot be encoded or does
  * not fit in the buffer (nothing useful is written then). Never throws. */
-export function emitDns(msg: Packet, buf: Buffer, off: number): number {
+export function emitDns(msg: DnsMessage, buf: Buffer, off: number): number {
   const n = dnsLength(msg);
   if (n < 0 || off < 0 || off + n > buf.length) return -1;
   try {
