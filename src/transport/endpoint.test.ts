@@ -72,3 +72,34 @@ test('endpoint: many IPv6 endpoints in one pool stay distinct and findable', () 
   assert.equal(new Set(all).size, 2000);
   for (let i = 0; i < 2000; i++) assert.equal(pool.parse(`[fd00::${i.toString(16)}]:${1 + (i % 7)}`), all[i]);
 });
+
+test('endpoint: fuzzed text and records never throw; whatever parses prints back to itself', async () => {
+  const { Prng } = await import('../wire/fuzz-harness.js');
+  const rng = new Prng(0x51820);
+  const pool = new EndpointPool(1000);
+  const alphabet = '0123456789abcdef:.[]%fF ';
+  const seeds = ['198.18.0.1:51820', '[fd00::1]:51820', '[::ffff:1.2.3.4]:1', '[1:2:3:4:5:6:7:8]:65535', '0.0.0.0:1'];
+  for (let i = 0; i < 20000; i++) {
+    let text = seeds[rng.int(seeds.length)]!;
+    const edits = 1 + rng.int(4);
+    for (let e = 0; e < edits; e++) {
+      const at = rng.int(text.length + 1);
+      const op = rng.int(3);
+      const ch = alphabet[rng.int(alphabet.length)]!;
+      text = op === 0 ? text.slice(0, at) + ch + text.slice(at) : op === 1 ? text.slice(0, at) + text.slice(at + 1) : text.slice(0, at) + ch + text.slice(at + 1);
+    }
+    const ep = pool.parse(text);
+    if (ep) assert.equal(pool.parse(ep.toString()), ep, `${text} -> ${ep}`);
+  }
+  const rec = Buffer.alloc(ADDR_RECORD_LEN);
+  for (let i = 0; i < 20000; i++) {
+    rng.fill(rec, 0, ADDR_RECORD_LEN);
+    if (i % 2 === 0) rec[0] = 4 + 2 * rng.int(2);
+    if (i % 4 === 0) { rec.fill(0, 4, 14); rec[14] = 0xff; rec[15] = 0xff; }
+    const ep = pool.fromRecord(rec, 0);
+    if (ep) {
+      assert.equal(pool.fromRecord(rec, 0), ep);
+      assert.equal(pool.parse(ep.toString()) ?? ep, ep); // port 0 does not parse as text
+    }
+  }
+});
