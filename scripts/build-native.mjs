@@ -60,7 +60,7 @@ if (r.error) warn(`could not run node-gyp: ${r.error.message}`);
 if (r.status !== 0 || !existsSync(addon)) {
   const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n').filter((l) => l.trim()).slice(-15).join('\n');
   console.warn(out);
-  const hint = /gcc|cc: not found|make: not found|No such file.*make/.test(out)
+  const hint = /gcc|\bcc\b|make: not found|No such file.*make/.test(out)
     ? 'a C compiler and make are needed (e.g. apt install build-essential python3)'
     : `node-gyp exited with ${r.status} (output above)`;
   warn(hint);
