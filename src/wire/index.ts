@@ -21,3 +21,15 @@ export {
   TcpPacket, TcpRepr, TcpFlag, TcpOption, parseTcp, emitTcp, tcpHeaderLength, tcpLength,
   TCP_HEADER_LEN, TCP_MAX_HEADER_LEN, TCP_MAX_OPTIONS_LEN, TCP_MAX_SACK_BLOCKS, TCP_MAX_WINDOW_SCALE, FIELD as TCP_FIELD,
 } from './tcp.js';
+export {
+  Dhcpv4Packet, Dhcpv4Repr, Dhcpv4Options, parseDhcpv4, emitDhcpv4, dhcpv4Length, DhcpMessageType, DhcpOption,
+  DHCPV4_FIELD, DHCPV4_HEADER_LEN, DHCPV4_MIN_LEN, DHCPV4_MAGIC_COOKIE, DHCPV4_FLAG_BROADCAST,
+  DHCPV4_SERVER_PORT, DHCPV4_CLIENT_PORT, BOOTP_REQUEST, BOOTP_REPLY, HTYPE_ETHERNET,
+  OVERLOAD_FILE, OVERLOAD_SNAME, DHCPV4_MAX_ADDRESSES,
+} from './dhcpv4.js';
+export {
+  DnsHeader, DnsQuestion, DnsParsed, parseDns, emitDns, dnsLength, readDnsQuestion, setDnsQuestionName,
+  DnsRcode, DnsType, DNS_CLASS_IN, DNS_PORT, DNS_HEADER_LEN, DNS_FIELD, DNS_MAX_NAME_LEN,
+  DNS_FLAG_QR, DNS_FLAG_AA, DNS_FLAG_TC, DNS_FLAG_RD, DNS_FLAG_RA, DNS_FLAG_AD, DNS_FLAG_CD,
+  type DnsMessage, type DecodedDnsMessage, type DnsRecord,
+} from './dns.js';

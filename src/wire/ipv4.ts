@@ -167,8 +167,9 @@ export function parseIpv4(buf: Buffer, off: number, len: number, repr: Ipv4Repr,
   const optSt = checkOptions(buf, off + IPV4_HEADER_LEN, hl - IPV4_HEADER_LEN);
   if (optSt !== Status.Ok) return optSt;
   if (p.fragmentOffset + (p.totalLength - hl) > 65535) return Status.Malformed;
-  repr.src = p.src;
-  repr.dst = p.dst;
+  // Read inline: a uint32 at or above 2^31 returned from a non-inlined call is boxed (allocated).
+  repr.src = ((buf[off + FIELD.SRC]! << 24) | (buf[off + FIELD.SRC + 1]! << 16) | (buf[off + FIELD.SRC + 2]! << 8) | buf[off + FIELD.SRC + 3]!) >>> 0;
+  repr.dst = ((buf[off + FIELD.DST]! << 24) | (buf[off + FIELD.DST + 1]! << 16) | (buf[off + FIELD.DST + 2]! << 8) | buf[off + FIELD.DST + 3]!) >>> 0;
   repr.protocol = p.protocol;
   repr.ttl = p.ttl;
   repr.dscp = p.dscp;

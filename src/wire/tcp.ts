@@ -244,8 +244,9 @@ export function parseTcp(
   if (optSt !== Status.Ok) return optSt;
   repr.srcPort = p.srcPort;
   repr.dstPort = p.dstPort;
-  repr.seqNumber = p.seqNumber;
-  repr.ackNumber = p.ackNumber;
+  // Read inline: a uint32 at or above 2^31 returned from a non-inlined call is boxed (allocated).
+  repr.seqNumber = ((buf[off + FIELD.SEQ]! << 24) | (buf[off + FIELD.SEQ + 1]! << 16) | (buf[off + FIELD.SEQ + 2]! << 8) | buf[off + FIELD.SEQ + 3]!) >>> 0;
+  repr.ackNumber = ((buf[off + FIELD.ACK]! << 24) | (buf[off + FIELD.ACK + 1]! << 16) | (buf[off + FIELD.ACK + 2]! << 8) | buf[off + FIELD.ACK + 3]!) >>> 0;
   repr.flags = p.flags;
   repr.window = p.window;
   repr.urgentPointer = p.urgentPointer;
