@@ -67,7 +67,8 @@ test('icmpv4: deconstruct captured errors and their quoted datagrams', () => {
   assert.equal(q.totalLength, 1428);
   assert.ok(q.hasEchoIdent && !q.hasPorts);
   assert.equal(q.echoType, Icmpv4Type.EchoRequest);
-  assert.equal(q.echoIdent, 0x1588);
+  const big = byName(/echo request.*length 1408/); // the ping that caused it
+  assert.equal(q.echoIdent, new Icmpv4Packet().reset(big, 0, big.length).ident);
 
   const redirect = byName(/redirect/);
   assert.equal(parseIcmpv4(redirect, 0, redirect.length, r), Status.Ok);

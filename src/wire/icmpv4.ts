@@ -205,9 +205,10 @@ export function icmpv4Length(repr: Icmpv4Repr): number {
   return ICMPV4_HEADER_LEN + repr.payloadLength;
 }
 
-/** Writes the message for `repr` at buf[off] (payload copied from repr.payloadBuf unless already
- * in place) and fills the checksum. Types without fields get a zero rest-of-header. Returns the
- * length written; the caller ensures the buffer has icmpv4Length(repr) bytes. */
+/** Writes the message for `repr` at buf[off] and fills the checksum. The payload is copied from
+ * repr.payloadBuf unless it is already in place (that copy is the only allocation: Node's
+ * Buffer#copy makes a view of a sub-range). Types without fields get a zero rest-of-header.
+ * Returns the length written; the caller ensures the buffer has icmpv4Length(repr) bytes. */
 export function emitIcmpv4(repr: Icmpv4Repr, buf: Buffer, off: number): number {
   const len = icmpv4Length(repr);
   buf[off + FIELD.TYPE] = repr.type;

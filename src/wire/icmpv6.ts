@@ -221,8 +221,9 @@ export function icmpv6Length(repr: Icmpv6Repr): number {
   return ICMPV6_HEADER_LEN + repr.payloadLength;
 }
 
-/** Writes the message for `repr` at buf[off] (payload copied from repr.payloadBuf unless already
- * in place) and fills the checksum over the pseudo-header of the given addresses. Types without
+/** Writes the message for `repr` at buf[off] and fills the checksum over the pseudo-header of the
+ * given addresses. The payload is copied from repr.payloadBuf unless it is already in place (that
+ * copy is the only allocation: Node's Buffer#copy makes a view of a sub-range). Types without
  * fields get a zero rest-of-header. Returns the length written (icmpv6Length(repr)). */
 export function emitIcmpv6(
   repr: Icmpv6Repr, buf: Buffer, off: number,

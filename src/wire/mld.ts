@@ -207,6 +207,11 @@ export class MldPacket extends Icmpv6Packet {
   }
 }
 
+/** Copies a short run byte by byte: Buffer#copy of a sub-range allocates a view, this does not. */
+function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, len: number): void {
+  for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
+}
+
 const EMPTY = Buffer.alloc(0);
 
 /** The plain fields of an MLD message. Reuse one per loop: parsing fills it in place. */
@@ -223,7 +228,8 @@ export class MldRepr {
   qrv = 0;
   qqic = 0;
   /** MLDv2 query sources: numberOfSources addresses of 16 bytes from sourcesBuf[sourcesOffset].
-   * Parse points into the parsed buffer; emit copies from it unless already in place. */
+   * Parse points into the parsed buffer; emit copies from it unless already in place (the copy
+   * allocates a small view inside Node's Buffer#copy; nothing else in this file allocates). */
   numberOfSources = 0;
   sourcesBuf: Buffer = EMPTY;
   sourcesOffset = 0;
@@ -277,7 +283,7 @@ export function parseMld(
     return Status.Ok;
   }
   repr.maxResponseCode = p.maxResponseCode;
-  buf.copy(repr.multicastAddress, 0, p.multicastAddressOffset, p.multicastAddressOffset + ADDR_LEN);
+  copyBytes(buf, p.multicastAddressOffset, repr.multicastAddress, 0, ADDR_LEN);
   if (repr.version === 2) {
     repr.suppressRouterSide = p.suppressRouterSide;
     repr.qrv = p.qrv;
@@ -339,7 +345,7 @@ export function writeMldv2Record(
   buf[off + RECORD_FIELD.AUX_DATA_LEN] = 0;
   buf.writeUInt16BE(numSources & 0xffff, off + RECORD_FIELD.NUM_SOURCES);
   const n = numSources * ADDR_LEN;
-  for (let i = 0; i < ADDR_LEN; i++) buf[off + RECORD_FIELD.MULTICAST_ADDRESS + i] = groupBuf[groupOff + i]!;
-  for (let i = 0; i < n; i++) buf[off + RECORD_FIELD.SOURCES + i] = sourcesBuf[sourcesOff + i]!;
+  copyBytes(groupBuf, groupOff, buf, off + RECORD_FIELD.MULTICAST_ADDRESS, ADDR_LEN);
+  copyBytes(sourcesBuf, sourcesOff, buf, off + RECORD_FIELD.SOURCES, n);
   return MLDV2_RECORD_HEADER_LEN + n;
 }

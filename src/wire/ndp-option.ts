@@ -106,6 +106,11 @@ export class NdpDnsServer {
   readonly address: Buffer = Buffer.alloc(ADDR_LEN);
 }
 
+/** Copies a short run byte by byte: Buffer#copy of a sub-range allocates a view, this does not. */
+function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, len: number): void {
+  for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
+}
+
 const EMPTY = Buffer.alloc(0);
 
 /** The options of an ND message in fixed, preallocated fields. */
@@ -158,7 +163,7 @@ export function readNdpOption(buf: Buffer, at: number, len: number, type: number
     case NdpOption.Nonce: {
       if (len !== SIX_BYTE_OPTION_LEN) { opts.skippedOptions++; return Status.Ok; }
       const out = type === NdpOption.SourceLinkAddr ? opts.sourceLinkAddr : type === NdpOption.TargetLinkAddr ? opts.targetLinkAddr : opts.nonce;
-      buf.copy(out, 0, at + OPTION_FIELD.LINK_ADDR, at + OPTION_FIELD.LINK_ADDR + SIX_BYTES);
+      copyBytes(buf, at + OPTION_FIELD.LINK_ADDR, out, 0, SIX_BYTES);
       if (type === NdpOption.SourceLinkAddr) opts.hasSourceLinkAddr = true;
       else if (type === NdpOption.TargetLinkAddr) opts.hasTargetLinkAddr = true;
       else opts.hasNonce = true;
@@ -175,7 +180,7 @@ export function readNdpOption(buf: Buffer, at: number, len: number, type: number
       p.autonomous = (flags & PREFIX_FLAG_AUTONOMOUS) !== 0;
       p.validLifetime = buf.readUInt32BE(at + OPTION_FIELD.PREFIX_VALID_LIFETIME);
       p.preferredLifetime = buf.readUInt32BE(at + OPTION_FIELD.PREFIX_PREFERRED_LIFETIME);
-      buf.copy(p.prefix, 0, at + OPTION_FIELD.PREFIX, at + OPTION_FIELD.PREFIX + ADDR_LEN);
+      copyBytes(buf, at + OPTION_FIELD.PREFIX, p.prefix, 0, ADDR_LEN);
       return Status.Ok;
     }
     case NdpOption.Mtu:
@@ -191,7 +196,7 @@ export function readNdpOption(buf: Buffer, at: number, len: number, type: number
         if (opts.dnsServerCount >= NDP_MAX_DNS_SERVERS) { opts.skippedOptions++; break; }
         const s = opts.dnsServers[opts.dnsServerCount++]!;
         s.lifetime = lifetime;
-        buf.copy(s.address, 0, a, a + ADDR_LEN);
+        copyBytes(buf, a, s.address, 0, ADDR_LEN);
       }
       return Status.Ok;
     }

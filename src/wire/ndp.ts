@@ -127,6 +127,11 @@ export class NdpRepr extends NdpOptions {
   }
 }
 
+/** Copies a short run byte by byte: Buffer#copy of a sub-range allocates a view, this does not. */
+function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, len: number): void {
+  for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
+}
+
 const view = new NdpPacket();
 const cursor = new NdpOptionCursor();
 
@@ -168,7 +173,7 @@ export function parseNdp(
         repr.override = p.overrideFlag;
       }
       if (isMulticast(buf, p.targetOffset)) return Status.Malformed;
-      buf.copy(repr.target, 0, p.targetOffset, p.targetOffset + ADDR_LEN);
+      copyBytes(buf, p.targetOffset, repr.target, 0, ADDR_LEN);
       break;
     case Icmpv6Type.Redirect:
       // RFC 4861 8.1: destination not multicast; target is link-local or the destination itself.
@@ -176,8 +181,8 @@ export function parseNdp(
       if (!isLinkLocal(buf, p.targetOffset) && buf.compare(buf, p.destinationOffset, p.destinationOffset + ADDR_LEN, p.targetOffset, p.targetOffset + ADDR_LEN) !== 0) {
         return Status.Malformed;
       }
-      buf.copy(repr.target, 0, p.targetOffset, p.targetOffset + ADDR_LEN);
-      buf.copy(repr.destination, 0, p.destinationOffset, p.destinationOffset + ADDR_LEN);
+      copyBytes(buf, p.targetOffset, repr.target, 0, ADDR_LEN);
+      copyBytes(buf, p.destinationOffset, repr.destination, 0, ADDR_LEN);
       break;
   }
   const c = p.options(cursor);
