@@ -33,3 +33,27 @@ export {
   DNS_FLAG_QR, DNS_FLAG_AA, DNS_FLAG_TC, DNS_FLAG_RD, DNS_FLAG_RA, DNS_FLAG_AD, DNS_FLAG_CD,
   type DnsMessage, type DecodedDnsMessage, type DnsRecord,
 } from './dns.js';
+export {
+  Icmpv4Packet, Icmpv4Repr, Icmpv4Quote, parseIcmpv4, emitIcmpv4, icmpv4Length, parseIcmpv4Quote, icmpv4IsError, icmpv4QuoteLength,
+  Icmpv4Type, Icmpv4DstUnreachable, Icmpv4Redirect, Icmpv4TimeExceeded, Icmpv4ParamProblem,
+  ICMPV4_HEADER_LEN, ICMPV4_ERROR_MAX_LEN, FIELD as ICMPV4_FIELD,
+} from './icmpv4.js';
+export {
+  Icmpv6Packet, Icmpv6Repr, Icmpv6Quote, parseIcmpv6, emitIcmpv6, icmpv6Length, parseIcmpv6Quote, icmpv6IsError, icmpv6QuoteLength,
+  icmpv6ChecksumVerifies, fillIcmpv6Checksum, Icmpv6Type, Icmpv6DstUnreachable, Icmpv6TimeExceeded, Icmpv6ParamProblem,
+  ICMPV6_HEADER_LEN, IPV6_MIN_MTU, FIELD as ICMPV6_FIELD,
+} from './icmpv6.js';
+export {
+  NdpPacket, NdpRepr, parseNdp, emitNdp, ndpLength, ndpFixedLength, checkNdpIpHeader,
+  NDP_HOP_LIMIT, RA_FLAG_MANAGED, RA_FLAG_OTHER, NA_FLAG_ROUTER, NA_FLAG_SOLICITED, NA_FLAG_OVERRIDE, FIELD as NDP_FIELD,
+} from './ndp.js';
+export {
+  NdpOptionCursor, NdpOptions, NdpPrefixInfo, NdpDnsServer, NdpOption, NDP_OPTION_UNIT, NDP_MAX_PREFIXES, NDP_MAX_DNS_SERVERS,
+  PREFIX_FLAG_ON_LINK, PREFIX_FLAG_AUTONOMOUS, OPTION_FIELD as NDP_OPTION_FIELD,
+} from './ndp-option.js';
+export {
+  MldPacket, MldRepr, MldRecordCursor, MldRecordType, parseMld, emitMld, mldLength, writeMldv2Record,
+  mldv2MaxResponseDelay, mldv2MaxResponseCode, mldv2QueryInterval, mldv2Qqic,
+  MLDV1_LEN, MLDV2_QUERY_MIN_LEN, MLDV2_REPORT_HEADER_LEN, MLDV2_RECORD_HEADER_LEN, MLD_HOP_LIMIT,
+  FIELD as MLD_FIELD, RECORD_FIELD as MLD_RECORD_FIELD,
+} from './mld.js';
