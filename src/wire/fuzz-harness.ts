@@ -93,7 +93,7 @@ export function fuzzParser(
   parse: (buf: Buffer, off: number, len: number) => Digest,
   opts: FuzzOptions = {},
 ): number {
-  const iterations = opts.iterations ?? fuzzIterations(100_000);
+  const iterations = opts.iterations ?? fuzzIterations(250_000);
   const seed = opts.seed ?? 0x5eed;
   const maxLen = opts.maxLen ?? 2048;
   const rng = new Prng(seed);
