@@ -46,6 +46,7 @@ napi_value meshtun_int(napi_env env, int64_t v);
 napi_status meshtun_init_tun(napi_env env, napi_value exports);
 napi_status meshtun_init_udp(napi_env env, napi_value exports);
 napi_status meshtun_init_poll(napi_env env, napi_value exports);
+napi_status meshtun_init_aead(napi_env env, napi_value exports);
 
 napi_status meshtun_export(napi_env env, napi_value exports, const char *name, napi_callback fn);
 

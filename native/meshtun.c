@@ -1,5 +1,6 @@
 /* meshtun native addon: module entry, argument helpers, and small shared functions
- * (close, strerror, errno constants). The TUN, UDP and poll parts live in tun.c, udp.c, poll.c. */
+ * (close, strerror, errno constants). The TUN, UDP, poll and AEAD parts live in tun.c, udp.c,
+ * poll.c, aead.c. */
 #include "common.h"
 
 #include <errno.h>
@@ -152,6 +153,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (meshtun_init_tun(env, exports) != napi_ok) return NULL;
   if (meshtun_init_udp(env, exports) != napi_ok) return NULL;
   if (meshtun_init_poll(env, exports) != napi_ok) return NULL;
+  if (meshtun_init_aead(env, exports) != napi_ok) return NULL;
   return exports;
 }
 
