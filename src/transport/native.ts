@@ -1,8 +1,6 @@
-// Loads the native addon for UDP (recvmmsg/sendmmsg, GSO, SO_MARK) and readiness watchers, and
-// types that part of it. The same module object as src/tun/native.ts gets (createRequire caches
-// by path); transport may not import tun, so the few lines of loading live in both.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+// Types the part of the native addon (loaded once by util/native.ts) used for UDP
+// (recvmmsg/sendmmsg, GSO, SO_MARK) and readiness watchers.
+import { nativeAddon, nativeAddonUnavailable } from '../util/native.js';
 
 /** A readiness watcher handle returned by pollStart (an opaque external). */
 export type PollHandle = object;
@@ -34,33 +32,12 @@ export interface NativeUdpApi {
   pollStop(handle: PollHandle): number;
 }
 
-const ADDON_PATH = process.env.MESHTUN_NATIVE
-  ?? fileURLToPath(new URL('../../../build/Release/meshtun_native.node', import.meta.url));
-
-let loaded: NativeUdpApi | null | undefined;
-let reason = '';
-
 /** The addon, or null when it cannot be loaded (see `udpNativeUnavailable`). */
 export function udpNative(): NativeUdpApi | null {
-  if (loaded !== undefined) return loaded;
-  loaded = null;
-  if (process.platform !== 'linux') {
-    reason = `the native addon was not built: it is Linux only (this is ${process.platform})`;
-    return null;
-  }
-  try {
-    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeUdpApi;
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
-      ? `${ADDON_PATH} does not exist`
-      : (e as Error).message.split('\n')[0];
-    reason = `the native addon was not built: ${why}; run \`npm rebuild\` in the meshtun folder (needs a C compiler, make and python3)`;
-  }
-  return loaded;
+  return nativeAddon<NativeUdpApi>();
 }
 
 /** Why the addon is unavailable ("" when it loaded). */
 export function udpNativeUnavailable(): string {
-  udpNative();
-  return reason;
+  return nativeAddonUnavailable();
 }

@@ -1,8 +1,9 @@
-// Loads the native addon (build/Release/meshtun_native.node, built by `npm install` from native/)
-// and types the part of it that TUN devices use. When the addon is missing, `tunNativeUnavailable`
-// says why and how to fix it; nothing throws at import time.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+// Types the part of the native addon (loaded by util/native.ts) that TUN devices use. When the
+// addon is missing, `tunNativeUnavailable` says why and how to fix it; nothing throws at import time.
+import { nativeAddon, nativeAddonFailure, nativeAddonUnavailable } from '../util/native.js';
+
+/** Where the addon is looked for ($MESHTUN_NATIVE, else build/Release under the package root). */
+export { NATIVE_ADDON_PATH } from '../util/native.js';
 
 /** A readiness watcher handle returned by pollStart (an opaque external). */
 export type PollHandle = object;
@@ -29,41 +30,13 @@ export interface NativeTunApi {
   pollStop(handle: PollHandle): number;
 }
 
-/** Where the addon is looked for: $MESHTUN_NATIVE, else build/Release under the package root
- * (this file runs from dist/src/tun/). */
-export const NATIVE_ADDON_PATH = process.env.MESHTUN_NATIVE
-  ?? fileURLToPath(new URL('../../../build/Release/meshtun_native.node', import.meta.url));
-
-let loaded: NativeTunApi | null | undefined;
-let reason = '';
-
-function load(): NativeTunApi | null {
-  if (loaded !== undefined) return loaded;
-  if (process.platform !== 'linux') {
-    reason = `the native addon was not built: it is Linux only (this is ${process.platform})`;
-    loaded = null;
-    return null;
-  }
-  try {
-    loaded = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeTunApi;
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND'
-      ? `${NATIVE_ADDON_PATH} does not exist`
-      : (e as Error).message.split('\n')[0];
-    reason = `the native addon was not built: ${why}; run \`npm rebuild\` in the meshtun folder ` +
-      '(needs a C compiler, make and python3), or use --userspace';
-    loaded = null;
-  }
-  return loaded;
-}
-
 /** The addon, or null when it cannot be loaded (see `tunNativeUnavailable`). */
 export function tunNative(): NativeTunApi | null {
-  return load();
+  return nativeAddon<NativeTunApi>();
 }
 
-/** Why the addon is unavailable ("" when it loaded). */
+/** Why the addon is unavailable ("" when it loaded); a missing build also names --userspace. */
 export function tunNativeUnavailable(): string {
-  load();
-  return reason;
+  const reason = nativeAddonUnavailable();
+  return nativeAddonFailure() === 'build' ? `${reason}, or use --userspace` : reason;
 }
