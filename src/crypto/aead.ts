@@ -2,52 +2,226 @@
 // (draft-irtf-cfrg-xchacha) for cookie replies.
 //
 // WireGuard's nonce is 32 zero bits followed by a 64-bit little-endian counter. `ChaChaPolyKey`
-// is the data-plane form: one per keypair direction, holding its own copy of the key and a
-// 12-byte nonce buffer rewritten in place per packet; seal/open work on ranges of caller-owned
-// buffers (in place is fine) and never throw on bad input: open returns false.
-// The only allocations are node:crypto's own (the cipher object and the update() output).
+// is the data-plane form: one per keypair direction; seal/open work on ranges of caller-owned
+// buffers (in place is fine) and never throw on bad input: open returns false. Batch forms
+// (sealBatch/openBatch) take many packets in place with 64-bit counters as two uint32 halves.
+//
+// Two implementations, the same bytes on the wire:
+//   native       the addon's native/aead.c: OpenSSL contexts set up once per key (node's own
+//                OpenSSL, the one node:crypto uses); per packet only the nonce changes. No
+//                allocation per packet, and a batch is one call into C.
+//   node:crypto  a cipher object per packet (and its update() output): the fallback when the
+//                addon is not built, or when MESHTUN_PURE_TS_CRYPTO=1 forces it.
+// `aeadImplementation()` says which one new keys use.
 //
 // node:crypto has no XChaCha20, so HChaCha20 (a few dozen lines) derives the subkey here and
 // ChaCha20-Poly1305 from node:crypto does the rest with nonce = 4 zero bytes || nonce[16..24).
 //
-// Counters are JavaScript numbers (exact to 2^53: at 10 Mpps that is 28 years of one key).
+// Counters given as one number are exact to 2^53 (at 10 Mpps, 28 years of one key); seal64 /
+// open64 and the batch forms take the full 64 bits as two uint32 halves.
 
 import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { PlatformError } from '../util/index.js';
+import { nativeAddon, nativeAddonUnavailable } from '../util/native.js';
 
 export const AEAD_KEY_SIZE = 32;
 export const AEAD_TAG_SIZE = 16;
 export const AEAD_NONCE_SIZE = 12;
 export const XAEAD_NONCE_SIZE = 24;
 export const HCHACHA_NONCE_SIZE = 16;
+/** The largest plaintext ChaChaPolyKey opens out of place (an IP packet). */
+const MAX_SEALED_SIZE = 65535 + AEAD_TAG_SIZE;
 
 const ALGORITHM = 'chacha20-poly1305';
 const OPTIONS = { authTagLength: AEAD_TAG_SIZE } as const;
 const TWO_POW_32 = 0x1_0000_0000;
 const EMPTY = Buffer.alloc(0);
+const NONCE_COUNTER_LO = 4;
+const NONCE_COUNTER_HI = 8;
 
-/** Writes WireGuard's nonce for `counter` into a 12-byte buffer (bytes 0..3 stay zero). */
-function writeNonce(nonce: Buffer, counter: number): void {
-  nonce.writeUInt32LE(counter >>> 0, 4);
-  nonce.writeUInt32LE(Math.floor(counter / TWO_POW_32) >>> 0, 8);
+/** Which ChaCha20-Poly1305 code a ChaChaPolyKey runs (see the file header). */
+export type AeadImplementation = 'native' | 'node:crypto';
+
+/** An opaque key handle of the addon (an external holding two EVP_CIPHER_CTX). */
+type NativeAeadKey = object;
+
+/** The AEAD part of the native addon (native/aead.c). Arguments of the wrong type or ranges that
+ * do not fit their buffers throw; a bad tag does not (open returns 0, ok[i] = 0). */
+interface NativeAeadApi {
+  readonly AEAD_MAX_BATCH: number;
+  aeadKeyCreate(key: Uint8Array): NativeAeadKey;
+  aeadKeyWipe(key: NativeAeadKey): number;
+  aeadSeal(key: NativeAeadKey, buf: Buffer, off: number, len: number, counterLo: number, counterHi: number, ad: Uint8Array | null): number;
+  aeadOpen(key: NativeAeadKey, buf: Buffer, off: number, len: number, counterLo: number, counterHi: number, ad: Uint8Array | null): number;
+  aeadSealBatch(key: NativeAeadKey, bufs: Buffer[], offsets: Uint32Array, lengths: Uint32Array,
+    counterLo: Uint32Array, counterHi: Uint32Array, count: number): number;
+  aeadOpenBatch(key: NativeAeadKey, bufs: Buffer[], offsets: Uint32Array, lengths: Uint32Array,
+    counterLo: Uint32Array, counterHi: Uint32Array, count: number, ok: Uint8Array): number;
 }
 
-/** A ChaCha20-Poly1305 key with a reusable nonce: the per-keypair object of the data plane. */
-export class ChaChaPolyKey {
-  private readonly key = Buffer.alloc(AEAD_KEY_SIZE);
-  private readonly nonce = Buffer.alloc(AEAD_NONCE_SIZE);
+let nativeApi: NativeAeadApi | null | undefined;
+let nativeReason = '';
+let defaultImplementation: AeadImplementation | undefined;
 
-  /** Copies `key` (32 bytes); the caller may wipe its own copy afterwards. */
-  constructor(key: Uint8Array) {
+/** The addon's AEAD functions, or null (with `aeadNativeUnavailable()` saying why). */
+function aeadNative(): NativeAeadApi | null {
+  if (nativeApi !== undefined) return nativeApi;
+  const addon = nativeAddon<Partial<NativeAeadApi>>();
+  if (addon === null) {
+    nativeReason = nativeAddonUnavailable();
+    nativeApi = null;
+  } else if (typeof addon.aeadSealBatch !== 'function' || typeof addon.aeadKeyCreate !== 'function') {
+    nativeReason = 'the native addon was built without AEAD support; run `npm rebuild` in the meshtun folder';
+    nativeApi = null;
+  } else {
+    nativeApi = addon as NativeAeadApi;
+  }
+  return nativeApi;
+}
+
+/** Why the native AEAD is unavailable ("" when it is available; MESHTUN_PURE_TS_CRYPTO=1 does not
+ * make it unavailable, it only changes the default). */
+export function aeadNativeUnavailable(): string {
+  aeadNative();
+  return nativeReason;
+}
+
+/** The implementation new ChaChaPolyKeys use: 'native' when the addon has AEAD support and
+ * MESHTUN_PURE_TS_CRYPTO is not "1", else 'node:crypto'. Decided once per process. */
+export function aeadImplementation(): AeadImplementation {
+  defaultImplementation ??= process.env.MESHTUN_PURE_TS_CRYPTO !== '1' && aeadNative() !== null ? 'native' : 'node:crypto';
+  return defaultImplementation;
+}
+
+/** Writes WireGuard's nonce for the counter (lo, hi) into a 12-byte buffer (bytes 0..3 stay zero). */
+function writeNonce(nonce: Buffer, lo: number, hi: number): void {
+  nonce.writeUInt32LE(lo, NONCE_COUNTER_LO);
+  nonce.writeUInt32LE(hi, NONCE_COUNTER_HI);
+}
+
+/** Scratch space for out-of-place native opens, so a bad tag writes nothing to dst. */
+let openScratch: Buffer | null = null;
+
+/** A ChaCha20-Poly1305 key with WireGuard's nonce: the per-keypair object of the data plane. */
+export class ChaChaPolyKey {
+  /** Which code this key runs (fixed at construction). */
+  readonly implementation: AeadImplementation;
+  private readonly native: NativeAeadApi | null;
+  private readonly handle: NativeAeadKey | null;
+  /** The node:crypto path's copy of the key and its nonce buffer rewritten per packet. */
+  private readonly key: Buffer | null;
+  private readonly nonce: Buffer | null;
+  private wiped = false;
+
+  /** Copies `key` (32 bytes); the caller may wipe its own copy afterwards. `implementation`
+   * defaults to aeadImplementation(); asking for 'native' without the addon throws PlatformError. */
+  constructor(key: Uint8Array, implementation: AeadImplementation = aeadImplementation()) {
     if (key.length !== AEAD_KEY_SIZE) throw new RangeError(`a ChaCha20-Poly1305 key is ${AEAD_KEY_SIZE} bytes, got ${key.length}`);
-    this.key.set(key);
+    this.implementation = implementation;
+    if (implementation === 'native') {
+      const api = aeadNative();
+      if (api === null) throw new PlatformError(`cannot use the native ChaCha20-Poly1305: ${nativeReason}`);
+      this.native = api;
+      this.handle = api.aeadKeyCreate(key);
+      this.key = null;
+      this.nonce = null;
+    } else {
+      this.native = null;
+      this.handle = null;
+      this.key = Buffer.alloc(AEAD_KEY_SIZE);
+      this.key.set(key);
+      this.nonce = Buffer.alloc(AEAD_NONCE_SIZE);
+    }
   }
 
   /** Encrypts src[srcOff, srcOff+srcLen) under `counter` into dst[dstOff ...] followed by the
    * 16-byte tag; returns the bytes written (srcLen + 16). dst may overlap src at the same offset.
-   * The caller guarantees dst has room. `ad` is associated data (none for transport data). */
+   * The caller guarantees dst has room. `ad` is associated data (none for transport data).
+   * After wipe() the output range is zeroed instead (no plaintext ever leaves unsealed). */
   seal(counter: number, src: Buffer, srcOff: number, srcLen: number, dst: Buffer, dstOff: number, ad?: Uint8Array): number {
-    writeNonce(this.nonce, counter);
-    const c = createCipheriv(ALGORITHM, this.key, this.nonce, OPTIONS);
+    return this.seal64(counter >>> 0, Math.floor(counter / TWO_POW_32) >>> 0, src, srcOff, srcLen, dst, dstOff, ad);
+  }
+
+  /** Decrypts and verifies src[srcOff, srcOff+srcLen) (ciphertext then tag) under `counter`,
+   * writing the srcLen - 16 plaintext bytes to dst[dstOff ...] only when the tag verifies.
+   * Returns false (and writes nothing) for a bad tag or a range shorter than a tag. */
+  open(counter: number, src: Buffer, srcOff: number, srcLen: number, dst: Buffer, dstOff: number, ad?: Uint8Array): boolean {
+    return this.open64(counter >>> 0, Math.floor(counter / TWO_POW_32) >>> 0, src, srcOff, srcLen, dst, dstOff, ad);
+  }
+
+  /** seal() with the 64-bit counter as two uint32 halves. */
+  seal64(counterLo: number, counterHi: number, src: Buffer, srcOff: number, srcLen: number, dst: Buffer, dstOff: number, ad?: Uint8Array): number {
+    if (this.handle !== null) {
+      if (src !== dst || srcOff !== dstOff) src.copy(dst, dstOff, srcOff, srcOff + srcLen); // then in place
+      return this.native!.aeadSeal(this.handle, dst, dstOff, srcLen, counterLo, counterHi, ad ?? null);
+    }
+    return this.sealTs(counterLo, counterHi, src, srcOff, srcLen, dst, dstOff, ad);
+  }
+
+  /** open() with the 64-bit counter as two uint32 halves. */
+  open64(counterLo: number, counterHi: number, src: Buffer, srcOff: number, srcLen: number, dst: Buffer, dstOff: number, ad?: Uint8Array): boolean {
+    if (srcLen < AEAD_TAG_SIZE || srcOff < 0 || srcOff + srcLen > src.length) return false;
+    if (this.handle === null) return this.openTs(counterLo, counterHi, src, srcOff, srcLen, dst, dstOff, ad);
+    const api = this.native!;
+    if (src === dst && srcOff === dstOff) return api.aeadOpen(this.handle, src, srcOff, srcLen, counterLo, counterHi, ad ?? null) === 1;
+    if (srcLen > MAX_SEALED_SIZE) return false;
+    const scratch = openScratch ??= Buffer.alloc(MAX_SEALED_SIZE);
+    src.copy(scratch, 0, srcOff, srcOff + srcLen);
+    if (api.aeadOpen(this.handle, scratch, 0, srcLen, counterLo, counterHi, ad ?? null) !== 1) return false;
+    scratch.copy(dst, dstOff, 0, srcLen - AEAD_TAG_SIZE);
+    return true;
+  }
+
+  /** Seals count packets in place: bufs[i][offsets[i], +lengths[i]) is replaced by its ciphertext
+   * and followed by the 16-byte tag (the caller guarantees the room) under the counter
+   * (counterHi[i] * 2^32 + counterLo[i]). Returns count. Allocates nothing on the native path. */
+  sealBatch(bufs: Buffer[], offsets: Uint32Array, lengths: Uint32Array, counterLo: Uint32Array, counterHi: Uint32Array, count: number): number {
+    const api = this.native;
+    if (api !== null && count <= api.AEAD_MAX_BATCH) {
+      return api.aeadSealBatch(this.handle!, bufs, offsets, lengths, counterLo, counterHi, count);
+    }
+    for (let i = 0; i < count; i++) {
+      const buf = bufs[i]!;
+      const off = offsets[i]!;
+      this.seal64(counterLo[i]!, counterHi[i]!, buf, off, lengths[i]!, buf, off);
+    }
+    return count;
+  }
+
+  /** Opens count packets in place: lengths[i] counts ciphertext and tag. ok[i] is set to 1 when
+   * packet i verified (its plaintext now sits at offsets[i]), else 0 (its bytes are unchanged and
+   * must not be used). Returns the number verified. Never throws on bad tags or short packets. */
+  openBatch(bufs: Buffer[], offsets: Uint32Array, lengths: Uint32Array, counterLo: Uint32Array, counterHi: Uint32Array, count: number, ok: Uint8Array): number {
+    const api = this.native;
+    if (api !== null && count <= api.AEAD_MAX_BATCH) {
+      return api.aeadOpenBatch(this.handle!, bufs, offsets, lengths, counterLo, counterHi, count, ok);
+    }
+    let verified = 0;
+    for (let i = 0; i < count; i++) {
+      const buf = bufs[i]!;
+      const off = offsets[i]!;
+      const good = this.open64(counterLo[i]!, counterHi[i]!, buf, off, lengths[i]!, buf, off);
+      ok[i] = good ? 1 : 0;
+      if (good) verified++;
+    }
+    return verified;
+  }
+
+  /** Zeroes the key (the native contexts are freed, which cleanses them); afterwards open
+   * fails and seal writes zeros. */
+  wipe(): void {
+    this.wiped = true;
+    if (this.handle !== null) this.native!.aeadKeyWipe(this.handle);
+    this.key?.fill(0);
+  }
+
+  private sealTs(lo: number, hi: number, src: Buffer, srcOff: number, srcLen: number, dst: Buffer, dstOff: number, ad?: Uint8Array): number {
+    if (this.wiped) {
+      dst.fill(0, dstOff, dstOff + srcLen + AEAD_TAG_SIZE);
+      return srcLen + AEAD_TAG_SIZE;
+    }
+    writeNonce(this.nonce!, lo, hi);
+    const c = createCipheriv(ALGORITHM, this.key!, this.nonce!, OPTIONS);
     if (ad) c.setAAD(ad, { plaintextLength: srcLen });
     if (srcLen > 0) c.update(src.subarray(srcOff, srcOff + srcLen)).copy(dst, dstOff);
     c.final();
@@ -55,15 +229,12 @@ export class ChaChaPolyKey {
     return srcLen + AEAD_TAG_SIZE;
   }
 
-  /** Decrypts and verifies src[srcOff, srcOff+srcLen) (ciphertext then tag) under `counter`,
-   * writing the srcLen - 16 plaintext bytes to dst[dstOff ...] only when the tag verifies.
-   * Returns false (and writes nothing) for a bad tag or a range shorter than a tag. */
-  open(counter: number, src: Buffer, srcOff: number, srcLen: number, dst: Buffer, dstOff: number, ad?: Uint8Array): boolean {
-    if (srcLen < AEAD_TAG_SIZE || srcOff < 0 || srcOff + srcLen > src.length) return false;
+  private openTs(lo: number, hi: number, src: Buffer, srcOff: number, srcLen: number, dst: Buffer, dstOff: number, ad?: Uint8Array): boolean {
+    if (this.wiped) return false;
     const ctLen = srcLen - AEAD_TAG_SIZE;
-    writeNonce(this.nonce, counter);
+    writeNonce(this.nonce!, lo, hi);
     try {
-      const d = createDecipheriv(ALGORITHM, this.key, this.nonce, OPTIONS);
+      const d = createDecipheriv(ALGORITHM, this.key!, this.nonce!, OPTIONS);
       d.setAuthTag(src.subarray(srcOff + ctLen, srcOff + srcLen));
       if (ad) d.setAAD(ad, { plaintextLength: ctLen });
       const plain = ctLen > 0 ? d.update(src.subarray(srcOff, srcOff + ctLen)) : EMPTY;
@@ -74,24 +245,19 @@ export class ChaChaPolyKey {
       return false;
     }
   }
-
-  /** Zeroes the key; the object must not be used afterwards. */
-  wipe(): void {
-    this.key.fill(0);
-  }
 }
 
 /** One-shot seal for handshake messages: returns ciphertext || tag. */
 export function aeadSeal(key: Uint8Array, counter: number, plaintext: Uint8Array, ad: Uint8Array): Buffer {
   const nonce = Buffer.alloc(AEAD_NONCE_SIZE);
-  writeNonce(nonce, counter);
+  writeNonce(nonce, counter >>> 0, Math.floor(counter / TWO_POW_32) >>> 0);
   return sealWithNonce(key, nonce, plaintext, ad);
 }
 
 /** One-shot open: the plaintext, or null when the tag does not verify. Never throws. */
 export function aeadOpen(key: Uint8Array, counter: number, sealed: Uint8Array, ad: Uint8Array): Buffer | null {
   const nonce = Buffer.alloc(AEAD_NONCE_SIZE);
-  writeNonce(nonce, counter);
+  writeNonce(nonce, counter >>> 0, Math.floor(counter / TWO_POW_32) >>> 0);
   return openWithNonce(key, nonce, sealed, ad);
 }
 
