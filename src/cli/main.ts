@@ -4,6 +4,7 @@
 import { UserError } from '../util/index.js';
 import { genkey, pubkey, genpsk } from './keys.js';
 import { up, down, wgUserspace } from './wg-commands.js';
+import { status } from './status.js';
 
 export interface Command {
   name: string;
@@ -20,16 +21,6 @@ export function registerCommand(cmd: Command): void {
   commands.set(cmd.name, cmd);
 }
 
-function notYet(name: string, summary: string, usage: string, examples: string[]): Command {
-  return {
-    name, summary, usage, examples,
-    async run() {
-      throw new UserError(`"meshtun ${name}" is not available in this version yet`, 'see `meshtun --help` for the commands that are');
-    },
-  };
-}
-
-// Commands from the roadmap that later work fills in; they are listed so --help shows the shape.
 for (const c of [
   up,
   down,
@@ -37,7 +28,7 @@ for (const c of [
   genkey,
   pubkey,
   genpsk,
-  notYet('status', 'show this node, its peers and counters', 'meshtun status [--json]', ['meshtun status']),
+  status,
 ]) registerCommand(c);
 
 const VERSION = '0.1.0';

@@ -5,3 +5,4 @@ export {
   formatPrefix, type WgQuickConfig, type WgQuickPeer, type WgQuickInterface, type IpPrefix,
 } from './wg-quick-config.js';
 export { uapiSocketPath as uapiSocketPathFor } from '../wireguard/index.js';
+export { ApiServer, apiSocketPath, interfaceStatus, prometheusMetrics, type InterfaceStatus, type PeerStatus } from './api-server.js';

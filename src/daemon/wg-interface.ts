@@ -7,7 +7,8 @@ import { mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node
 import { promisify } from 'node:util';
 import { Logger, PlatformError, UserError } from '../util/index.js';
 import { Engine, parseCidr, type Bind, type Device } from '../wireguard/index.js';
-import { UapiServer, uapiSocketPath } from '../wireguard/uapi-server.js';
+import { UapiServer, uapiSocketPath } from '../wireguard/index.js';
+import { ApiServer, apiSocketPath, interfaceStatus } from './api-server.js';
 import { LinuxTun } from '../tun/index.js';
 import { createUdpBind } from '../transport/index.js';
 import { resolveEndpoint, formatPrefix, type WgQuickConfig, type IpPrefix } from './wg-quick-config.js';
@@ -70,6 +71,9 @@ export class WgInterface {
       const uapi = await UapiServer.listen(uapiSocketPath(name), engine);
       const iface = new WgInterface(name, engine, tun);
       iface.undo.push(async () => { await uapi.close(); });
+      const eng = engine;
+      const api = await ApiServer.listen(apiSocketPath(PID_DIR, name), () => interfaceStatus(name, eng));
+      iface.undo.push(async () => { await api.close(); });
       return iface;
     } catch (err) {
       if (engine) engine.close();

@@ -1,0 +1,108 @@
+// The daemon's local API: HTTP+JSON on a Unix socket (/var/run/meshtun/<iface>.api), used by
+// `meshtun status` (and later the web UI), plus Prometheus metrics at /metrics.
+//   GET /v1/status  -> InterfaceStatus (JSON)
+//   GET /metrics    -> Prometheus text exposition format
+
+import { createServer, type Server } from 'node:http';
+import { chmodSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import type { Engine } from '../wireguard/index.js';
+import { encodeBase64Key } from '../crypto/index.js';
+
+export interface PeerStatus {
+  publicKey: string;
+  endpoint: string | null;
+  allowedIps: string[];
+  latestHandshake: number; // wall-clock ms, 0 = never
+  rxBytes: number;
+  txBytes: number;
+  persistentKeepalive: number;
+}
+
+export interface InterfaceStatus {
+  interface: string;
+  pid: number;
+  publicKey: string | null;
+  listenPort: number;
+  mtu: number;
+  peers: PeerStatus[];
+  /** Every engine counter, drops included (names start with "drop"). */
+  counters: Record<string, number>;
+}
+
+export function interfaceStatus(name: string, engine: Engine): InterfaceStatus {
+  const cfg = engine.getConfig();
+  return {
+    interface: name,
+    pid: process.pid,
+    publicKey: engine.publicKey ? encodeBase64Key(engine.publicKey) : null,
+    listenPort: cfg.listenPort,
+    mtu: engine.device.mtu,
+    peers: cfg.peers.map((p) => ({
+      publicKey: encodeBase64Key(p.publicKey),
+      endpoint: p.endpoint,
+      allowedIps: p.allowedIps,
+      latestHandshake: p.lastHandshakeWallMs,
+      rxBytes: Number(p.rxBytes),
+      txBytes: Number(p.txBytes),
+      persistentKeepalive: p.persistentKeepalive,
+    })),
+    counters: Object.fromEntries(engine.counters.entries()),
+  };
+}
+
+/** Prometheus exposition of an interface's counters and per-peer traffic. */
+export function prometheusMetrics(st: InterfaceStatus): string {
+  const lines: string[] = [];
+  const iface = `interface="${st.interface}"`;
+  lines.push('# HELP meshtun_engine_events_total Engine events and drops by reason.', '# TYPE meshtun_engine_events_total counter');
+  for (const [k, v] of Object.entries(st.counters)) lines.push(`meshtun_engine_events_total{${iface},event="${k}"} ${v}`);
+  lines.push('# HELP meshtun_peer_rx_bytes_total Bytes received from a peer.', '# TYPE meshtun_peer_rx_bytes_total counter');
+  for (const p of st.peers) lines.push(`meshtun_peer_rx_bytes_total{${iface},peer="${p.publicKey}"} ${p.rxBytes}`);
+  lines.push('# HELP meshtun_peer_tx_bytes_total Bytes sent to a peer.', '# TYPE meshtun_peer_tx_bytes_total counter');
+  for (const p of st.peers) lines.push(`meshtun_peer_tx_bytes_total{${iface},peer="${p.publicKey}"} ${p.txBytes}`);
+  lines.push('# HELP meshtun_peer_last_handshake_seconds Wall-clock time of the latest handshake.', '# TYPE meshtun_peer_last_handshake_seconds gauge');
+  for (const p of st.peers) lines.push(`meshtun_peer_last_handshake_seconds{${iface},peer="${p.publicKey}"} ${Math.floor(p.latestHandshake / 1000)}`);
+  return lines.join('\n') + '\n';
+}
+
+export function apiSocketPath(dir: string, iface: string): string {
+  return `${dir}/${iface}.api`;
+}
+
+/** Serves the local API for one interface on a Unix socket (mode 0600). */
+export class ApiServer {
+  private constructor(readonly path: string, private readonly server: Server) {}
+
+  static async listen(path: string, status: () => InterfaceStatus): Promise<ApiServer> {
+    mkdirSync(path.slice(0, path.lastIndexOf('/')), { recursive: true });
+    if (existsSync(path)) rmSync(path, { force: true });
+    const server = createServer((req, res) => {
+      try {
+        if (req.method === 'GET' && req.url === '/v1/status') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(status()));
+        } else if (req.method === 'GET' && req.url === '/metrics') {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+          res.end(prometheusMetrics(status()));
+        } else {
+          res.writeHead(404, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: `no such endpoint ${req.method} ${req.url}`, endpoints: ['GET /v1/status', 'GET /metrics'] }));
+        }
+      } catch (err) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: (err as Error).message }));
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => { server.off('error', reject); resolve(); });
+    });
+    chmodSync(path, 0o600);
+    return new ApiServer(path, server);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => this.server.close(() => r()));
+    rmSync(this.path, { force: true });
+  }
+}
