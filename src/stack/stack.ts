@@ -1,0 +1,463 @@
+// The userspace network stack's IP layer: a Device the WireGuard engine uses instead of a
+// kernel TUN. Packets the engine decrypts are written INTO the stack (writeBatch); packets the
+// stack sends are queued and READ by the engine (readBatch), with one readable notification per
+// burst.
+//
+// Input, per packet (synchronously inside writeBatch; nothing is kept that points into the
+// engine's buffers):
+//   1. parse IPv4 (header checksum) or IPv6 (extension-header walk) into reused reprs;
+//   2. accept our addresses, broadcasts and multicasts (those only for UDP and IPv6 echo); drop
+//      martian sources; IPv6 routing headers with segments left are not forwarded;
+//   3. fragments go to the reassembler; a completed datagram comes back as one whole packet and
+//      runs through this same path;
+//   4. demultiplex: TCP -> TcpLayer.input, UDP -> UdpLayer (closed port: ICMP port unreachable),
+//      ICMP/ICMPv6 -> IcmpHandler, anything else -> protocol unreachable / parameter problem.
+// Output (IpOutput.sendIp, used by TCP, UDP and ICMP): build the header in a pooled buffer, copy
+// the payload after it, fragment (IPv4 without DF; IPv6 at the source) when the path MTU is
+// smaller, and queue for the engine. Packets to our own addresses loop back through input on the
+// next turn of the event loop. Routing is trivial: everything goes to the one device.
+// The MTU towards a destination is the device MTU lowered by the path MTU cache (ICMP).
+// No Neighbor Discovery or ARP: a WireGuard device is point to point with no link layer.
+
+import type { Clock, Device } from '../wireguard/index.js';
+import { systemClock } from '../wireguard/index.js';
+import { UserError } from '../util/index.js';
+import {
+  Status, IpProtocol, Ipv4Repr, Ipv6Repr, parseIpv4, emitIpv4, parseIpv6, emitIpv6, emitIpv6FragmentHeader,
+  Icmpv4Type, Icmpv4DstUnreachable, Icmpv4TimeExceeded, Icmpv6Type, Icmpv6DstUnreachable, Icmpv6TimeExceeded, Icmpv6ParamProblem,
+  IPV4_HEADER_LEN, IPV6_HEADER_LEN, IPV6_FRAGMENT_HEADER_LEN,
+} from '../wire/index.js';
+import { AddressSet, isMulticastV4, isMulticastV6, isUnspecifiedV6 } from './addresses.js';
+import { StackCounters } from './counters.js';
+import { Reassembler, type ReassemblyLimits } from './fragments.js';
+import { IcmpHandler } from './icmp.js';
+import { PacketQueue } from './packet-queue.js';
+import { PathMtuCache, type PmtuLimits } from './pmtu.js';
+import { UdpInput, UdpLayer, type UdpLimits } from './udp.js';
+import type { IcmpErrorInfo, IpAddr, IpFamily, IpOutput } from './types.js';
+
+/** What the IP layer calls in its TCP layer (src/stack/tcp/). */
+export interface TcpProtocol {
+  /** A TCP segment at buf[off, off+len) from src to dst (addresses valid only during the call). */
+  input(family: IpFamily, src: IpAddr, dst: IpAddr, buf: Buffer, off: number, len: number): void;
+  /** An ICMP error quoting one of our segments. */
+  icmpError(info: IcmpErrorInfo): void;
+}
+
+export interface StackLimits {
+  /** Packets queued towards the device before sends fail (ENOBUFS / sendIp false). */
+  sendQueuePackets: number;
+  /** Packets queued on the loopback path (to our own addresses). */
+  loopbackPackets: number;
+  reassembly: Partial<ReassemblyLimits>;
+  pmtu: Partial<PmtuLimits>;
+  udp: Partial<UdpLimits>;
+  /** ICMP error messages sent per second (a token bucket) and the burst allowed. */
+  icmpErrorsPerSecond: number;
+  icmpErrorBurst: number;
+}
+
+export const DEFAULT_STACK_LIMITS: Readonly<StackLimits> = {
+  sendQueuePackets: 4096,
+  loopbackPackets: 1024,
+  reassembly: {},
+  pmtu: {},
+  udp: {},
+  icmpErrorsPerSecond: 100,
+  icmpErrorBurst: 50,
+};
+
+export interface UserspaceStackOptions {
+  /** The stack's addresses in CIDR form, e.g. ['100.64.0.2/24', 'fd00::2/64']. */
+  addresses: readonly string[];
+  /** Device MTU (default 1420, WireGuard's usual). */
+  mtu?: number;
+  /** A label for logs and `Device.name` (default "userspace"). */
+  name?: string;
+  clock?: Clock;
+  limits?: Partial<StackLimits>;
+}
+
+export const DEFAULT_STACK_MTU = 1420;
+const MIN_MTU = 68;
+const MAX_IP_LEN = 65535;
+const DEFAULT_TTL = 64;
+/** IPv6 Parameter Problem pointer to the fixed header's Next Header field. */
+const IPV6_NEXT_HEADER_POINTER = 6;
+
+export class UserspaceStack implements Device {
+  readonly name: string;
+  readonly counters = new StackCounters();
+  readonly addresses: AddressSet;
+  readonly clock: Clock;
+  readonly limits: StackLimits;
+  readonly pmtu: PathMtuCache;
+  readonly reassembler: Reassembler;
+  readonly icmp: IcmpHandler;
+  readonly udp: UdpLayer;
+  /** The TCP layer, once attached. */
+  tcp: TcpProtocol | null = null;
+  /** The IpOutput the protocols send through (a separate object: Device.mtu is a number while
+   * IpOutput.mtu is a function, so one class cannot implement both). */
+  readonly ipOutput: IpOutput;
+
+  private deviceMtu: number;
+  private readonly queue: PacketQueue;
+  private onReadable: (() => void) | null = null;
+  private notifyScheduled = false;
+  private closed = false;
+  private readonly loopback: Buffer[] = [];
+  private loopbackScheduled = false;
+  private ident4: number;
+  private ident6: number;
+  private readonly r4 = new Ipv4Repr();
+  private readonly r6 = new Ipv6Repr();
+  private readonly o4 = new Ipv4Repr();
+  private readonly o6 = new Ipv6Repr();
+  private readonly notify = (): void => {
+    this.notifyScheduled = false;
+    if (!this.closed && this.queue.length > 0) this.onReadable?.();
+  };
+  private readonly runLoopback = (): void => this.drainLoopback();
+
+  constructor(opts: UserspaceStackOptions) {
+    this.name = opts.name ?? 'userspace';
+    this.clock = opts.clock ?? systemClock;
+    this.limits = { ...DEFAULT_STACK_LIMITS, ...opts.limits };
+    this.addresses = new AddressSet(opts.addresses);
+    this.deviceMtu = checkMtu(opts.mtu ?? DEFAULT_STACK_MTU);
+    this.queue = new PacketQueue(this.limits.sendQueuePackets, this.deviceMtu);
+    this.pmtu = new PathMtuCache(this.clock, this.limits.pmtu);
+    this.reassembler = new Reassembler(this.clock, this.limits.reassembly, (family, quote, len) => this.reassemblyTimedOut(family, quote, len));
+    this.icmp = new IcmpHandler(this, { errorsPerSecond: this.limits.icmpErrorsPerSecond, errorBurst: this.limits.icmpErrorBurst });
+    this.udp = new UdpLayer(this, this.limits.udp);
+    this.ident4 = Math.floor(Math.random() * 0x10000);
+    this.ident6 = Math.floor(Math.random() * 0x100000000);
+    this.ipOutput = { sendIp: this.sendIp.bind(this), mtu: this.pathMtu.bind(this) };
+  }
+
+  // ---- Device ----
+
+  get mtu(): number { return this.deviceMtu; }
+  get isClosed(): boolean { return this.closed; }
+  /** Packets waiting for the engine to read them. */
+  get pendingOutput(): number { return this.queue.length; }
+
+  start(onReadable: () => void): void {
+    if (this.onReadable) throw new UserError(`userspace stack ${this.name}: start() called twice; one engine per stack`);
+    this.onReadable = onReadable;
+    if (this.queue.length > 0) this.scheduleNotify();
+  }
+
+  readBatch(bufs: Buffer[], sizes: Uint32Array, offset: number): number {
+    if (this.closed) return 0;
+    const n = this.queue.readInto(bufs, sizes, offset, this.counters);
+    // The reader may stop after a batch; make sure leftovers get another notification.
+    if (this.queue.length > 0) this.scheduleNotify();
+    return n;
+  }
+
+  writeBatch(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number {
+    if (this.closed) return 0;
+    for (let i = 0; i < count; i++) this.input(bufs[i]!, offsets[i]!, sizes[i]!);
+    return count;
+  }
+
+  setMtu(mtu: number): void {
+    this.deviceMtu = checkMtu(mtu);
+    this.queue.setBufferSize(this.deviceMtu);
+  }
+
+  /** Closes sockets, fails pings, drops queued packets. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.clear();
+    this.loopback.length = 0;
+    this.reassembler.clear();
+    this.icmp.close();
+    this.udp.closeAll();
+    const tcp = this.tcp as (TcpProtocol & { close?: () => void }) | null;
+    tcp?.close?.();
+  }
+
+  // ---- input ----
+
+  /** Handles one IP packet at buf[off, off+len) as if it arrived from the network. */
+  input(buf: Buffer, off: number, len: number): void {
+    const c = this.counters;
+    c.rxPackets++;
+    c.rxBytes += len;
+    const version = len > 0 ? buf[off]! >>> 4 : 0;
+    if (version === 4) this.inputV4(buf, off, len);
+    else if (version === 6) this.inputV6(buf, off, len);
+    else c.rxBadVersion++;
+  }
+
+  private inputV4(buf: Buffer, off: number, len: number): void {
+    const c = this.counters;
+    const r = this.r4;
+    const st = parseIpv4(buf, off, len, r);
+    if (st !== Status.Ok) {
+      if (st === Status.Checksum) c.rxV4Checksum++;
+      else if (st === Status.Truncated) c.rxV4Truncated++;
+      else c.rxV4Malformed++;
+      return;
+    }
+    const src = r.src;
+    const dst = r.dst;
+    let unicast = true;
+    if (!this.addresses.isLocalV4(dst)) {
+      if (!this.addresses.isBroadcastV4(dst) && !isMulticastV4(dst)) { c.rxNotForUs++; return; }
+      unicast = false;
+    }
+    if (src === 0 || isMulticastV4(src) || this.addresses.isBroadcastV4(src)) { c.rxBadSource++; return; }
+    const pOff = r.payloadOffset;
+    const pLen = r.payloadLength;
+    if (r.moreFragments || r.fragmentOffset !== 0) {
+      const done = this.reassembler.insertV4(buf, off, pOff - off, src, dst, r.protocol, r.ident, r.fragmentOffset, r.moreFragments, pOff, pLen);
+      if (done !== null) this.inputV4(done.buf, done.off, done.len);
+      return;
+    }
+    const ipLen = pOff - off + pLen;
+    switch (r.protocol) {
+      case IpProtocol.Tcp:
+        if (!unicast) { c.rxTcpNotUnicast++; return; }
+        if (this.tcp === null) { c.rxTcpNoLayer++; return; }
+        c.rxTcp++;
+        this.tcp.input(4, src, dst, buf, pOff, pLen);
+        return;
+      case IpProtocol.Udp:
+        if (this.udp.inputV4(src, dst, buf, pOff, pLen, unicast) === UdpInput.NoPort && unicast) {
+          this.icmp.sendErrorV4(Icmpv4Type.DstUnreachable, Icmpv4DstUnreachable.PortUnreachable, 0, buf, off, ipLen);
+        }
+        return;
+      case IpProtocol.Icmp:
+        this.icmp.inputV4(src, dst, buf, pOff, pLen, unicast);
+        return;
+      default:
+        c.rxUnknownProtocol++;
+        if (unicast) this.icmp.sendErrorV4(Icmpv4Type.DstUnreachable, Icmpv4DstUnreachable.ProtoUnreachable, 0, buf, off, ipLen);
+    }
+  }
+
+  private inputV6(buf: Buffer, off: number, len: number): void {
+    const c = this.counters;
+    const r = this.r6;
+    const st = parseIpv6(buf, off, len, r);
+    if (st !== Status.Ok) {
+      if (st === Status.Truncated) c.rxV6Truncated++;
+      else if (st === Status.Unsupported) c.rxV6Unsupported++;
+      else c.rxV6Malformed++;
+      return;
+    }
+    let unicast = true;
+    if (!this.addresses.isLocalV6(buf, off + 24)) {
+      if (!isMulticastV6(buf, off + 24)) { c.rxNotForUs++; return; }
+      unicast = false;
+    }
+    if (isMulticastV6(buf, off + 8) || isUnspecifiedV6(buf, off + 8)) { c.rxBadSource++; return; }
+    const ipLen = IPV6_HEADER_LEN + r.payloadLength;
+    if (r.hasRouting && r.routingSegmentsLeft > 0) { c.rxV6RoutingHeader++; return; }
+    if (r.hasFragment && (r.moreFragments || r.fragmentOffset !== 0)) {
+      const dataOff = r.fragmentHeaderOffset + IPV6_FRAGMENT_HEADER_LEN;
+      const dataLen = off + ipLen - dataOff;
+      const done = this.reassembler.insertV6(buf, off, r.fragmentHeaderOffset, r.fragmentIdent, r.fragmentOffset, r.moreFragments, dataOff, dataLen);
+      if (done !== null) this.inputV6(done.buf, done.off, done.len);
+      return;
+    }
+    const pOff = r.upperOffset;
+    const pLen = r.upperLength;
+    switch (r.upperProtocol) {
+      case IpProtocol.Tcp:
+        if (!unicast) { c.rxTcpNotUnicast++; return; }
+        if (this.tcp === null) { c.rxTcpNoLayer++; return; }
+        c.rxTcp++;
+        this.tcp.input(6, r.src, r.dst, buf, pOff, pLen);
+        return;
+      case IpProtocol.Udp:
+        if (this.udp.inputV6(r.src, r.dst, buf, pOff, pLen, unicast) === UdpInput.NoPort && unicast) {
+          this.icmp.sendErrorV6(Icmpv6Type.DstUnreachable, Icmpv6DstUnreachable.PortUnreachable, 0, buf, off, ipLen);
+        }
+        return;
+      case IpProtocol.Icmpv6:
+        this.icmp.inputV6(r.src, r.dst, buf, pOff, pLen, unicast);
+        return;
+      default:
+        c.rxUnknownProtocol++;
+        // The pointer can name the fixed header's Next Header only when no extension header followed.
+        if (unicast && r.upperProtocol !== IpProtocol.Ipv6NoNext && r.extHeadersLength === 0) {
+          this.icmp.sendErrorV6(Icmpv6Type.ParamProblem, Icmpv6ParamProblem.UnrecognizedNextHeader, IPV6_NEXT_HEADER_POINTER, buf, off, ipLen);
+        }
+    }
+  }
+
+  private reassemblyTimedOut(family: IpFamily, quote: Buffer, len: number): void {
+    if (this.closed) return;
+    if (family === 4) this.icmp.sendErrorV4(Icmpv4Type.TimeExceeded, Icmpv4TimeExceeded.FragReassembly, 0, quote, 0, len);
+    else this.icmp.sendErrorV6(Icmpv6Type.TimeExceeded, Icmpv6TimeExceeded.FragReassemblyExceeded, 0, quote, 0, len);
+  }
+
+  /** IcmpHost: an ICMP error quoting one of our TCP/UDP packets. */
+  deliverIcmpError(protocol: number, info: IcmpErrorInfo): void {
+    if (protocol === IpProtocol.Tcp) this.tcp?.icmpError(info);
+    else if (protocol === IpProtocol.Udp) this.udp.icmpError(info);
+  }
+
+  // ---- output ----
+
+  /** The MTU towards `dst`: the device MTU, lowered by a path MTU learned from ICMP. */
+  pathMtu(family: IpFamily, dst: IpAddr): number {
+    const learned = family === 4 ? this.pmtu.getV4(dst as number) : this.pmtu.getV6(dst as Uint8Array, 0);
+    return learned !== 0 && learned < this.deviceMtu ? learned : this.deviceMtu;
+  }
+
+  /** IpOutput.sendIp: see types.ts. */
+  sendIp(family: IpFamily, src: IpAddr, dst: IpAddr, protocol: number, buf: Buffer, off: number, len: number, opts?: { dontFragment?: boolean; ttl?: number }): boolean {
+    if (this.closed) return false;
+    const df = opts?.dontFragment === true;
+    const ttl = opts?.ttl ?? DEFAULT_TTL;
+    if (family === 4) {
+      if (typeof src !== 'number' || typeof dst !== 'number') { this.counters.txNoRoute++; return false; }
+      return this.sendV4(src, dst, protocol, buf, off, len, df, ttl);
+    }
+    if (typeof src === 'number' || typeof dst === 'number') { this.counters.txNoRoute++; return false; }
+    return this.sendV6(src, dst, protocol, buf, off, len, df, ttl);
+  }
+
+  private sendV4(src: number, dst: number, protocol: number, buf: Buffer, off: number, len: number, df: boolean, ttl: number): boolean {
+    const c = this.counters;
+    const total = IPV4_HEADER_LEN + len;
+    if (total > MAX_IP_LEN) { c.txTooBig++; return false; }
+    const loop = this.addresses.isLocalV4(dst);
+    const mtu = loop ? MAX_IP_LEN : this.pathMtu(4, dst);
+    const o = this.o4;
+    o.src = src;
+    o.dst = dst;
+    o.protocol = protocol;
+    o.ttl = ttl;
+    o.dontFragment = df;
+    o.moreFragments = false;
+    o.fragmentOffset = 0;
+    o.optionsLength = 0;
+    o.ident = this.ident4 = (this.ident4 + 1) & 0xffff;
+    if (total <= mtu) {
+      const pkt = this.acquire(loop, total);
+      if (pkt === null) return false;
+      o.payloadLength = len;
+      emitIpv4(o, pkt, 0);
+      buf.copy(pkt, IPV4_HEADER_LEN, off, off + len);
+      this.commit(loop, pkt, total);
+      return true;
+    }
+    if (df) { c.txTooBig++; return false; }
+    const chunk = (mtu - IPV4_HEADER_LEN) & ~7;
+    const count = Math.ceil(len / chunk);
+    if (this.queue.free < count) { c.txQueueFull++; return false; }
+    for (let at = 0; at < len; at += chunk) {
+      const n = Math.min(chunk, len - at);
+      o.fragmentOffset = at;
+      o.moreFragments = at + n < len;
+      o.payloadLength = n;
+      const pkt = this.queue.acquire(IPV4_HEADER_LEN + n)!;
+      emitIpv4(o, pkt, 0);
+      buf.copy(pkt, IPV4_HEADER_LEN, off + at, off + at + n);
+      this.commit(false, pkt, IPV4_HEADER_LEN + n);
+    }
+    c.txFragmented++;
+    c.txFragments += count;
+    return true;
+  }
+
+  private sendV6(src: Uint8Array, dst: Uint8Array, protocol: number, buf: Buffer, off: number, len: number, df: boolean, hopLimit: number): boolean {
+    const c = this.counters;
+    if (len > MAX_IP_LEN) { c.txTooBig++; return false; }
+    const total = IPV6_HEADER_LEN + len;
+    const loop = this.addresses.isLocalV6(dst, 0);
+    const mtu = loop ? MAX_IP_LEN + IPV6_HEADER_LEN : this.pathMtu(6, dst);
+    const o = this.o6;
+    for (let i = 0; i < 16; i++) { o.src[i] = src[i]!; o.dst[i] = dst[i]!; }
+    o.hopLimit = hopLimit;
+    o.trafficClass = 0;
+    o.flowLabel = 0;
+    if (total <= mtu) {
+      const pkt = this.acquire(loop, total);
+      if (pkt === null) return false;
+      o.nextHeader = protocol;
+      o.payloadLength = len;
+      emitIpv6(o, pkt, 0);
+      buf.copy(pkt, IPV6_HEADER_LEN, off, off + len);
+      this.commit(loop, pkt, total);
+      return true;
+    }
+    if (df) { c.txTooBig++; return false; }
+    // Source fragmentation (RFC 8200 4.5): every fragment carries a fragment header.
+    const chunk = (mtu - IPV6_HEADER_LEN - IPV6_FRAGMENT_HEADER_LEN) & ~7;
+    const count = Math.ceil(len / chunk);
+    if (this.queue.free < count) { c.txQueueFull++; return false; }
+    const ident = this.ident6 = (this.ident6 + 1) >>> 0;
+    const hl = IPV6_HEADER_LEN + IPV6_FRAGMENT_HEADER_LEN;
+    o.nextHeader = IpProtocol.Ipv6Frag;
+    for (let at = 0; at < len; at += chunk) {
+      const n = Math.min(chunk, len - at);
+      o.payloadLength = IPV6_FRAGMENT_HEADER_LEN + n;
+      const pkt = this.queue.acquire(hl + n)!;
+      emitIpv6(o, pkt, 0);
+      emitIpv6FragmentHeader(pkt, IPV6_HEADER_LEN, protocol, at, at + n < len, ident);
+      buf.copy(pkt, hl, off + at, off + at + n);
+      this.commit(false, pkt, hl + n);
+    }
+    c.txFragmented++;
+    c.txFragments += count;
+    return true;
+  }
+
+  private acquire(loop: boolean, size: number): Buffer | null {
+    if (loop) {
+      if (this.loopback.length >= this.limits.loopbackPackets) { this.counters.txQueueFull++; return null; }
+      return Buffer.allocUnsafe(size);
+    }
+    const pkt = this.queue.acquire(size);
+    if (pkt === null) this.counters.txQueueFull++;
+    return pkt;
+  }
+
+  private commit(loop: boolean, pkt: Buffer, len: number): void {
+    if (loop) {
+      this.counters.loopbackPackets++;
+      this.loopback.push(pkt.length === len ? pkt : pkt.subarray(0, len));
+      if (!this.loopbackScheduled) {
+        this.loopbackScheduled = true;
+        setImmediate(this.runLoopback);
+      }
+      return;
+    }
+    this.counters.txPackets++;
+    this.counters.txBytes += len;
+    this.queue.commit(pkt, len);
+    this.scheduleNotify();
+  }
+
+  private drainLoopback(): void {
+    this.loopbackScheduled = false;
+    const n = this.loopback.length;
+    for (let i = 0; i < n && !this.closed; i++) {
+      const pkt = this.loopback[i]!;
+      this.input(pkt, 0, pkt.length);
+    }
+    if (!this.closed) this.loopback.splice(0, n);
+  }
+
+  private scheduleNotify(): void {
+    if (this.notifyScheduled || this.onReadable === null) return;
+    this.notifyScheduled = true;
+    setImmediate(this.notify);
+  }
+}
+
+function checkMtu(mtu: number): number {
+  if (!Number.isInteger(mtu) || mtu < MIN_MTU || mtu > MAX_IP_LEN) {
+    throw new UserError(`invalid MTU ${mtu} for the userspace stack: use a whole number from ${MIN_MTU} to ${MAX_IP_LEN} (1420 is usual over WireGuard)`);
+  }
+  return mtu;
+}
