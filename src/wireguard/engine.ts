@@ -5,14 +5,16 @@
 //   1. readBatch from the device into pooled buffers at offset TRANSPORT_HEADER_SIZE;
 //   2. route each packet by destination address through the allowed-ips trie to a peer;
 //   3. for each run of packets to one peer: if it has a usable keypair, pad, write the transport
-//      header, encrypt in place, and sendBatch to its endpoint; otherwise copy the packets to the
-//      peer's staging queue and start a handshake;
+//      headers, encrypt the run in place with one sealBatch call, and sendBatch to its endpoint;
+//      otherwise copy the packets to the peer's staging queue and start a handshake;
 //   4. update the peer's timers (deadlines only; no timer object per packet).
 // Receive pipeline (Bind -> Device), per readable event:
 //   1. receiveBatch datagrams with their sender endpoints;
 //   2. handshake messages: mac1, cookie/rate limit under load, Noise, then keypair rotation;
-//   3. transport messages: index -> keypair, decrypt in place, replay check, roam the endpoint,
-//      check the inner source address against the peer's allowed-ips, batch to writeBatch.
+//   3. transport messages: index -> keypair; each run of consecutive messages for one keypair is
+//      decrypted in place with one openBatch call; then per message in order: replay check, roam
+//      the endpoint, check the inner source address against the peer's allowed-ips, batch to
+//      writeBatch.
 // Every packet not delivered bumps a counter in `counters`.
 
 import { randomInt } from 'node:crypto';
@@ -27,7 +29,7 @@ import { Peer } from './peer.js';
 import { PeerTimers, TimerKind } from './timers.js';
 import { HandshakeRateLimiter } from './ratelimiter.js';
 import {
-  MessageType, messageType, paddedLength, writeTransportHeader, TRANSPORT_HEADER_SIZE, TAG_LEN,
+  MessageType, messageType, paddedLength, writeTransportHeader, TRANSPORT, TRANSPORT_HEADER_SIZE, TAG_LEN,
   INITIATION, RESPONSE, COOKIE_REPLY,
 } from './messages.js';
 import {
@@ -49,6 +51,8 @@ export const BATCH_SIZE = 64;
 const BUFFER_SIZE = 65535 + TRANSPORT_HEADER_SIZE + 16 + TAG_LEN;
 /** Batches handled per readable event before yielding to the event loop. */
 const BATCHES_PER_EVENT = 8;
+/** Splits a 64-bit counter into uint32 halves for the batched AEAD. */
+const TWO_POW_32 = 0x1_0000_0000;
 
 type IndexOwner = { peer: Peer; keypair: Keypair<Peer> | null };
 
@@ -101,6 +105,23 @@ export class Engine implements UapiDevice {
   private readonly oneBuf: Buffer[] = [Buffer.alloc(0)];
   private readonly oneOffset = new Uint32Array(1);
   private readonly oneSize = new Uint32Array(1);
+  // Batched AEAD scratch (allocated once). Seal: one run's IP packets at TRANSPORT_HEADER_SIZE with
+  // their padded lengths and 64-bit counters as uint32 halves (the buffers are sendBufs).
+  private readonly sealOffsets = new Uint32Array(BATCH_SIZE).fill(TRANSPORT_HEADER_SIZE);
+  private readonly sealLengths = new Uint32Array(BATCH_SIZE);
+  private readonly sealCounterLo = new Uint32Array(BATCH_SIZE);
+  private readonly sealCounterHi = new Uint32Array(BATCH_SIZE);
+  // Open: a group of consecutive transport messages for one keypair; openSlots[j] is the
+  // datagram's index in udpBufs, openOk[j] whether its tag verified.
+  private readonly openBufs: Buffer[] = new Array(BATCH_SIZE);
+  private readonly openOffsets = new Uint32Array(BATCH_SIZE).fill(TRANSPORT_HEADER_SIZE);
+  private readonly openLengths = new Uint32Array(BATCH_SIZE);
+  private readonly openCounterLo = new Uint32Array(BATCH_SIZE);
+  private readonly openCounterHi = new Uint32Array(BATCH_SIZE);
+  private readonly openSlots = new Uint32Array(BATCH_SIZE);
+  private readonly openOk = new Uint8Array(BATCH_SIZE);
+  /** Packets queued in writeBufs for the device during one receiveBatch. */
+  private writes = 0;
 
   private readonly onDeviceReadable = () => this.readDevice();
   private readonly onBindReadable = () => this.readBind();
@@ -317,7 +338,9 @@ export class Engine implements UapiDevice {
       if (plen > len) buf.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + plen);
       const counter = kp.sendCounter++;
       writeTransportHeader(buf, 0, kp.remoteIndex, counter);
-      kp.send.seal(counter, buf, TRANSPORT_HEADER_SIZE, plen, buf, TRANSPORT_HEADER_SIZE);
+      this.sealLengths[count] = plen;
+      this.sealCounterLo[count] = counter >>> 0;
+      this.sealCounterHi[count] = Math.floor(counter / TWO_POW_32) >>> 0;
       const total = TRANSPORT_HEADER_SIZE + plen + TAG_LEN;
       this.sendBufs[count] = buf;
       this.sendOffsets[count] = 0;
@@ -325,6 +348,8 @@ export class Engine implements UapiDevice {
       count++;
       bytes += total;
     }
+    // One call encrypts the whole run in place (sendBufs[i] at TRANSPORT_HEADER_SIZE).
+    kp.send.sealBatch(this.sendBufs, this.sealOffsets, this.sealLengths, this.sealCounterLo, this.sealCounterHi, count);
     this.transmit(peer, count, bytes, true);
     this.keepKeyFreshSending(peer, kp);
   }
@@ -660,25 +685,51 @@ export class Engine implements UapiDevice {
     }
   }
 
+  /** Handles datagrams udpBufs[0..n). Consecutive transport messages for the same keypair (the
+   * usual case: all of them) are decrypted with one openBatch call, then each is checked and
+   * delivered in order exactly as one at a time; any other message first finishes the group. */
   private receiveBatch(n: number): void {
-    let writes = 0;
+    this.writes = 0;
+    let group = 0;
+    let groupKp: Keypair<Peer> | null = null;
     for (let i = 0; i < n; i++) {
       const buf = this.udpBufs[i]!;
       const len = this.udpSizes[i]!;
       const ep = this.udpEndpoints[i]!;
       this.counters.rxPackets++;
       this.counters.rxBytes += len;
-      switch (messageType(buf, 0, len)) {
-        case MessageType.Transport: {
-          const ipLen = this.receiveTransport(buf, len, ep);
-          if (ipLen > 0) {
-            this.writeBufs[writes] = buf;
-            this.writeOffsets[writes] = TRANSPORT_HEADER_SIZE;
-            this.writeSizes[writes] = ipLen;
-            writes++;
-          }
-          break;
+      const type = messageType(buf, 0, len);
+      if (type === MessageType.Transport) {
+        let kp = this.transportKeypair(buf);
+        if (group > 0 && kp !== groupKp) {
+          // Delivering the group may rotate keypairs (a confirmed `next` drops `previous`), so the
+          // index is looked up again afterwards, as it would be one packet at a time.
+          this.openGroup(groupKp!, group);
+          group = 0;
+          kp = this.transportKeypair(buf);
         }
+        if (kp === null) {
+          this.counters.dropUnknownIndex++;
+          continue;
+        }
+        if (this.clock.now() - kp.created >= REJECT_AFTER_TIME) {
+          this.counters.dropExpiredKeypair++;
+          continue;
+        }
+        groupKp = kp;
+        this.openBufs[group] = buf;
+        this.openLengths[group] = len - TRANSPORT_HEADER_SIZE;
+        this.openCounterLo[group] = buf.readUInt32LE(TRANSPORT.COUNTER);
+        this.openCounterHi[group] = buf.readUInt32LE(TRANSPORT.COUNTER + 4);
+        this.openSlots[group] = i;
+        group++;
+        continue;
+      }
+      if (group > 0) {
+        this.openGroup(groupKp!, group);
+        group = 0;
+      }
+      switch (type) {
         case MessageType.Initiation: this.handleInitiation(buf, len, ep); break;
         case MessageType.Response: this.handleResponse(buf, len, ep); break;
         case MessageType.CookieReply: this.handleCookieReply(buf, len); break;
@@ -687,30 +738,47 @@ export class Engine implements UapiDevice {
           this.dropLog.debug(() => `dropped a ${len}-byte datagram from ${ep.toString()}: not a WireGuard message`);
       }
     }
+    if (group > 0) this.openGroup(groupKp!, group);
+    const writes = this.writes;
     if (writes > 0) {
       const ok = this.device.writeBatch(this.writeBufs, this.writeOffsets, this.writeSizes, writes);
       if (ok < writes) this.counters.dropDeviceWriteFailed += writes - ok;
       for (let i = 0; i < writes; i++) this.writeBufs[i] = undefined as unknown as Buffer;
     }
+    this.writes = 0;
   }
 
-  /** Decrypts a transport message in place; returns the inner IP packet length to deliver, or 0. */
-  private receiveTransport(buf: Buffer, len: number, ep: Endpoint): number {
-    const owner = this.indices.lookup(buf.readUInt32LE(4));
-    const kp = owner?.keypair;
-    if (!kp || !kp.live) {
-      this.counters.dropUnknownIndex++;
-      return 0;
+  /** The live keypair a transport message is addressed to, or null. */
+  private transportKeypair(buf: Buffer): Keypair<Peer> | null {
+    const kp = this.indices.lookup(buf.readUInt32LE(TRANSPORT.RECEIVER))?.keypair;
+    return kp && kp.live ? kp : null;
+  }
+
+  /** Decrypts openBufs[0..count) (all for `kp`) in place with one call, then checks and queues
+   * each for the device in order. */
+  private openGroup(kp: Keypair<Peer>, count: number): void {
+    kp.receive.openBatch(this.openBufs, this.openOffsets, this.openLengths, this.openCounterLo, this.openCounterHi, count, this.openOk);
+    for (let j = 0; j < count; j++) {
+      const slot = this.openSlots[j]!;
+      const buf = this.udpBufs[slot]!;
+      this.openBufs[j] = undefined as unknown as Buffer;
+      const ipLen = this.receiveTransport(kp, this.openOk[j] === 1, buf, this.udpSizes[slot]!, this.udpEndpoints[slot]!,
+        this.openCounterLo[j]!, this.openCounterHi[j]!);
+      if (ipLen > 0) {
+        this.writeBufs[this.writes] = buf;
+        this.writeOffsets[this.writes] = TRANSPORT_HEADER_SIZE;
+        this.writeSizes[this.writes] = ipLen;
+        this.writes++;
+      }
     }
-    if (this.clock.now() - kp.created >= REJECT_AFTER_TIME) {
-      this.counters.dropExpiredKeypair++;
-      return 0;
-    }
-    const lo = buf.readUInt32LE(8);
-    const hi = buf.readUInt32LE(12);
-    const counter = hi * 0x1_0000_0000 + lo;
+  }
+
+  /** After decryption (`opened`: the tag verified) of a transport message for `kp` with
+   * counter (hi, lo): replay check, keypair confirmation, roaming, timers and the inner packet's
+   * checks. Returns the inner IP packet length to deliver, or 0. */
+  private receiveTransport(kp: Keypair<Peer>, opened: boolean, buf: Buffer, len: number, ep: Endpoint, lo: number, hi: number): number {
     const sealedLen = len - TRANSPORT_HEADER_SIZE;
-    if (!kp.receive.open(counter, buf, TRANSPORT_HEADER_SIZE, sealedLen, buf, TRANSPORT_HEADER_SIZE)) {
+    if (!opened) {
       this.counters.dropDecryptFailed++;
       return 0;
     }
