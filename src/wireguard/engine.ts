@@ -702,8 +702,8 @@ export class Engine implements UapiDevice {
       if (type === MessageType.Transport) {
         let kp = this.transportKeypair(buf);
         if (group > 0 && kp !== groupKp) {
-          // Delivering the group may rotate keypairs (a confirmed `next` drops `previous`), so the
-          // index is looked up again afterwards, as it would be one packet at a time.
+          // Delivering the group changes keypair state (a confirmed `next` becomes current), so
+          // the index is looked up again afterwards, as it would be one packet at a time.
           this.openGroup(groupKp!, group);
           group = 0;
           kp = this.transportKeypair(buf);
