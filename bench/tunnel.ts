@@ -15,7 +15,11 @@
 //
 // Run: npm run bench:tunnel -- [--duration 10] [--cases mt-mt,mt-wg,wg-wg] [--pings 20] [--reverse] [--json]
 // Env: BENCH_DURATION, BENCH_CASES, BENCH_PINGS, BENCH_REVERSE=1, BENCH_JSON=1 (flags win),
-//      MESHTUN_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" extra node flags for the meshtun daemons.
+//      MESHTUN_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" extra node flags for the meshtun daemons
+//      (they stop with SIGTERM, so profiles are written). The daemons inherit the environment, so
+//      e.g. MESHTUN_PURE_TS_CRYPTO=1 compares the node:crypto AEAD with the native one.
+// The machine is shared and small: compare rows of one run, and prefer Gbit per CPU-second (work
+// per packet) over raw Gbit/s when the box is busy.
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,8 +46,9 @@ const CASES: CaseDef[] = [
 
 interface Options { duration: number; cases: CaseDef[]; pings: number; reverse: boolean; json: boolean; nodeArgs: string[] }
 
-/** One iperf3 run: receiver rate, sender retransmits, CPU % of one core of daemons a and b. */
-interface TcpResult { gbps: number | null; retransmits: number | null; cpuA: number; cpuB: number }
+/** One iperf3 run: receiver rate, sender retransmits, CPU % of one core of daemons a and b
+ * (user + system), and the user-space part of each. */
+interface TcpResult { gbps: number | null; retransmits: number | null; cpuA: number; cpuB: number; userA: number; userB: number }
 interface IperfJson { error?: string; end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } } }
 interface CaseResult {
   id: string; label: string; rttMs: number | null; pingLoss: string;
@@ -181,14 +186,14 @@ function setupNamespaces(): void {
 
 const CLK_TCK = Number(sh('getconf', ['CLK_TCK'], true).trim()) || 100;
 
-/** utime + stime of a whole process (all threads), in seconds; NaN when it is gone. */
-function cpuSeconds(pid: number): number {
+/** utime and stime of a whole process (all threads), in seconds; NaN when it is gone. */
+function cpuSeconds(pid: number): { user: number; system: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 (utime) and 15 (stime)
+    return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK }; // fields 14 (utime), 15 (stime)
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 
@@ -256,19 +261,22 @@ async function iperfTcp(a: End, b: End, streams: number, seconds: number, revers
     const r = await runAsync('ip', args, (seconds + 30) * 1000);
     const wall = (performance.now() - t0) / 1000;
     const after = pids.map(cpuSeconds);
-    const cpu = (i: number) => Math.round(((after[i]! - before[i]!) / wall) * 100);
+    const pct = (seconds: number) => Math.round((seconds / wall) * 100);
+    const user = (i: number) => after[i]!.user - before[i]!.user;
+    const cpu = (i: number) => pct(user(i) + after[i]!.system - before[i]!.system);
+    const load = { cpuA: cpu(0), cpuB: cpu(1), userA: pct(user(0)), userB: pct(user(1)) };
     let j: IperfJson;
     try {
       j = JSON.parse(r.stdout) as IperfJson;
     } catch {
       progress(`iperf3 gave no JSON (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
-      return { gbps: null, retransmits: null, cpuA: cpu(0), cpuB: cpu(1) };
+      return { gbps: null, retransmits: null, ...load };
     }
     // The server still winds down the previous test for a moment after the client returns.
     if (j.error?.includes('busy') && attempt < IPERF_BUSY_RETRIES) { await sleep(500); continue; }
     if (j.error) progress(`iperf3: ${j.error}`);
     const bps = j.end?.sum_received?.bits_per_second;
-    return { gbps: bps === undefined ? null : bps / 1e9, retransmits: j.end?.sum_sent?.retransmits ?? null, cpuA: cpu(0), cpuB: cpu(1) };
+    return { gbps: bps === undefined ? null : bps / 1e9, retransmits: j.end?.sum_sent?.retransmits ?? null, ...load };
   }
 }
 
@@ -308,7 +316,7 @@ async function runCase(c: CaseDef, index: number, o: Options): Promise<CaseResul
       if (aborted) throw new Error('interrupted');
       progress(`${c.id}: iperf3 ${what} for ${o.duration} s ...`);
       const t = await iperfTcp(a, b, streams, o.duration, reverse);
-      progress(`${c.id}: ${what}: ${fmt(t.gbps, 3)} Gbit/s, retr ${t.retransmits ?? '?'}, CPU a ${t.cpuA}% b ${t.cpuB}%`);
+      progress(`${c.id}: ${what}: ${fmt(t.gbps, 3)} Gbit/s, retr ${t.retransmits ?? '?'}, CPU a ${t.cpuA}% (user ${t.userA}%) b ${t.cpuB}% (user ${t.userB}%)`);
       return t;
     };
     res.one = await tcp(1, false, '1 stream a->b');
@@ -341,6 +349,10 @@ function gbitPerCpuS(t: TcpResult | null, side: 'a' | 'b'): number | null {
   return cpu > 0 ? t.gbps / (cpu / 100) : null;
 }
 
+function cpuCell(t: TcpResult | null): string {
+  return t ? `${t.cpuA}% (${t.userA}) / ${t.cpuB}% (${t.userB})` : '-';
+}
+
 function report(results: CaseResult[], o: Options): string {
   const rev = sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], true).trim() || '?';
   const wggo = sh('wireguard-go', ['--version'], true).split('\n')[0]?.trim() || '?';
@@ -348,7 +360,7 @@ function report(results: CaseResult[], o: Options): string {
     `## meshtun tunnel benchmark: ${new Date().toISOString().slice(0, 19)}Z`,
     `host: ${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; node ${process.version}; meshtun ${rev}; ${wggo}; tun MTU ${TUN_MTU}`,
     `iperf3 TCP ${o.duration} s per run (receiver rate); RTT: avg of ${o.pings} pings at 0.2 s, unloaded; ` +
-      'CPU: daemon a / daemon b, % of one core during the 1-stream a->b run; Gbit per CPU-s: 1-stream rate / CPU of a (sender) and b (receiver).',
+      'CPU: daemon a / daemon b, % of one core (user + system; user part in parentheses); Gbit per CPU-s: 1-stream rate / CPU of a (sender) and b (receiver).',
     '',
     `| case | 1 stream Gbit/s | 4 streams Gbit/s |${o.reverse ? ' 1 stream b->a Gbit/s |' : ''} RTT ms | CPU a / b (1 stream) | CPU a / b (4 streams) | Gbit per CPU-s a / b | retr 1/4 |`,
     `|---|---|---|${o.reverse ? '---|' : ''}---|---|---|---|---|`,
@@ -356,7 +368,7 @@ function report(results: CaseResult[], o: Options): string {
   for (const r of results) {
     if (r.error && !r.one) { lines.push(`| ${r.label} | failed: ${r.error.split('\n')[0]} |`); continue; }
     lines.push(`| ${r.label} | ${fmt(r.one?.gbps, 3)} | ${fmt(r.four?.gbps, 3)} |${o.reverse ? ` ${fmt(r.reverse?.gbps, 3)} |` : ''} ${fmt(r.rttMs, 3)} | ` +
-      `${r.one ? `${r.one.cpuA}% / ${r.one.cpuB}%` : '-'} | ${r.four ? `${r.four.cpuA}% / ${r.four.cpuB}%` : '-'} | ` +
+      `${cpuCell(r.one)} | ${cpuCell(r.four)} | ` +
       `${fmt(gbitPerCpuS(r.one, 'a'), 2)} / ${fmt(gbitPerCpuS(r.one, 'b'), 2)} | ${r.one?.retransmits ?? '-'}/${r.four?.retransmits ?? '-'} |`);
   }
   const ref = results.find((r) => r.id === 'wg-wg');
@@ -368,7 +380,7 @@ function report(results: CaseResult[], o: Options): string {
     for (const r of others) {
       lines.push(`| ${r.label} | ${ratio(r.one?.gbps, ref.one.gbps)} | ${ratio(r.four?.gbps, ref.four?.gbps)} |` +
         `${o.reverse ? ` ${ratio(r.reverse?.gbps, ref.reverse?.gbps)} |` : ''} ${ratio(r.rttMs, ref.rttMs)} | ` +
-        `${ratio(r.one?.cpuA, ref.one.cpuA)} | ${ratio(r.one?.cpuB, ref.one.cpuB)} | ` +
+        `${ratio(r.one?.cpuA, ref.one.cpuA)} (user ${ratio(r.one?.userA, ref.one.userA)}) | ${ratio(r.one?.cpuB, ref.one.cpuB)} (user ${ratio(r.one?.userB, ref.one.userB)}) | ` +
         `${ratio(gbitPerCpuS(r.one, 'a'), gbitPerCpuS(ref.one, 'a'))} / ${ratio(gbitPerCpuS(r.one, 'b'), gbitPerCpuS(ref.one, 'b'))} |`);
     }
   }
