@@ -389,6 +389,8 @@ export class IcmpHandler {
         this.pending.delete(seq);
         reject(new StackError('ETIMEDOUT', `ping ${dstText}: no reply within ${timeoutMs} ms`, dstText));
       }, timeoutMs);
+      // The system clock's timers do not keep the process alive; a ping someone awaits should.
+      (p.timer as { ref?: () => void } | null)?.ref?.();
       if (!host.sendIp(family, src, dst, family === 4 ? IpProtocol.Icmp : IpProtocol.Icmpv6, this.scratch, 0, n)) {
         this.settle(seq, p);
         reject(new StackError('ENOBUFS', `ping ${dstText}: the send queue is full`, dstText));
