@@ -3,7 +3,7 @@
 // addresses, MTU, routes, DNS and hook scripts, all removed again on shutdown.
 
 import { execFile } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, readFileSync, realpathSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Logger, PlatformError, UserError } from '../util/index.js';
 import { Engine, parseCidr, type Bind, type Device } from '../wireguard/index.js';
@@ -59,9 +59,7 @@ export class WgInterface {
   /** Creates the TUN device, the socket and the engine, and serves the UAPI socket. The
    * interface has no configuration yet (wireguard-go's start state). */
   static async create(name: string, opts: { mtu?: number; bind?: Bind } = {}): Promise<WgInterface> {
-    if (process.getuid?.() !== 0) {
-      throw new PlatformError(`creating the interface "${name}" needs root (CAP_NET_ADMIN)`, 'run as root, or use `meshtun up --userspace` for rootless mode');
-    }
+    WgInterface.assertCanCreate(name);
     const tun = LinuxTun.open(name, opts.mtu ?? 1420);
     let engine: Engine | null = null;
     try {
@@ -79,6 +77,13 @@ export class WgInterface {
       if (engine) engine.close();
       else tun.close();
       throw err;
+    }
+  }
+
+  /** Throws PlatformError unless this process may create interfaces (root). */
+  static assertCanCreate(name: string): void {
+    if (process.getuid?.() !== 0) {
+      throw new PlatformError(`creating the interface "${name}" needs root (CAP_NET_ADMIN)`, 'run as root, or use `meshtun up --userspace` for rootless mode');
     }
   }
 
@@ -124,7 +129,9 @@ export class WgInterface {
     if (ifc.table.kind !== 'off') await this.addRoutes(cfg);
     if (ifc.dns.length || ifc.dnsSearch.length) await this.setDns(ifc.dns, ifc.dnsSearch);
     for (const h of ifc.postUp) await runHook(h, name);
-    for (const h of ifc.preDown) this.undo.push(() => runHook(h, name));
+    // One undo step for all PreDown hooks: undo steps run in reverse, the hooks in file order.
+    const preDown = ifc.preDown;
+    if (preDown.length) this.undo.push(async () => { for (const h of preDown) await runHook(h, name); });
     // PostDown runs after the interface is gone (see stop()).
     this.postDown = ifc.postDown;
   }
@@ -207,17 +214,39 @@ export class WgInterface {
   }
 }
 
-/** Sends SIGTERM to the process running `iface` (from its pid file); false if none runs. */
+/** Sends SIGTERM to the process running `iface` (from its pid file); false if none runs. A pid
+ * file left by a killed process is removed, and a pid now used by another program is not signalled.
+ * Throws UserError when the process belongs to someone else (not root). */
 export function signalInterface(iface: string): boolean {
   const file = pidFile(iface);
-  if (!existsSync(file)) return false;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 1) return false;
+  let pid: number;
+  try {
+    pid = Number(readFileSync(file, 'utf8').trim());
+  } catch {
+    return false;
+  }
+  if (!Number.isInteger(pid) || pid <= 1 || !isMeshtunProcess(pid)) {
+    try { rmSync(file, { force: true }); } catch { /* not ours to remove */ }
+    return false;
+  }
   try {
     process.kill(pid, 'SIGTERM');
     return true;
-  } catch {
-    rmSync(file, { force: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPERM') {
+      throw new UserError(`not allowed to stop interface "${iface}" (process ${pid})`, 'run as root, e.g. `sudo meshtun down ' + iface + '`');
+    }
+    try { rmSync(file, { force: true }); } catch { /* not ours to remove */ }
     return false;
+  }
+}
+
+/** True if `pid` runs the same Node.js binary as this process (a reused pid that now belongs to
+ * another program is never signalled). Unknown (another user's process) counts as true. */
+function isMeshtunProcess(pid: number): boolean {
+  try {
+    return realpathSync(`/proc/${pid}/exe`) === realpathSync(process.execPath);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EACCES';
   }
 }
