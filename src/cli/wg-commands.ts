@@ -2,14 +2,16 @@
 // wireguard-go drop-in `wg-userspace [-f] <iface>`.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, fstatSync } from 'node:fs';
 import { Logger, UserError } from '../util/index.js';
 import {
-  WgInterface, signalInterface, readWgQuickConfig, interfaceNameFromPath, isInterfaceName, uapiSocketPathFor, PID_DIR,
+  WgInterface, signalInterface, readWgQuickConfig, interfaceNameFromPath, isInterfaceName, pidFile, PID_DIR,
 } from '../daemon/index.js';
 import type { Command } from './main.js';
 
 const log = new Logger('meshtun');
+/** How long `wg-userspace` waits for its detached copy to serve the interface. */
+const DETACH_TIMEOUT_MS = 10_000;
 
 /** Runs until SIGINT/SIGTERM or until the interface goes away, then tears down. */
 async function serveUntilStopped(iface: WgInterface): Promise<number> {
@@ -88,6 +90,7 @@ export const wgUserspace: Command = {
     const name = rest[0];
     if (!name || rest.length > 1) throw new UserError('name exactly one interface', 'usage: meshtun wg-userspace [-f] <iface>');
     if (!isInterfaceName(name)) throw new UserError(`"${name}" is not a valid interface name (at most 15 characters of a-z A-Z 0-9 _ = + . -)`);
+    WgInterface.assertCanCreate(name);
     if (!foreground) return detach(name);
     const iface = await WgInterface.create(name);
     iface.writePidFile();
@@ -96,31 +99,37 @@ export const wgUserspace: Command = {
   },
 };
 
-/** Starts a foreground copy of this command in the background and returns once its UAPI socket
- * answers (like wireguard-go's daemonizing), or reports why it failed. */
+/** Starts a foreground copy of this command in the background and returns once it is serving
+ * (like wireguard-go's daemonizing), or reports why it failed with the child's exit code. Ready
+ * means the pid file names the child: it is written after the UAPI socket listens, whereas the
+ * socket file alone may be a stale one or belong to another process running the same name. */
 async function detach(name: string): Promise<number> {
   mkdirSync(PID_DIR, { recursive: true });
   const logPath = `${PID_DIR}/${name}.log`;
-  const logFd = openSync(logPath, 'w');
+  // Append: a failing second copy must not wipe the log of a copy that runs this name already.
+  const logFd = openSync(logPath, 'a');
+  const logStart = fstatSync(logFd).size;
   const child = spawn(process.execPath, [process.argv[1]!, 'wg-userspace', '--foreground', name], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, WG_PROCESS_FOREGROUND: '1' },
   });
   closeSync(logFd);
-  const sock = uapiSocketPathFor(name);
+  const ready = () => {
+    try { return readFileSync(pidFile(name), 'utf8').trim() === String(child.pid); } catch { return false; }
+  };
   const ok = await new Promise<boolean>((resolve) => {
     const t0 = Date.now();
     const tick = setInterval(() => {
-      if (existsSync(sock)) { clearInterval(tick); resolve(true); }
-      else if (child.exitCode !== null || Date.now() - t0 > 10_000) { clearInterval(tick); resolve(false); }
+      if (ready()) { clearInterval(tick); resolve(true); }
+      else if (child.exitCode !== null || child.signalCode !== null || Date.now() - t0 > DETACH_TIMEOUT_MS) { clearInterval(tick); resolve(false); }
     }, 20);
   });
   if (!ok) {
-    if (child.exitCode === null) child.kill('SIGTERM');
-    const err = readFileSync(logPath, 'utf8');
-    process.stderr.write(err || `meshtun: ${name} did not come up within 10 s\n`);
-    return 1;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const err = readFileSync(logPath).subarray(logStart).toString('utf8');
+    process.stderr.write(err || `meshtun: ${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s\n`);
+    return child.exitCode || 1;
   }
   child.unref();
   return 0;
