@@ -2,6 +2,7 @@
 // wireguard-go drop-in `wg-userspace [-f] <iface>`.
 
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, fstatSync } from 'node:fs';
 import { Logger, UserError } from '../util/index.js';
 import {
@@ -12,6 +13,9 @@ import type { Command } from './main.js';
 const log = new Logger('meshtun');
 /** How long `wg-userspace` waits for its detached copy to serve the interface. */
 const DETACH_TIMEOUT_MS = 10_000;
+/** bin/meshtun.js, which the detached copy runs (this process may have been started by another
+ * script, e.g. bin/meshtun-wg-userspace.js). This file is dist/src/cli/wg-commands.js. */
+const MESHTUN_BIN = fileURLToPath(new URL('../../../bin/meshtun.js', import.meta.url));
 
 /** Runs until SIGINT/SIGTERM or until the interface goes away, then tears down. */
 async function serveUntilStopped(iface: WgInterface): Promise<number> {
@@ -77,7 +81,7 @@ export const wgUserspace: Command = {
   usage: 'meshtun wg-userspace [-f|--foreground] <iface>',
   examples: [
     'meshtun wg-userspace wg0 && wg setconf wg0 wg0.conf',
-    'WG_QUICK_USERSPACE_IMPLEMENTATION="meshtun wg-userspace" wg-quick up ./wg0.conf',
+    'WG_QUICK_USERSPACE_IMPLEMENTATION=/opt/meshtun/bin/meshtun-wg-userspace.js wg-quick up ./wg0.conf  # wg-quick needs one executable',
   ],
   async run(args) {
     let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
@@ -109,7 +113,7 @@ async function detach(name: string): Promise<number> {
   // Append: a failing second copy must not wipe the log of a copy that runs this name already.
   const logFd = openSync(logPath, 'a');
   const logStart = fstatSync(logFd).size;
-  const child = spawn(process.execPath, [process.argv[1]!, 'wg-userspace', '--foreground', name], {
+  const child = spawn(process.execPath, [MESHTUN_BIN, 'wg-userspace', '--foreground', name], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, WG_PROCESS_FOREGROUND: '1' },
