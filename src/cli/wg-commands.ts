@@ -81,7 +81,7 @@ export const wgUserspace: Command = {
   usage: 'meshtun wg-userspace [-f|--foreground] <iface>',
   examples: [
     'meshtun wg-userspace wg0 && wg setconf wg0 wg0.conf',
-    'WG_QUICK_USERSPACE_IMPLEMENTATION=/opt/meshtun/bin/meshtun-wg-userspace.js wg-quick up ./wg0.conf  # wg-quick needs one executable',
+    'WG_QUICK_USERSPACE_IMPLEMENTATION=meshtun-wg-userspace wg-quick up ./wg0.conf  # after npm install -g, or use the path of bin/meshtun-wg-userspace.js',
   ],
   async run(args) {
     let foreground = process.env.WG_PROCESS_FOREGROUND === '1';
