@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { makePair } from './test-pair.js';
+import { runUntil, runFor } from './sim-link.js';
+import type { TcpSocket } from './socket.js';
+import { TcpState } from './constants.js';
+
+test('handshake, data both ways, orderly close', async () => {
+  const p = makePair();
+  const l = p.server.listen(4, null, 80);
+  let serverSock: TcpSocket | null = null;
+  const serverGot: Buffer[] = [];
+  let serverEnded = false;
+  l.on('connection', (s: TcpSocket) => {
+    serverSock = s;
+    s.on('data', (d: Buffer) => serverGot.push(d));
+    s.on('end', () => { serverEnded = true; s.end(Buffer.from('bye')); });
+  });
+  const c = p.client.connect({ family: 4, localAddr: p.clientAddr, remoteAddr: p.serverAddr, remotePort: 80, allowHalfOpen: true });
+  let connected = false;
+  const clientGot: Buffer[] = [];
+  let clientEnded = false;
+  let clientClosed = false;
+  c.on('connect', () => { connected = true; });
+  c.on('data', (d: Buffer) => clientGot.push(d));
+  c.on('end', () => { clientEnded = true; });
+  c.on('close', () => { clientClosed = true; });
+  c.write('hello');
+  c.end();
+  assert.ok(await runUntil(p.link, () => clientClosed && serverEnded, 10_000));
+  assert.ok(connected);
+  assert.equal(Buffer.concat(serverGot).toString(), 'hello');
+  assert.equal(Buffer.concat(clientGot).toString(), 'bye');
+  assert.ok(clientEnded);
+  assert.ok(serverSock !== null);
+  await runFor(p.link, 3000);
+  assert.equal(p.client.connectionCount, 0);
+  assert.equal(p.server.connectionCount, 0);
+  assert.equal(c.tcpState, TcpState.Closed);
+});

@@ -1,0 +1,126 @@
+// Loss detection and recovery for the sender, per RFC 6675 (SACK-based) with the NewReno rules
+// of RFC 6582 when the peer does not do SACK:
+// - the scoreboard holds the peer's SACK blocks above SND.UNA (RFC 2018); a hole is lost once
+//   DupThresh SACKed ranges or more than (DupThresh-1)*MSS SACKed bytes lie above it (IsLost);
+// - without SACK, each duplicate ACK stands for one segment that left the network, and the segment
+//   at SND.UNA is lost on the third duplicate ACK and again after each partial ACK (NewReno);
+// - after a retransmission timeout everything outstanding is lost (the scoreboard is cleared, as
+//   RFC 2018 section 8 advises against reneging receivers) and is resent in slow start;
+// - `pipe` (RFC 6675 SetPipe) estimates the bytes in the network: outstanding, minus SACKed,
+//   minus lost-and-not-yet-retransmitted. New data and retransmissions go out while pipe < cwnd.
+// Which bytes get resent is decided in sender.ts (sendLost walks the holes below lostEnd).
+
+import type { TcpRepr } from '../../wire/tcp.js';
+import { DUP_THRESH } from './constants.js';
+import type { TcpConnection } from './connection.js';
+import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
+
+/** RFC 6675 SetPipe, in bytes. */
+export function pipe(c: TcpConnection): number {
+  const outstanding = c.outstanding;
+  if (outstanding <= 0) return 0;
+  let p = outstanding - (c.sackOk ? c.scoreboard.bytes : Math.min(c.dupAcks * c.sndMss, outstanding));
+  const from = seqMax(c.highRxt, c.sndUna);
+  if (seqLt(from, c.lostEnd)) {
+    p -= seqDiff(c.lostEnd, from) - (c.sackOk ? c.scoreboard.coveredIn(from, c.lostEnd) : 0);
+  }
+  return p > 0 ? p : 0;
+}
+
+/** Where the SACK scoreboard says holes are lost (IsLost): holes before the returned sequence. */
+function sackLostBoundary(c: TcpConnection): number {
+  const sb = c.scoreboard;
+  let bytes = 0;
+  for (let k = sb.count - 1; k >= 0; k--) {
+    bytes += (sb.end[k]! - sb.start[k]!) >>> 0;
+    if (sb.count - k >= DUP_THRESH || bytes > (DUP_THRESH - 1) * c.sndMss) return sb.start[k]!;
+  }
+  return c.sndUna;
+}
+
+/** Recomputes lostEnd from the scoreboard, NewReno's head segment and the last RTO. */
+export function updateLost(c: TcpConnection): void {
+  let le = c.sndUna;
+  if (c.sackOk) le = seqMax(le, sackLostBoundary(c));
+  if (c.inRecovery) le = seqMax(le, c.renoLostEnd);
+  le = seqMax(le, c.rtoLostEnd);
+  c.lostEnd = seqMin(le, c.sndNxt);
+}
+
+/** Merges the SACK blocks of an ACK into the scoreboard; true when it learned something. */
+export function updateScoreboard(c: TcpConnection, r: TcpRepr): boolean {
+  const sb = c.scoreboard;
+  let changed = false;
+  for (let b = 0; b < r.sackCount; b++) {
+    let s = r.sackBlocks[2 * b]!;
+    const e = r.sackBlocks[2 * b + 1]!;
+    // Ignore empty, old (D-SACK or stale) and impossible (beyond what we sent) blocks.
+    if (!seqLt(s, e) || seqLe(e, c.sndUna) || seqGt(e, c.sndNxt)) continue;
+    if (seqLt(s, c.sndUna)) s = c.sndUna;
+    const before = sb.bytes;
+    if (!sb.insert(s, e, Number.MAX_SAFE_INTEGER)) {
+      // Full: forget the highest range (SACK is advisory; the data stays until cumulatively ACKed).
+      sb.dropLast();
+      if (!sb.insert(s, e, Number.MAX_SAFE_INTEGER)) continue;
+    }
+    if (sb.bytes !== before) changed = true;
+  }
+  return changed;
+}
+
+/** After a duplicate ACK or new SACK information: enter fast recovery when a loss shows. */
+export function detectLoss(c: TcpConnection): void {
+  updateLost(c);
+  if (c.inRecovery || !seqGe(c.sndUna, c.recover)) return;
+  const sackLoss = c.sackOk && seqGt(sackLostBoundary(c), c.sndUna);
+  if (c.dupAcks >= DUP_THRESH || sackLoss) enterRecovery(c);
+}
+
+/** Fast retransmit / fast recovery (RFC 5681 3.2, RFC 6675 5, RFC 6582 3.2). */
+function enterRecovery(c: TcpConnection): void {
+  c.inRecovery = true;
+  c.recover = c.sndNxt;
+  c.cc.onEnterRecovery(c.outstanding, c.sndMss);
+  c.highRxt = c.sndUna;
+  // The segment at SND.UNA is resent first in both modes (fast retransmit).
+  c.renoLostEnd = seqAdd(c.sndUna, Math.min(c.sndMss, c.outstanding));
+  c.forceRtx = true;
+  c.ctx.counters.fastRetransmits++;
+  updateLost(c);
+}
+
+/** Congestion control and recovery for an ACK that acknowledged `acked` new bytes. */
+export function onNewAck(c: TcpConnection, acked: number): void {
+  const mss = c.sndMss;
+  if (c.inRecovery) {
+    if (seqGe(c.sndUna, c.recover)) {
+      c.inRecovery = false;
+      c.dupAcks = 0;
+      c.cc.onExitRecovery(c.outstanding, mss);
+    } else if (!c.sackOk) {
+      // NewReno partial ACK: the next hole is lost too; resend it at once.
+      c.dupAcks = Math.max(0, c.dupAcks - (Math.ceil(acked / mss) - 1));
+      c.renoLostEnd = seqAdd(c.sndUna, Math.min(mss, c.outstanding));
+      c.highRxt = c.sndUna;
+      c.forceRtx = true;
+    }
+  } else {
+    c.dupAcks = 0;
+    c.cc.onAck(acked, mss);
+  }
+  updateLost(c);
+}
+
+/** Retransmission timeout: everything outstanding is lost; slow start from one segment. */
+export function onTimeoutLoss(c: TcpConnection): void {
+  c.cc.onTimeout(c.outstanding, c.sndMss, c.rtxCount === 1);
+  c.inRecovery = false;
+  c.dupAcks = 0;
+  c.recover = c.sndNxt;
+  c.scoreboard.clear();
+  c.rtoLostEnd = c.sndNxt;
+  c.highRxt = c.sndUna;
+  c.rttTiming = false;
+  c.forceRtx = true;
+  updateLost(c);
+}
