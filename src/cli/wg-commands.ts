@@ -8,6 +8,8 @@ import { Logger, UserError } from '../util/index.js';
 import {
   WgInterface, signalInterface, readWgQuickConfig, interfaceNameFromPath, isInterfaceName, pidFile, PID_DIR,
 } from '../daemon/index.js';
+import { loadNodeIdentity, parseWgQuickConfig } from '../daemon/index.js';
+import { encodeBase64Key } from '../crypto/index.js';
 import type { Command } from './main.js';
 
 const log = new Logger('meshtun');
@@ -45,17 +47,41 @@ export const upWgQuick = async (file: string): Promise<number> => {
   return serveUntilStopped(iface);
 };
 
+/** `meshtun up` with no file: a node with a persistent identity on a kernel TUN (meshtun0),
+ * its overlay addresses derived from its key, ready for peers added with wg(8). The coordinator,
+ * join tokens and the userspace default come with the mesh (issue 5). */
+async function upNode(): Promise<number> {
+  const id = loadNodeIdentity();
+  const name = 'meshtun0';
+  WgInterface.assertCanCreate(name);
+  const cfg = parseWgQuickConfig(
+    `[Interface]\nPrivateKey = ${encodeBase64Key(id.privateKey)}\nListenPort = 51820\nAddress = ${id.ipv4}/10, ${id.ipv6}/48\n`,
+    `${id.dir}/node.key`,
+  );
+  const iface = await WgInterface.fromWgQuick(name, cfg);
+  iface.writePidFile();
+  const pub = encodeBase64Key(id.publicKey);
+  process.stderr.write(
+    `meshtun: node ${id.created ? 'created' : 'loaded'} (${id.dir}/node.key)\n` +
+    `meshtun: ${name} is up: ${id.ipv4}/10, ${id.ipv6}/48; listening on UDP ${iface.engine.bind.port}; public key ${pub}\n` +
+    `meshtun: add a peer:   wg set ${name} peer <their key> endpoint <host:port> allowed-ips <their address>/32\n` +
+    `meshtun: a peer adds this node with:   wg set <iface> peer ${pub} allowed-ips ${id.ipv4}/32,${id.ipv6}/128\n` +
+    `meshtun: \`meshtun status\` shows it; Ctrl-C or \`meshtun down ${name}\` stops it\n`);
+  return serveUntilStopped(iface);
+}
+
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
   usage: 'meshtun up [file.conf] [--userspace|--tun] [--join URL --token T]',
-  examples: ['meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)', 'meshtun up                       # a new mesh network with this node as coordinator'],
+  examples: ['meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)', 'meshtun up                       # this node on meshtun0, with a key kept in the state directory (root)'],
   async run(args) {
     const files = args.filter((a) => !a.startsWith('-'));
     const flags = args.filter((a) => a.startsWith('-'));
     if (files.length === 1 && flags.length === 0) return upWgQuick(files[0]!);
     if (files.length > 1) throw new UserError(`give one config file, not ${files.length}`, 'e.g. `meshtun up mt0.conf`');
-    throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: only \`meshtun up <file.conf>\` (a wg-quick file) works`, 'write a wg-quick file and run `meshtun up ./mt0.conf`');
+    if (files.length === 0 && (flags.length === 0 || (flags.length === 1 && flags[0] === '--tun'))) return upNode();
+    throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: \`meshtun up\` (a node with a kernel TUN) and \`meshtun up <file.conf>\` (a wg-quick file) work`, 'see `meshtun up --help`');
   },
 };
 

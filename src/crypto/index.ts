@@ -8,7 +8,7 @@ export { HASH_SIZE, MAC_SIZE, hash, hmac, mac16 } from './blake2s.js';
 export { kdf1, kdf2, kdf3 } from './kdf.js';
 export {
   AEAD_KEY_SIZE, AEAD_TAG_SIZE, AEAD_NONCE_SIZE, XAEAD_NONCE_SIZE, ChaChaPolyKey, aeadSeal, aeadOpen,
-  hchacha20, xaeadSeal, xaeadOpen,
+  hchacha20, xaeadSeal, xaeadOpen, aeadImplementation, aeadNativeUnavailable, type AeadImplementation,
 } from './aead.js';
 export {
   KEY_SIZE, KEY_BASE64_LENGTH, KEY_HEX_LENGTH, encodeBase64Key, decodeBase64Key, encodeHex, decodeHex,

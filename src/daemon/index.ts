@@ -6,3 +6,4 @@ export {
 } from './wg-quick-config.js';
 export { uapiSocketPath as uapiSocketPathFor } from '../wireguard/index.js';
 export { ApiServer, apiSocketPath, interfaceStatus, prometheusMetrics, type InterfaceStatus, type PeerStatus } from './api-server.js';
+export { loadNodeIdentity, stateDir, type NodeIdentity } from './node-identity.js';

@@ -194,7 +194,9 @@ export class LinuxTun implements Device {
 
   private failed(errno: number, op: string): void {
     const E = this.native.errno;
-    if (errno === -E.EBADFD! || errno === -E.EIO! || errno === -E.ENXIO! || errno === -E.ENODEV! || errno === -E.EBADF!) {
+    // EIO means the interface is down (writes before `ip link set up`, or after `ip link set
+    // down`): packets are dropped and counted, the device is not gone.
+    if (errno === -E.EBADFD! || errno === -E.ENXIO! || errno === -E.ENODEV! || errno === -E.EBADF!) {
       this.markGone(`the interface was deleted; ${op}: ${this.native.strerror(errno)}`);
       return;
     }

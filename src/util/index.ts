@@ -1,2 +1,3 @@
 export { UserError, ConfigError, PlatformError } from './errors.js';
 export { Logger, RateLimitedLog, setLogLevel, setLogSink, logEnabled, type LogLevel } from './log.js';
+export { nativeAddon, nativeAddonUnavailable, nativeAddonFailure, NATIVE_ADDON_PATH, type NativeAddonFailure } from './native.js';
