@@ -25,8 +25,6 @@ export class StackCounters {
   rxUnknownProtocol = 0;
   /** TCP to a broadcast or multicast address. */
   rxTcpNotUnicast = 0;
-  /** TCP arrived while no TCP layer is attached. */
-  rxTcpNoLayer = 0;
   rxTcp = 0;
   // ---- IP output ----
   txPackets = 0;

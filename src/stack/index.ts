@@ -3,8 +3,13 @@
 export type { IpFamily, IpAddr, IpOutput, IcmpErrorInfo } from './types.js';
 export {
   UserspaceStack, DEFAULT_STACK_LIMITS, DEFAULT_STACK_MTU,
-  type UserspaceStackOptions, type StackLimits, type TcpProtocol,
+  type UserspaceStackOptions, type StackLimits,
 } from './stack.js';
+export { connectTcp, listenTcp, udpSocket, ping, type ConnectTcpOptions, type ListenTcpOptions, type TcpServer } from './api.js';
+export {
+  TcpLayer, TcpSocket, TcpListener, TcpSocketError, TcpCounters, TcpState, TCP_STATE_NAMES,
+  type TcpLimits, type TcpSocketOptions, type ListenOptions, type TcpErrorCode,
+} from './tcp/index.js';
 export { StackCounters } from './counters.js';
 export { StackError, icmpErrorCode } from './errors.js';
 export {

@@ -1,4 +1,4 @@
-// The userspace network stack's IP layer: a Device the WireGuard engine uses instead of a
+// The userspace network stack: a Device the WireGuard engine uses instead of a
 // kernel TUN. Packets the engine decrypts are written INTO the stack (writeBatch); packets the
 // stack sends are queued and READ by the engine (readBatch), with one readable notification per
 // burst.
@@ -33,16 +33,11 @@ import { Reassembler, type ReassemblyLimits } from './fragments.js';
 import { IcmpHandler } from './icmp.js';
 import { PacketQueue } from './packet-queue.js';
 import { PathMtuCache, type PmtuLimits } from './pmtu.js';
-import { UdpInput, UdpLayer, type UdpLimits } from './udp.js';
+import { UdpInput, UdpLayer, type UdpLimits, type UdpSocket } from './udp.js';
+import { TcpLayer, type TcpLimits, type TcpSocket } from './tcp/index.js';
+import { connectTcp, listenTcp, udpSocket, ping, type ConnectTcpOptions, type ListenTcpOptions, type TcpServer } from './api.js';
+import type { PingOptions } from './icmp.js';
 import type { IcmpErrorInfo, IpAddr, IpFamily, IpOutput } from './types.js';
-
-/** What the IP layer calls in its TCP layer (src/stack/tcp/). */
-export interface TcpProtocol {
-  /** A TCP segment at buf[off, off+len) from src to dst (addresses valid only during the call). */
-  input(family: IpFamily, src: IpAddr, dst: IpAddr, buf: Buffer, off: number, len: number): void;
-  /** An ICMP error quoting one of our segments. */
-  icmpError(info: IcmpErrorInfo): void;
-}
 
 export interface StackLimits {
   /** Packets queued towards the device before sends fail (ENOBUFS / sendIp false). */
@@ -52,6 +47,7 @@ export interface StackLimits {
   reassembly: Partial<ReassemblyLimits>;
   pmtu: Partial<PmtuLimits>;
   udp: Partial<UdpLimits>;
+  tcp: Partial<TcpLimits>;
   /** ICMP error messages sent per second (a token bucket) and the burst allowed. */
   icmpErrorsPerSecond: number;
   icmpErrorBurst: number;
@@ -63,6 +59,7 @@ export const DEFAULT_STACK_LIMITS: Readonly<StackLimits> = {
   reassembly: {},
   pmtu: {},
   udp: {},
+  tcp: {},
   icmpErrorsPerSecond: 100,
   icmpErrorBurst: 50,
 };
@@ -95,8 +92,7 @@ export class UserspaceStack implements Device {
   readonly reassembler: Reassembler;
   readonly icmp: IcmpHandler;
   readonly udp: UdpLayer;
-  /** The TCP layer, once attached. */
-  tcp: TcpProtocol | null = null;
+  readonly tcpLayer: TcpLayer;
   /** The IpOutput the protocols send through (a separate object: Device.mtu is a number while
    * IpOutput.mtu is a function, so one class cannot implement both). */
   readonly ipOutput: IpOutput;
@@ -134,6 +130,43 @@ export class UserspaceStack implements Device {
     this.ident4 = Math.floor(Math.random() * 0x10000);
     this.ident6 = Math.floor(Math.random() * 0x100000000);
     this.ipOutput = { sendIp: this.sendIp.bind(this), mtu: this.pathMtu.bind(this) };
+    this.tcpLayer = new TcpLayer({ clock: this.clock, output: this.ipOutput, limits: this.limits.tcp });
+  }
+
+  // ---- sockets API (api.ts) ----
+
+  /** Opens a TCP connection to an IP literal, like net.connect; the socket emits 'connect'. */
+  connectTcp(opts: ConnectTcpOptions, onConnect?: () => void): TcpSocket {
+    return connectTcp(this, opts, onConnect);
+  }
+
+  /** Listens on a TCP port, like net.createServer(onConnection).listen(port, host). */
+  listenTcp(opts: ListenTcpOptions, onConnection?: (socket: TcpSocket) => void): TcpServer {
+    return listenTcp(this, opts, onConnection);
+  }
+
+  /** A UDP socket shaped like node:dgram's. */
+  udpSocket(family: IpFamily | 'udp4' | 'udp6'): UdpSocket {
+    return udpSocket(this, family);
+  }
+
+  /** Sends one ICMP echo request; resolves with the round-trip time in milliseconds. */
+  ping(family: IpFamily, dst: string | IpAddr, opts?: PingOptions): Promise<number> {
+    return ping(this, family, dst, opts);
+  }
+
+  /** True when `addr` is one of the stack's addresses. */
+  isLocalAddress(addr: IpAddr): boolean {
+    return typeof addr === 'number' ? this.addresses.isLocalV4(addr) : this.addresses.isLocalV6(addr, 0);
+  }
+
+  /** Our source address towards `dst`, or null when the stack has no address of the family. */
+  sourceAddress(family: IpFamily, dst: IpAddr): IpAddr | null {
+    if (family === 4) {
+      const s = this.addresses.sourceV4(dst as number);
+      return s < 0 ? null : s;
+    }
+    return this.addresses.sourceV6(dst as Uint8Array, 0);
   }
 
   // ---- Device ----
@@ -177,8 +210,7 @@ export class UserspaceStack implements Device {
     this.reassembler.clear();
     this.icmp.close();
     this.udp.closeAll();
-    const tcp = this.tcp as (TcpProtocol & { close?: () => void }) | null;
-    tcp?.close?.();
+    this.tcpLayer.close();
   }
 
   // ---- input ----
@@ -223,9 +255,8 @@ export class UserspaceStack implements Device {
     switch (r.protocol) {
       case IpProtocol.Tcp:
         if (!unicast) { c.rxTcpNotUnicast++; return; }
-        if (this.tcp === null) { c.rxTcpNoLayer++; return; }
         c.rxTcp++;
-        this.tcp.input(4, src, dst, buf, pOff, pLen);
+        this.tcpLayer.input(4, src, dst, buf, pOff, pLen);
         return;
       case IpProtocol.Udp:
         if (this.udp.inputV4(src, dst, buf, pOff, pLen, unicast) === UdpInput.NoPort && unicast) {
@@ -271,9 +302,8 @@ export class UserspaceStack implements Device {
     switch (r.upperProtocol) {
       case IpProtocol.Tcp:
         if (!unicast) { c.rxTcpNotUnicast++; return; }
-        if (this.tcp === null) { c.rxTcpNoLayer++; return; }
         c.rxTcp++;
-        this.tcp.input(6, r.src, r.dst, buf, pOff, pLen);
+        this.tcpLayer.input(6, r.src, r.dst, buf, pOff, pLen);
         return;
       case IpProtocol.Udp:
         if (this.udp.inputV6(r.src, r.dst, buf, pOff, pLen, unicast) === UdpInput.NoPort && unicast) {
@@ -300,7 +330,7 @@ export class UserspaceStack implements Device {
 
   /** IcmpHost: an ICMP error quoting one of our TCP/UDP packets. */
   deliverIcmpError(protocol: number, info: IcmpErrorInfo): void {
-    if (protocol === IpProtocol.Tcp) this.tcp?.icmpError(info);
+    if (protocol === IpProtocol.Tcp) this.tcpLayer.icmpError(info);
     else if (protocol === IpProtocol.Udp) this.udp.icmpError(info);
   }
 
