@@ -21,7 +21,7 @@ import { NewReno } from './congestion.js';
 import { RtoEstimator } from './rto.js';
 import { RingBuffer } from './ring-buffer.js';
 import { SeqRangeSet } from './range-set.js';
-import { seqAdd, seqDiff } from './seq.js';
+import { seqAdd, seqDiff, seqLt } from './seq.js';
 import { output, onRetransmitTimer, onKeepaliveTimer } from './sender.js';
 import { sendAck, sendRst, sendSyn, windowUpdateNeeded } from './emit.js';
 
@@ -126,11 +126,15 @@ export class TcpConnection {
   recover = 0;
   /** Highest sequence retransmitted in this recovery (RFC 6675 HighRxt). */
   highRxt = 0;
+  /** End of the highest data ever retransmitted (kept at or above SND.UNA). */
+  retransmittedEnd = 0;
   /** Unsacked bytes before lostEnd are lost (from SACK, NewReno, or an RTO). */
   lostEnd = 0;
   rtoLostEnd = 0;
   renoLostEnd = 0;
   dupAcks = 0;
+  /** Bytes the last cumulative ACK advanced SND.UNA by (RFC 6582 ACK heuristic). */
+  lastAckAdvance = 0;
   forceRtx = false;
   /** Retransmission timeouts in a row (reset by an ACK of new data). */
   rtxCount = 0;
@@ -215,7 +219,7 @@ export class TcpConnection {
     this.sndUna = this.iss;
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndBufSeq = this.sndNxt;
-    this.recover = this.iss;
+    this.initSendMarks();
     this.state = TcpState.SynSent;
     this.sackOk = this.ctx.limits.sack;
     this.tsOk = this.ctx.limits.timestamps;
@@ -231,7 +235,7 @@ export class TcpConnection {
     this.sndUna = this.iss;
     this.sndNxt = seqAdd(this.iss, 1);
     this.sndBufSeq = this.sndNxt;
-    this.recover = this.iss;
+    this.initSendMarks();
     this.irs = syn.seqNumber;
     this.rcvNxt = seqAdd(syn.seqNumber, 1);
     this.rcvAdvEdge = this.rcvNxt;
@@ -244,6 +248,24 @@ export class TcpConnection {
     this.state = TcpState.SynReceived;
     this.ctx.counters.passiveOpens++;
     sendSyn(this);
+  }
+
+  /** Every sequence-valued mark starts at the ISS (0 would compare as "ahead" half the time). */
+  private initSendMarks(): void {
+    this.recover = this.highRxt = this.retransmittedEnd = this.lostEnd = this.rtoLostEnd = this.renoLostEnd = this.rttMark = this.iss;
+  }
+
+  /** Keeps the send-side marks at or above SND.UNA as it advances, so that none goes stale and
+   * flips to "ahead" after 2^31 bytes of sequence space. */
+  pinSendMarks(): void {
+    const una = this.sndUna;
+    if (seqLt(this.recover, una)) this.recover = una;
+    if (seqLt(this.highRxt, una)) this.highRxt = una;
+    if (seqLt(this.retransmittedEnd, una)) this.retransmittedEnd = una;
+    if (seqLt(this.rtoLostEnd, una)) this.rtoLostEnd = una;
+    if (seqLt(this.renoLostEnd, una)) this.renoLostEnd = una;
+    if (seqLt(this.rttMark, una)) this.rttMark = una;
+    if (seqLt(this.lostEnd, una)) this.lostEnd = una;
   }
 
   /** Takes the options of the peer's SYN (we offered ours already, or answer with the same set). */

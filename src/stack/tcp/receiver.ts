@@ -297,6 +297,10 @@ function processAck(c: TcpConnection, r: TcpRepr): boolean {
 /** SND.UNA < SEG.ACK <= SND.NXT: free acknowledged bytes, RTT sample, congestion control. */
 function ackNewData(c: TcpConnection, r: TcpRepr, ack: number): void {
   const acked = seqDiff(ack, c.sndUna);
+  c.lastAckAdvance = acked;
+  // Karn's rule also for timestamps: an ACK covering only resent data may echo the timestamp of
+  // an older copy (RFC 7323 4.2 keeps TS.Recent from out-of-window duplicates), so skip it.
+  const clean = seqGt(ack, c.retransmittedEnd);
   const dataAckEnd = seqMin(ack, c.dataEnd);
   const n = seqDiff(dataAckEnd, c.sndBufSeq);
   if (n > 0) {
@@ -305,11 +309,12 @@ function ackNewData(c: TcpConnection, r: TcpRepr, ack: number): void {
     c.owner?.notify(ConnEvent.Writable);
   }
   c.sndUna = ack;
+  c.pinSendMarks();
   c.scoreboard.trimBelow(ack);
   const now = c.ctx.clock.now();
   if (c.tsOk && r.hasTimestamps && r.tsEcr !== 0) {
     // One sample per flight: per-ACK samples would make RTTVAR collapse (RFC 7323 appendix G).
-    if (seqGe(ack, c.rttMark)) {
+    if (clean && seqGe(ack, c.rttMark)) {
       const rtt = (c.tsNow() - r.tsEcr) >>> 0;
       if (rtt < 0x7fffffff) c.rto.sample(rtt);
       c.rttMark = c.sndNxt;
@@ -318,6 +323,8 @@ function ackNewData(c: TcpConnection, r: TcpRepr, ack: number): void {
     c.rto.sample(now - c.rttStart);
     c.rttTiming = false;
   }
+  // Forward progress ends the backoff (as Linux does; RFC 6298 waits for a new sample).
+  c.rto.backoffs = 0;
   c.rtxCount = 0;
   c.persistProbes = 0;
   onNewAck(c, acked);

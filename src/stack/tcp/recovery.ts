@@ -15,6 +15,9 @@ import { DUP_THRESH } from './constants.js';
 import type { TcpConnection } from './connection.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
+/** RFC 6582 section 4.2 ACK heuristic: 4 segments. */
+const ACK_HEURISTIC_SEGMENTS = 4;
+
 /** RFC 6675 SetPipe, in bytes. */
 export function pipe(c: TcpConnection): number {
   const outstanding = c.outstanding;
@@ -71,9 +74,14 @@ export function updateScoreboard(c: TcpConnection, r: TcpRepr): boolean {
 /** After a duplicate ACK or new SACK information: enter fast recovery when a loss shows. */
 export function detectLoss(c: TcpConnection): void {
   updateLost(c);
-  if (c.inRecovery || !seqGe(c.sndUna, c.recover)) return;
+  if (c.inRecovery) return;
   const sackLoss = c.sackOk && seqGt(sackLostBoundary(c), c.sndUna);
-  if (c.dupAcks >= DUP_THRESH || sackLoss) enterRecovery(c);
+  if (c.dupAcks < DUP_THRESH && !sackLoss) return;
+  // RFC 6582 section 4: below `recover` (after a timeout) duplicate ACKs may come from data
+  // resent needlessly; the ACK heuristic trusts them when the last cumulative ACK moved at most
+  // 4*MSS (a go-back-N resend of data the peer had would have moved it further).
+  if (!seqGe(c.sndUna, c.recover) && !(c.cc.cwnd > c.sndMss && c.lastAckAdvance <= ACK_HEURISTIC_SEGMENTS * c.sndMss)) return;
+  enterRecovery(c);
 }
 
 /** Fast retransmit / fast recovery (RFC 5681 3.2, RFC 6675 5, RFC 6582 3.2). */
@@ -97,12 +105,14 @@ export function onNewAck(c: TcpConnection, acked: number): void {
       c.inRecovery = false;
       c.dupAcks = 0;
       c.cc.onExitRecovery(c.outstanding, mss);
-    } else if (!c.sackOk) {
-      // NewReno partial ACK: the next hole is lost too; resend it at once.
-      c.dupAcks = Math.max(0, c.dupAcks - (Math.ceil(acked / mss) - 1));
-      c.renoLostEnd = seqAdd(c.sndUna, Math.min(mss, c.outstanding));
-      c.highRxt = c.sndUna;
-      c.forceRtx = true;
+    } else {
+      // Partial ACK (RFC 6582 3.2 step 4): the segment now at SND.UNA is lost too; resend it at
+      // once. With SACK this also rescues holes the scoreboard cannot call lost yet.
+      if (!c.sackOk) c.dupAcks = Math.max(0, c.dupAcks - (Math.ceil(acked / mss) - 1));
+      if (!c.scoreboard.contains(c.sndUna)) {
+        c.renoLostEnd = seqAdd(c.sndUna, Math.min(mss, c.outstanding));
+        c.forceRtx = true;
+      }
     }
   } else {
     c.dupAcks = 0;

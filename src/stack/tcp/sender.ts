@@ -66,6 +66,7 @@ function sendLost(c: TcpConnection): boolean {
   }
   emitSegment(c, hs, TcpFlag.Ack | (fin ? TcpFlag.Fin : 0), dataLen);
   c.highRxt = seqAdd(hs, dataLen + (fin ? 1 : 0));
+  if (seqGt(c.highRxt, c.retransmittedEnd)) c.retransmittedEnd = c.highRxt;
   c.rttTiming = false; // Karn's rule
   c.ctx.counters.retransmittedSegments++;
   c.ctx.counters.retransmittedBytes += dataLen;
@@ -209,6 +210,8 @@ function onPersist(c: TcpConnection): void {
   } else if (c.outstanding > 0) {
     const dataLen = Math.min(1, Math.max(0, seqDiff(c.dataEnd, c.sndUna)));
     emitSegment(c, c.sndUna, TcpFlag.Ack | (dataLen === 0 && c.finSent ? TcpFlag.Fin : 0), dataLen);
+    const end = seqAdd(c.sndUna, Math.max(dataLen, 1));
+    if (seqGt(end, c.retransmittedEnd)) c.retransmittedEnd = end;
   }
   c.rttTiming = false;
   c.rtxAt = now + persistInterval(c);

@@ -7,6 +7,17 @@ import { ManualClock } from '../../wireguard/clock.js';
 import { Prng } from '../../wire/fuzz-harness.js';
 import type { IpAddr, IpFamily, IpOutput } from '../types.js';
 import type { TcpLayer } from './layer.js';
+import { TcpPacket } from '../../wire/tcp.js';
+
+const traceView = new TcpPacket();
+
+/** One line per packet for debugging (MESHTUN_TCP_TRACE=1): time, direction, flags, seq, ack, window, length. */
+function traceLine(now: number, from: number, bytes: Buffer, fate: string): string {
+  const p = traceView.reset(bytes, 0, bytes.length);
+  const f = p.flags;
+  const flags = `${f & 2 ? 'S' : ''}${f & 1 ? 'F' : ''}${f & 4 ? 'R' : ''}${f & 8 ? 'P' : ''}${f & 16 ? '.' : ''}`;
+  return `${now.toFixed(1).padStart(9)} ${from === 0 ? 'C>S' : 'S>C'} ${flags.padEnd(4)} seq ${p.seqNumber} ack ${p.ackNumber} win ${p.window} len ${p.payloadLength} ${fate}`;
+}
 
 /** A ManualClock that also knows when its next live timer is due. */
 export class SimClock implements Clock {
@@ -86,7 +97,9 @@ export class SimLink {
         if (this.blackhole[side]) return true;
         const bytes = Buffer.from(buf.subarray(off, off + len));
         if (this.tap && this.tap(side, family, bytes) === 'drop') return true;
-        if (this.rng.next() < this.cond.loss) return true;
+        const lost = this.rng.next() < this.cond.loss;
+        if (process.env.MESHTUN_TCP_TRACE) console.log(traceLine(this.clock.now(), side, bytes, lost ? 'LOST' : ''));
+        if (lost) return true;
         const copies = this.rng.next() < this.cond.duplicate ? 2 : 1;
         for (let k = 0; k < copies; k++) {
           let delay = this.cond.delayMs + this.rng.next() * this.cond.jitterMs;
