@@ -7,7 +7,7 @@
 
 import { UserError } from '../util/index.js';
 import { parseIpLiteral, isUnspecified, formatIpAddr } from './addresses.js';
-import type { PingOptions } from './icmp.js';
+import type { PingOptions } from './ping.js';
 import type { UdpSocket } from './udp.js';
 import type { UserspaceStack } from './stack.js';
 import type { TcpListener, TcpSocket, TcpSocketOptions } from './tcp/index.js';

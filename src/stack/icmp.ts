@@ -1,7 +1,7 @@
 // ICMPv4 (RFC 792, RFC 1122 3.2.2) and ICMPv6 (RFC 4443) for the userspace stack:
 //  - answers echo requests to our addresses (the request is turned into the reply in place: type
 //    byte and an incremental checksum update, no copy before the send queue);
-//  - ping: sends echo requests and resolves with the round-trip time;
+//  - ping (ping.ts): sends echo requests and resolves with the round-trip time;
 //  - sends errors (port/protocol unreachable, reassembly time exceeded) under RFC 1122/4443 rules
 //    (never about ICMP errors, non-first fragments, or to non-unicast sources) and a token bucket;
 //  - turns received errors into IcmpErrorInfo for the protocol whose packet they quote, learns
@@ -9,16 +9,16 @@
 // No Neighbor Discovery: the stack sits on a point-to-point WireGuard device with no link layer,
 // so ND and MLD messages are counted as ignored.
 
-import { randomInt } from 'node:crypto';
 import type { Clock } from '../wireguard/index.js';
 import {
   Status, IpProtocol, Icmpv4Repr, Icmpv4Quote, Icmpv4Type, Icmpv4DstUnreachable, parseIcmpv4, emitIcmpv4, parseIcmpv4Quote,
   icmpv4IsError, icmpv4QuoteLength, Icmpv6Repr, Icmpv6Quote, Icmpv6Type, Icmpv6DstUnreachable, parseIcmpv6, emitIcmpv6,
-  parseIcmpv6Quote, icmpv6QuoteLength, fillIcmpv6Checksum, checksumUpdate16, readIpv4Address, ICMPV4_HEADER_LEN, ICMPV6_HEADER_LEN,
+  parseIcmpv6Quote, icmpv6QuoteLength, fillIcmpv6Checksum, checksumUpdate16, readIpv4Address,
 } from '../wire/index.js';
-import { AddressSet, isMulticastV4, isMulticastV6, isUnspecifiedV6, formatIpAddr, ipAddrEqual, copyIpAddr } from './addresses.js';
+import type { AddressSet } from './addresses.js';
+import { isMulticastV4, isMulticastV6, isUnspecifiedV6 } from './addresses.js';
 import type { StackCounters } from './counters.js';
-import { StackError, icmpErrorCode } from './errors.js';
+import { Pinger, type PingOptions } from './ping.js';
 import { plateauBelow, type PathMtuCache } from './pmtu.js';
 import type { IcmpErrorInfo, IpAddr, IpFamily } from './types.js';
 
@@ -31,13 +31,6 @@ export interface IcmpHost {
   sendIp(family: IpFamily, src: IpAddr, dst: IpAddr, protocol: number, buf: Buffer, off: number, len: number): boolean;
   /** Hands an error quoting one of our TCP/UDP packets to that protocol. */
   deliverIcmpError(protocol: number, info: IcmpErrorInfo): void;
-}
-
-export interface PingOptions {
-  /** Give up after this long (default 1000 ms). */
-  timeoutMs?: number;
-  /** Echo data (default: 56 bytes 0x00, 0x01, ... as ping(8) sends). */
-  payload?: Uint8Array;
 }
 
 /** A token bucket: `rate` tokens per second, at most `burst` saved up. */
@@ -58,27 +51,12 @@ export class TokenBucket {
   }
 }
 
-interface PendingPing {
-  family: IpFamily;
-  dst: IpAddr;
-  payload: Buffer;
-  sentAt: number;
-  timer: unknown;
-  resolve: (rttMs: number) => void;
-  reject: (err: Error) => void;
-}
-
-const DEFAULT_PING_TIMEOUT_MS = 1000;
-const DEFAULT_PING_PAYLOAD = Buffer.from(Array.from({ length: 56 }, (_, i) => i));
 /** Echo identifier and sequence follow the type/code/checksum in both ICMP versions. */
 const ECHO_SEQ_OFFSET = 6;
 const ECHO_HEADER_LEN = 8;
 const IPV4_MIN_HEADER_LEN = 20;
 const IPV6_HEADER_LEN = 40;
 const IPV6_NEXT_HEADER = 6;
-const MAX_ECHO_PAYLOAD_V4 = 65535 - IPV4_MIN_HEADER_LEN - ICMPV4_HEADER_LEN;
-const MAX_ECHO_PAYLOAD_V6 = 65535 - ICMPV6_HEADER_LEN;
-const SEQ_SPACE = 0x10000;
 
 export interface IcmpOptions {
   errorsPerSecond: number;
@@ -86,24 +64,22 @@ export interface IcmpOptions {
 }
 
 export class IcmpHandler {
-  /** The echo identifier of this stack's pings. */
-  readonly ident = randomInt(0, SEQ_SPACE);
-  private nextSeq = 0;
-  private readonly pending = new Map<number, PendingPing>();
+  readonly pinger: Pinger;
   private readonly limiter: TokenBucket;
   private readonly r4 = new Icmpv4Repr();
   private readonly r6 = new Icmpv6Repr();
   private readonly q4 = new Icmpv4Quote();
   private readonly q6 = new Icmpv6Quote();
-  /** Errors and echo requests are built here (errors quote at most 1232 bytes). */
-  private readonly scratch = Buffer.alloc(65535);
+  /** Errors are built here (they quote at most 1232 bytes). */
+  private readonly scratch = Buffer.alloc(2048);
 
   constructor(private readonly host: IcmpHost, opts: IcmpOptions) {
     this.limiter = new TokenBucket(host.clock, opts.errorsPerSecond, opts.errorBurst);
+    this.pinger = new Pinger(host);
   }
 
   /** Pings in flight. */
-  get pendingPings(): number { return this.pending.size; }
+  get pendingPings(): number { return this.pinger.pending; }
 
   // ---- input ----
 
@@ -125,7 +101,7 @@ export class IcmpHandler {
         return;
       }
       case Icmpv4Type.EchoReply:
-        this.matchReply(4, src, r.ident, r.seqNo, buf, r.payloadOffset, r.payloadLength);
+        this.pinger.matchReply(4, src, r.ident, r.seqNo, buf, r.payloadOffset, r.payloadLength);
         return;
       case Icmpv4Type.DstUnreachable:
       case Icmpv4Type.TimeExceeded:
@@ -163,7 +139,7 @@ export class IcmpHandler {
         return;
       }
       case Icmpv6Type.EchoReply:
-        this.matchReply(6, src, r.ident, r.seqNo, buf, r.payloadOffset, r.payloadLength);
+        this.pinger.matchReply(6, src, r.ident, r.seqNo, buf, r.payloadOffset, r.payloadLength);
         return;
       case Icmpv6Type.DstUnreachable:
       case Icmpv6Type.PacketTooBig:
@@ -217,8 +193,8 @@ export class IcmpHandler {
       }
     }
     if (q.protocol === IpProtocol.Icmp) {
-      if (q.hasEchoIdent && q.echoType === Icmpv4Type.EchoRequest && q.echoIdent === this.ident && q.transportLength >= ECHO_HEADER_LEN) {
-        this.failPing(4, buf.readUInt16BE(q.transportOffset + ECHO_SEQ_OFFSET), kind);
+      if (q.hasEchoIdent && q.echoType === Icmpv4Type.EchoRequest && q.echoIdent === this.pinger.ident && q.transportLength >= ECHO_HEADER_LEN) {
+        this.pinger.fail(4, buf.readUInt16BE(q.transportOffset + ECHO_SEQ_OFFSET), kind);
       }
       return;
     }
@@ -259,8 +235,8 @@ export class IcmpHandler {
     }
     if (!q.upperLayerFound) { host.counters.icmpErrorsBadQuote++; return; }
     if (q.protocol === IpProtocol.Icmpv6) {
-      if (q.hasEchoIdent && q.echoType === Icmpv6Type.EchoRequest && q.echoIdent === this.ident && q.transportLength >= ECHO_HEADER_LEN) {
-        this.failPing(6, buf.readUInt16BE(q.transportOffset + ECHO_SEQ_OFFSET), kind);
+      if (q.hasEchoIdent && q.echoType === Icmpv6Type.EchoRequest && q.echoIdent === this.pinger.ident && q.transportLength >= ECHO_HEADER_LEN) {
+        this.pinger.fail(6, buf.readUInt16BE(q.transportOffset + ECHO_SEQ_OFFSET), kind);
       }
       return;
     }
@@ -330,107 +306,13 @@ export class IcmpHandler {
 
   private readonly srcScratch = Buffer.alloc(16);
 
-  // ---- ping ----
-
-  /** Sends one echo request to `dst` and resolves with the round-trip time in milliseconds.
-   * Rejects with StackError ETIMEDOUT (no reply in time), EHOSTUNREACH/ENETUNREACH/... (an ICMP
-   * error came back), ENETUNREACH (no source address of that family), ENOBUFS (queue full). */
+  /** Sends one echo request; see Pinger.ping. */
   ping(family: IpFamily, dst: IpAddr, opts: PingOptions = {}): Promise<number> {
-    const host = this.host;
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-    const payload = opts.payload ? Buffer.from(opts.payload) : DEFAULT_PING_PAYLOAD;
-    const dstText = formatIpAddr(dst);
-    if (payload.length > (family === 4 ? MAX_ECHO_PAYLOAD_V4 : MAX_ECHO_PAYLOAD_V6)) {
-      return Promise.reject(new StackError('EMSGSIZE', `ping ${dstText}: a ${payload.length}-byte payload does not fit in one IP packet`, dstText));
-    }
-    let src: IpAddr | null;
-    if (family === 4) {
-      const s = host.addresses.sourceV4(dst as number);
-      src = s < 0 ? null : s;
-    } else {
-      src = host.addresses.sourceV6(dst as Uint8Array, 0);
-    }
-    if (src === null) {
-      return Promise.reject(new StackError('ENETUNREACH', `ping ${dstText}: the stack has no IPv${family} address`, dstText));
-    }
-    let seq = this.nextSeq;
-    for (let i = 0; this.pending.has(seq); i++) {
-      if (i >= SEQ_SPACE) return Promise.reject(new StackError('ENOBUFS', `ping ${dstText}: too many pings in flight`, dstText));
-      seq = (seq + 1) % SEQ_SPACE;
-    }
-    this.nextSeq = (seq + 1) % SEQ_SPACE;
-    let n: number;
-    if (family === 4) {
-      const r = this.r4;
-      r.type = Icmpv4Type.EchoRequest;
-      r.code = 0;
-      r.ident = this.ident;
-      r.seqNo = seq;
-      r.payloadBuf = payload;
-      r.payloadOffset = 0;
-      r.payloadLength = payload.length;
-      n = emitIcmpv4(r, this.scratch, 0);
-    } else {
-      const r = this.r6;
-      r.type = Icmpv6Type.EchoRequest;
-      r.code = 0;
-      r.ident = this.ident;
-      r.seqNo = seq;
-      r.payloadBuf = payload;
-      r.payloadOffset = 0;
-      r.payloadLength = payload.length;
-      n = emitIcmpv6(r, this.scratch, 0, src as Uint8Array, 0, dst as Uint8Array, 0);
-    }
-    return new Promise<number>((resolve, reject) => {
-      const p: PendingPing = { family, dst: copyIpAddr(dst), payload, sentAt: host.clock.now(), timer: null, resolve, reject };
-      this.pending.set(seq, p);
-      p.timer = host.clock.setTimer(() => {
-        if (this.pending.get(seq) !== p) return;
-        this.pending.delete(seq);
-        reject(new StackError('ETIMEDOUT', `ping ${dstText}: no reply within ${timeoutMs} ms`, dstText));
-      }, timeoutMs);
-      // The system clock's timers do not keep the process alive; a ping someone awaits should.
-      (p.timer as { ref?: () => void } | null)?.ref?.();
-      if (!host.sendIp(family, src, dst, family === 4 ? IpProtocol.Icmp : IpProtocol.Icmpv6, this.scratch, 0, n)) {
-        this.settle(seq, p);
-        reject(new StackError('ENOBUFS', `ping ${dstText}: the send queue is full`, dstText));
-      }
-    });
-  }
-
-  private matchReply(family: IpFamily, src: IpAddr, ident: number, seq: number, buf: Buffer, off: number, len: number): void {
-    const c = this.host.counters;
-    c.echoRepliesIn++;
-    const p = ident === this.ident ? this.pending.get(seq) : undefined;
-    const multicastDst = p !== undefined && (p.family === 4 ? isMulticastV4(p.dst as number) : isMulticastV6(p.dst as Uint8Array, 0));
-    if (p === undefined || p.family !== family || (!multicastDst && !ipAddrEqual(p.dst, src)) ||
-        len !== p.payload.length || buf.compare(p.payload, 0, len, off, off + len) !== 0) {
-      c.echoRepliesUnmatched++;
-      return;
-    }
-    this.settle(seq, p);
-    p.resolve(this.host.clock.now() - p.sentAt);
-  }
-
-  private failPing(family: IpFamily, seq: number, kind: IcmpErrorInfo['kind']): void {
-    if (kind === 'packet-too-big') return; // the path MTU is learned; the next ping fragments
-    const p = this.pending.get(seq);
-    if (p === undefined || p.family !== family) return;
-    this.settle(seq, p);
-    const dstText = formatIpAddr(p.dst);
-    p.reject(new StackError(icmpErrorCode(kind), `ping ${dstText}: ${kind}`, dstText));
-  }
-
-  private settle(seq: number, p: PendingPing): void {
-    this.pending.delete(seq);
-    this.host.clock.clearTimer(p.timer);
+    return this.pinger.ping(family, dst, opts);
   }
 
   /** Fails every ping in flight (the stack is closing). */
   close(): void {
-    for (const [seq, p] of [...this.pending]) {
-      this.settle(seq, p);
-      p.reject(new StackError('ECANCELED', `ping ${formatIpAddr(p.dst)}: the stack was closed`));
-    }
+    this.pinger.close();
   }
 }

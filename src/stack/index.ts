@@ -18,7 +18,9 @@ export {
 } from './addresses.js';
 export { Reassembler, ReassemblyCounters, DEFAULT_REASSEMBLY_LIMITS, type ReassemblyLimits, type Reassembled } from './fragments.js';
 export { PathMtuCache, DEFAULT_PMTU_LIMITS, IPV4_MIN_PMTU, IPV6_MIN_PMTU, type PmtuLimits } from './pmtu.js';
-export { IcmpHandler, TokenBucket, type PingOptions } from './icmp.js';
+export { IcmpHandler, TokenBucket, type IcmpHost } from './icmp.js';
+export { Pinger, type PingOptions } from './ping.js';
+export { IpSender } from './output.js';
 export { UdpSocket, UdpLayer, DEFAULT_UDP_LIMITS, type UdpLimits, type UdpRemoteInfo, type UdpAddressInfo } from './udp.js';
 export { PacketQueue } from './packet-queue.js';
 export { MemoryLink, type MemoryLinkStats, type MemoryLinkFilter } from './memory-link.js';

@@ -12,10 +12,9 @@
 //      runs through this same path;
 //   4. demultiplex: TCP -> TcpLayer.input, UDP -> UdpLayer (closed port: ICMP port unreachable),
 //      ICMP/ICMPv6 -> IcmpHandler, anything else -> protocol unreachable / parameter problem.
-// Output (IpOutput.sendIp, used by TCP, UDP and ICMP): build the header in a pooled buffer, copy
-// the payload after it, fragment (IPv4 without DF; IPv6 at the source) when the path MTU is
-// smaller, and queue for the engine. Packets to our own addresses loop back through input on the
-// next turn of the event loop. Routing is trivial: everything goes to the one device.
+// Output (IpOutput.sendIp, used by TCP, UDP and ICMP) is output.ts: header in a pooled buffer,
+// payload after it, fragmentation, the queue for the engine, loopback for our own addresses.
+// Routing is trivial: everything goes to the one device.
 // The MTU towards a destination is the device MTU lowered by the path MTU cache (ICMP).
 // No Neighbor Discovery or ARP: a WireGuard device is point to point with no link layer.
 
@@ -23,20 +22,20 @@ import type { Clock, Device } from '../wireguard/index.js';
 import { systemClock } from '../wireguard/index.js';
 import { UserError } from '../util/index.js';
 import {
-  Status, IpProtocol, Ipv4Repr, Ipv6Repr, parseIpv4, emitIpv4, parseIpv6, emitIpv6, emitIpv6FragmentHeader,
+  Status, IpProtocol, Ipv4Repr, Ipv6Repr, parseIpv4, parseIpv6,
   Icmpv4Type, Icmpv4DstUnreachable, Icmpv4TimeExceeded, Icmpv6Type, Icmpv6DstUnreachable, Icmpv6TimeExceeded, Icmpv6ParamProblem,
-  IPV4_HEADER_LEN, IPV6_HEADER_LEN, IPV6_FRAGMENT_HEADER_LEN,
+  IPV6_HEADER_LEN, IPV6_FRAGMENT_HEADER_LEN,
 } from '../wire/index.js';
 import { AddressSet, isMulticastV4, isMulticastV6, isUnspecifiedV6 } from './addresses.js';
 import { StackCounters } from './counters.js';
 import { Reassembler, type ReassemblyLimits } from './fragments.js';
 import { IcmpHandler } from './icmp.js';
-import { PacketQueue } from './packet-queue.js';
+import { IpSender } from './output.js';
 import { PathMtuCache, type PmtuLimits } from './pmtu.js';
 import { UdpInput, UdpLayer, type UdpLimits, type UdpSocket } from './udp.js';
 import { TcpLayer, type TcpLimits, type TcpSocket } from './tcp/index.js';
 import { connectTcp, listenTcp, udpSocket, ping, type ConnectTcpOptions, type ListenTcpOptions, type TcpServer } from './api.js';
-import type { PingOptions } from './icmp.js';
+import type { PingOptions } from './ping.js';
 import type { IcmpErrorInfo, IpAddr, IpFamily, IpOutput } from './types.js';
 
 export interface StackLimits {
@@ -98,23 +97,10 @@ export class UserspaceStack implements Device {
   readonly ipOutput: IpOutput;
 
   private deviceMtu: number;
-  private readonly queue: PacketQueue;
-  private onReadable: (() => void) | null = null;
-  private notifyScheduled = false;
+  private readonly sender: IpSender;
   private closed = false;
-  private readonly loopback: Buffer[] = [];
-  private loopbackScheduled = false;
-  private ident4: number;
-  private ident6: number;
   private readonly r4 = new Ipv4Repr();
   private readonly r6 = new Ipv6Repr();
-  private readonly o4 = new Ipv4Repr();
-  private readonly o6 = new Ipv6Repr();
-  private readonly notify = (): void => {
-    this.notifyScheduled = false;
-    if (!this.closed && this.queue.length > 0) this.onReadable?.();
-  };
-  private readonly runLoopback = (): void => this.drainLoopback();
 
   constructor(opts: UserspaceStackOptions) {
     this.name = opts.name ?? 'userspace';
@@ -122,13 +108,11 @@ export class UserspaceStack implements Device {
     this.limits = { ...DEFAULT_STACK_LIMITS, ...opts.limits };
     this.addresses = new AddressSet(opts.addresses);
     this.deviceMtu = checkMtu(opts.mtu ?? DEFAULT_STACK_MTU);
-    this.queue = new PacketQueue(this.limits.sendQueuePackets, this.deviceMtu);
+    this.sender = new IpSender(this, this.limits.sendQueuePackets, this.limits.loopbackPackets, this.deviceMtu);
     this.pmtu = new PathMtuCache(this.clock, this.limits.pmtu);
     this.reassembler = new Reassembler(this.clock, this.limits.reassembly, (family, quote, len) => this.reassemblyTimedOut(family, quote, len));
     this.icmp = new IcmpHandler(this, { errorsPerSecond: this.limits.icmpErrorsPerSecond, errorBurst: this.limits.icmpErrorBurst });
     this.udp = new UdpLayer(this, this.limits.udp);
-    this.ident4 = Math.floor(Math.random() * 0x10000);
-    this.ident6 = Math.floor(Math.random() * 0x100000000);
     this.ipOutput = { sendIp: this.sendIp.bind(this), mtu: this.pathMtu.bind(this) };
     this.tcpLayer = new TcpLayer({ clock: this.clock, output: this.ipOutput, limits: this.limits.tcp });
   }
@@ -174,20 +158,15 @@ export class UserspaceStack implements Device {
   get mtu(): number { return this.deviceMtu; }
   get isClosed(): boolean { return this.closed; }
   /** Packets waiting for the engine to read them. */
-  get pendingOutput(): number { return this.queue.length; }
+  get pendingOutput(): number { return this.sender.queue.length; }
 
   start(onReadable: () => void): void {
-    if (this.onReadable) throw new UserError(`userspace stack ${this.name}: start() called twice; one engine per stack`);
-    this.onReadable = onReadable;
-    if (this.queue.length > 0) this.scheduleNotify();
+    if (this.sender.started) throw new UserError(`userspace stack ${this.name}: start() called twice; one engine per stack`);
+    this.sender.start(onReadable);
   }
 
   readBatch(bufs: Buffer[], sizes: Uint32Array, offset: number): number {
-    if (this.closed) return 0;
-    const n = this.queue.readInto(bufs, sizes, offset, this.counters);
-    // The reader may stop after a batch; make sure leftovers get another notification.
-    if (this.queue.length > 0) this.scheduleNotify();
-    return n;
+    return this.closed ? 0 : this.sender.readBatch(bufs, sizes, offset);
   }
 
   writeBatch(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number {
@@ -198,15 +177,14 @@ export class UserspaceStack implements Device {
 
   setMtu(mtu: number): void {
     this.deviceMtu = checkMtu(mtu);
-    this.queue.setBufferSize(this.deviceMtu);
+    this.sender.queue.setBufferSize(this.deviceMtu);
   }
 
   /** Closes sockets, fails pings, drops queued packets. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.clear();
-    this.loopback.length = 0;
+    this.sender.clear();
     this.reassembler.clear();
     this.icmp.close();
     this.udp.closeAll();
@@ -349,140 +327,12 @@ export class UserspaceStack implements Device {
     const ttl = opts?.ttl ?? DEFAULT_TTL;
     if (family === 4) {
       if (typeof src !== 'number' || typeof dst !== 'number') { this.counters.txNoRoute++; return false; }
-      return this.sendV4(src, dst, protocol, buf, off, len, df, ttl);
+      return this.sender.sendV4(src, dst, protocol, buf, off, len, df, ttl);
     }
     if (typeof src === 'number' || typeof dst === 'number') { this.counters.txNoRoute++; return false; }
-    return this.sendV6(src, dst, protocol, buf, off, len, df, ttl);
+    return this.sender.sendV6(src, dst, protocol, buf, off, len, df, ttl);
   }
 
-  private sendV4(src: number, dst: number, protocol: number, buf: Buffer, off: number, len: number, df: boolean, ttl: number): boolean {
-    const c = this.counters;
-    const total = IPV4_HEADER_LEN + len;
-    if (total > MAX_IP_LEN) { c.txTooBig++; return false; }
-    const loop = this.addresses.isLocalV4(dst);
-    const mtu = loop ? MAX_IP_LEN : this.pathMtu(4, dst);
-    const o = this.o4;
-    o.src = src;
-    o.dst = dst;
-    o.protocol = protocol;
-    o.ttl = ttl;
-    o.dontFragment = df;
-    o.moreFragments = false;
-    o.fragmentOffset = 0;
-    o.optionsLength = 0;
-    o.ident = this.ident4 = (this.ident4 + 1) & 0xffff;
-    if (total <= mtu) {
-      const pkt = this.acquire(loop, total);
-      if (pkt === null) return false;
-      o.payloadLength = len;
-      emitIpv4(o, pkt, 0);
-      buf.copy(pkt, IPV4_HEADER_LEN, off, off + len);
-      this.commit(loop, pkt, total);
-      return true;
-    }
-    if (df) { c.txTooBig++; return false; }
-    const chunk = (mtu - IPV4_HEADER_LEN) & ~7;
-    const count = Math.ceil(len / chunk);
-    if (this.queue.free < count) { c.txQueueFull++; return false; }
-    for (let at = 0; at < len; at += chunk) {
-      const n = Math.min(chunk, len - at);
-      o.fragmentOffset = at;
-      o.moreFragments = at + n < len;
-      o.payloadLength = n;
-      const pkt = this.queue.acquire(IPV4_HEADER_LEN + n)!;
-      emitIpv4(o, pkt, 0);
-      buf.copy(pkt, IPV4_HEADER_LEN, off + at, off + at + n);
-      this.commit(false, pkt, IPV4_HEADER_LEN + n);
-    }
-    c.txFragmented++;
-    c.txFragments += count;
-    return true;
-  }
-
-  private sendV6(src: Uint8Array, dst: Uint8Array, protocol: number, buf: Buffer, off: number, len: number, df: boolean, hopLimit: number): boolean {
-    const c = this.counters;
-    if (len > MAX_IP_LEN) { c.txTooBig++; return false; }
-    const total = IPV6_HEADER_LEN + len;
-    const loop = this.addresses.isLocalV6(dst, 0);
-    const mtu = loop ? MAX_IP_LEN + IPV6_HEADER_LEN : this.pathMtu(6, dst);
-    const o = this.o6;
-    for (let i = 0; i < 16; i++) { o.src[i] = src[i]!; o.dst[i] = dst[i]!; }
-    o.hopLimit = hopLimit;
-    o.trafficClass = 0;
-    o.flowLabel = 0;
-    if (total <= mtu) {
-      const pkt = this.acquire(loop, total);
-      if (pkt === null) return false;
-      o.nextHeader = protocol;
-      o.payloadLength = len;
-      emitIpv6(o, pkt, 0);
-      buf.copy(pkt, IPV6_HEADER_LEN, off, off + len);
-      this.commit(loop, pkt, total);
-      return true;
-    }
-    if (df) { c.txTooBig++; return false; }
-    // Source fragmentation (RFC 8200 4.5): every fragment carries a fragment header.
-    const chunk = (mtu - IPV6_HEADER_LEN - IPV6_FRAGMENT_HEADER_LEN) & ~7;
-    const count = Math.ceil(len / chunk);
-    if (this.queue.free < count) { c.txQueueFull++; return false; }
-    const ident = this.ident6 = (this.ident6 + 1) >>> 0;
-    const hl = IPV6_HEADER_LEN + IPV6_FRAGMENT_HEADER_LEN;
-    o.nextHeader = IpProtocol.Ipv6Frag;
-    for (let at = 0; at < len; at += chunk) {
-      const n = Math.min(chunk, len - at);
-      o.payloadLength = IPV6_FRAGMENT_HEADER_LEN + n;
-      const pkt = this.queue.acquire(hl + n)!;
-      emitIpv6(o, pkt, 0);
-      emitIpv6FragmentHeader(pkt, IPV6_HEADER_LEN, protocol, at, at + n < len, ident);
-      buf.copy(pkt, hl, off + at, off + at + n);
-      this.commit(false, pkt, hl + n);
-    }
-    c.txFragmented++;
-    c.txFragments += count;
-    return true;
-  }
-
-  private acquire(loop: boolean, size: number): Buffer | null {
-    if (loop) {
-      if (this.loopback.length >= this.limits.loopbackPackets) { this.counters.txQueueFull++; return null; }
-      return Buffer.allocUnsafe(size);
-    }
-    const pkt = this.queue.acquire(size);
-    if (pkt === null) this.counters.txQueueFull++;
-    return pkt;
-  }
-
-  private commit(loop: boolean, pkt: Buffer, len: number): void {
-    if (loop) {
-      this.counters.loopbackPackets++;
-      this.loopback.push(pkt.length === len ? pkt : pkt.subarray(0, len));
-      if (!this.loopbackScheduled) {
-        this.loopbackScheduled = true;
-        setImmediate(this.runLoopback);
-      }
-      return;
-    }
-    this.counters.txPackets++;
-    this.counters.txBytes += len;
-    this.queue.commit(pkt, len);
-    this.scheduleNotify();
-  }
-
-  private drainLoopback(): void {
-    this.loopbackScheduled = false;
-    const n = this.loopback.length;
-    for (let i = 0; i < n && !this.closed; i++) {
-      const pkt = this.loopback[i]!;
-      this.input(pkt, 0, pkt.length);
-    }
-    if (!this.closed) this.loopback.splice(0, n);
-  }
-
-  private scheduleNotify(): void {
-    if (this.notifyScheduled || this.onReadable === null) return;
-    this.notifyScheduled = true;
-    setImmediate(this.notify);
-  }
 }
 
 function checkMtu(mtu: number): number {
