@@ -168,6 +168,23 @@ test('stack: ICMP errors are rate limited by a token bucket', () => {
   s.close();
 });
 
+test('stack: an unfinished fragmented datagram times out with ICMP time exceeded (reassembly)', () => {
+  const clock = new ManualClock();
+  const s = stackB({ clock });
+  const first = ipv4Packet(A4, B4, IpProtocol.Udp, udpPacket(A4, B4, 1, 9, randomBytes(2000)).subarray(20, 1020), { ident: 77, mf: true });
+  inject(s, first);
+  assert.equal(s.reassembler.pending, 1);
+  clock.advance(30_000);
+  assert.equal(s.reassembler.pending, 0);
+  const out = drain(s);
+  assert.equal(out.length, 1);
+  const ip = parse4(out[0]!);
+  assert.equal(formatIpv4Address(ip.dst), A4);
+  assert.deepEqual([out[0]![ip.payloadOffset], out[0]![ip.payloadOffset + 1]], [11, 1]);
+  assert.deepEqual(out[0]!.subarray(ip.payloadOffset + 8, ip.payloadOffset + 28), first.subarray(0, 20), 'quotes the first fragment');
+  s.close();
+});
+
 test('stack: readable notification once per burst, and again for leftovers', async () => {
   const s = stackB();
   let calls = 0;
