@@ -90,6 +90,11 @@ export function processSegment(c: TcpConnection, r: TcpRepr, buf: Buffer): void 
   // 2. RST (RFC 5961 3.2: only an RST exactly at RCV.NXT resets; others in window get a challenge).
   if (rst) {
     ctx.counters.rstReceived++;
+    if (c.state === TcpState.TimeWait) {
+      // RFC 1337: no TIME_WAIT assassination; the timer ends it.
+      ctx.counters.stateDrops++;
+      return;
+    }
     if (r.seqNumber !== c.rcvNxt) {
       sendChallengeAck(c);
       return;

@@ -94,9 +94,9 @@ export class SimLink {
     return {
       sendIp: (family, src, dst, _protocol, buf, off, len) => {
         this.sent[side]!++;
-        if (this.blackhole[side]) return true;
         const bytes = Buffer.from(buf.subarray(off, off + len));
         if (this.tap && this.tap(side, family, bytes) === 'drop') return true;
+        if (this.blackhole[side]) return true;
         const lost = this.rng.next() < this.cond.loss;
         if (process.env.MESHTUN_TCP_TRACE) console.log(traceLine(this.clock.now(), side, bytes, lost ? 'LOST' : ''));
         if (lost) return true;
