@@ -15,8 +15,8 @@ import type { IpAddr, IpFamily, IpOutput } from '../src/stack/types.js';
 const SECONDS = Number(process.argv[2] ?? '4');
 const WARMUP_SECONDS = 1;
 const CHUNK = 256 * 1024;
-const SLOTS = 8192;
-const SLOT_LEN = 65536;
+/** Memory for packets in flight on the link (slots of one MTU each). */
+const LINK_BYTES = 32 << 20;
 const CLIENT = 0x64400001;
 const SERVER = 0x64400002;
 const PORT = 5201;
@@ -26,6 +26,7 @@ interface Slot { to: TcpLayer | null; family: IpFamily; src: IpAddr; dst: IpAddr
 /** A lossless link: a ring of packet slots delivered in order from setImmediate. */
 class MemoryLink {
   private readonly slots: Slot[] = [];
+  private readonly size: number;
   private head = 0;
   private count = 0;
   private scheduled = false;
@@ -35,17 +36,18 @@ class MemoryLink {
   private readonly flush = (): void => this.deliver();
 
   constructor(private readonly mtu: number) {
-    for (let i = 0; i < SLOTS; i++) this.slots.push({ to: null, family: 4, src: 0, dst: 0, buf: Buffer.alloc(SLOT_LEN), len: 0 });
+    this.size = Math.ceil(LINK_BYTES / mtu);
+    for (let i = 0; i < this.size; i++) this.slots.push({ to: null, family: 4, src: 0, dst: 0, buf: Buffer.alloc(mtu), len: 0 });
   }
 
   output(side: number): IpOutput {
     return {
       sendIp: (family, src, dst, _protocol, buf, off, len) => {
-        if (this.count === SLOTS) {
+        if (this.count === this.size) {
           this.dropped++;
           return false;
         }
-        const s = this.slots[(this.head + this.count) % SLOTS]!;
+        const s = this.slots[(this.head + this.count) % this.size]!;
         this.count++;
         s.to = this.layers[1 - side]!;
         s.family = family;
@@ -68,7 +70,7 @@ class MemoryLink {
     let n = this.count;
     while (n-- > 0) {
       const s = this.slots[this.head]!;
-      this.head = (this.head + 1) % SLOTS;
+      this.head = (this.head + 1) % this.size;
       this.count--;
       this.packets++;
       s.to!.input(s.family, s.src, s.dst, s.buf, 0, s.len);

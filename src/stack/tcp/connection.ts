@@ -7,65 +7,21 @@
 // connection is armed for the earliest one; pushing a deadline later (every ACK restarts the
 // RTO) costs nothing: the timer fires, finds nothing due and re-arms.
 
-import type { Clock } from '../../wireguard/device-interface.js';
-import type { TcpRepr } from '../../wire/tcp.js';
 import { checksumAdd } from '../../wire/checksum.js';
-import type { IpAddr, IpFamily, IpOutput } from '../types.js';
+import type { IpAddr, IpFamily } from '../types.js';
 import {
   TcpState, IP_PROTO_TCP, IPV4_HEADER_LEN, IPV6_HEADER_LEN, MAX_SEGMENT_LEN, MAX_UNSCALED_WINDOW,
-  MAX_WINDOW_SCALE, TIMESTAMPS_OPTION_LEN, type TcpLimits,
+  MAX_WINDOW_SCALE, TIMESTAMPS_OPTION_LEN,
 } from './constants.js';
-import type { TcpCounters } from './counters.js';
+import { ConnEvent, type ConnectionOwner, type ListenerHook, type TcpContext } from './context.js';
 import { TcpSocketError, type TcpErrorCode } from './errors.js';
 import { NewReno } from './congestion.js';
 import { RtoEstimator } from './rto.js';
 import { RingBuffer } from './ring-buffer.js';
 import { SeqRangeSet } from './range-set.js';
-import { seqAdd, seqDiff, seqLt } from './seq.js';
+import { seqAdd, seqDiff } from './seq.js';
 import { output, onRetransmitTimer, onKeepaliveTimer } from './sender.js';
-import { sendAck, sendRst, sendSyn, windowUpdateNeeded } from './emit.js';
-
-/** Bits a connection passes to its owner's notify(). */
-export const ConnEvent = {
-  Established: 1,
-  /** New in-order data or the peer's FIN. */
-  Readable: 2,
-  /** Send buffer space was freed. */
-  Writable: 4,
-  /** The connection ended (see `error`). */
-  Closed: 8,
-} as const;
-
-/** The socket that owns a connection. */
-export interface ConnectionOwner {
-  /** Bytes handed to the application and not consumed yet (they still use receive window). */
-  heldByApp(): number;
-  /** ConnEvent bits; called from inside segment processing, so the owner must defer user code. */
-  notify(events: number): void;
-}
-
-/** A listener's count of half-open connections (its backlog). */
-export interface ListenerHook {
-  halfOpen: number;
-}
-
-/** What a connection uses from its TcpLayer. */
-export interface TcpContext {
-  readonly clock: Clock;
-  readonly limits: TcpLimits;
-  readonly counters: TcpCounters;
-  readonly out: IpOutput;
-  /** Shared scratch for building segments (never held across calls). */
-  readonly txRepr: TcpRepr;
-  readonly txBuf: Buffer;
-  random32(): number;
-  /** The connection reached CLOSED: forget it. */
-  connectionClosed(c: TcpConnection): void;
-  /** A passive connection reached ESTABLISHED: hand it to its listener. */
-  connectionEstablished(c: TcpConnection): void;
-  /** RFC 5961 section 7 rate limit; true when a challenge ACK may go out now. */
-  allowChallengeAck(): boolean;
-}
+import { sendAck, sendRst, windowUpdateNeeded } from './emit.js';
 
 export class TcpConnection {
   readonly localAddr: IpAddr;
@@ -179,7 +135,13 @@ export class TcpConnection {
   private outputScheduled = false;
   private readonly outputTask = (): void => {
     this.outputScheduled = false;
-    if (this.state !== TcpState.Closed) output(this);
+    if (this.state === TcpState.Closed) return;
+    this.ctx.enter();
+    try {
+      output(this);
+    } finally {
+      this.ctx.leave();
+    }
   };
 
   constructor(
@@ -209,80 +171,6 @@ export class TcpConnection {
     while (ws < MAX_WINDOW_SCALE && (l.receiveBufferSize >>> ws) > MAX_UNSCALED_WINDOW) ws++;
     this.rcvWscale = l.windowScaling ? ws : 0;
     this.lastRecvTime = ctx.clock.now();
-  }
-
-  // --- opening ---
-
-  /** Active open: sends the SYN (RFC 9293 3.10.1). */
-  openActive(): void {
-    this.iss = this.ctx.random32();
-    this.sndUna = this.iss;
-    this.sndNxt = seqAdd(this.iss, 1);
-    this.sndBufSeq = this.sndNxt;
-    this.initSendMarks();
-    this.state = TcpState.SynSent;
-    this.sackOk = this.ctx.limits.sack;
-    this.tsOk = this.ctx.limits.timestamps;
-    this.ctx.counters.activeOpens++;
-    sendSyn(this);
-  }
-
-  /** Passive open from a listener: `syn` is the peer's SYN; answers with SYN-ACK. */
-  openPassive(syn: TcpRepr, listener: ListenerHook): void {
-    this.listener = listener;
-    listener.halfOpen++;
-    this.iss = this.ctx.random32();
-    this.sndUna = this.iss;
-    this.sndNxt = seqAdd(this.iss, 1);
-    this.sndBufSeq = this.sndNxt;
-    this.initSendMarks();
-    this.irs = syn.seqNumber;
-    this.rcvNxt = seqAdd(syn.seqNumber, 1);
-    this.rcvAdvEdge = this.rcvNxt;
-    this.sndWnd = syn.window;
-    this.sndWl1 = syn.seqNumber;
-    this.sndWl2 = this.iss;
-    this.maxSndWnd = syn.window;
-    this.negotiate(syn);
-    if (this.tsOk) this.tsRecent = syn.tsVal;
-    this.state = TcpState.SynReceived;
-    this.ctx.counters.passiveOpens++;
-    sendSyn(this);
-  }
-
-  /** Every sequence-valued mark starts at the ISS (0 would compare as "ahead" half the time). */
-  private initSendMarks(): void {
-    this.recover = this.highRxt = this.retransmittedEnd = this.lostEnd = this.rtoLostEnd = this.renoLostEnd = this.rttMark = this.iss;
-  }
-
-  /** Keeps the send-side marks at or above SND.UNA as it advances, so that none goes stale and
-   * flips to "ahead" after 2^31 bytes of sequence space. */
-  pinSendMarks(): void {
-    const una = this.sndUna;
-    if (seqLt(this.recover, una)) this.recover = una;
-    if (seqLt(this.highRxt, una)) this.highRxt = una;
-    if (seqLt(this.retransmittedEnd, una)) this.retransmittedEnd = una;
-    if (seqLt(this.rtoLostEnd, una)) this.rtoLostEnd = una;
-    if (seqLt(this.renoLostEnd, una)) this.renoLostEnd = una;
-    if (seqLt(this.rttMark, una)) this.rttMark = una;
-    if (seqLt(this.lostEnd, una)) this.lostEnd = una;
-  }
-
-  /** Takes the options of the peer's SYN (we offered ours already, or answer with the same set). */
-  negotiate(syn: TcpRepr): void {
-    const l = this.ctx.limits;
-    this.peerMss = syn.hasMss && syn.mss > 0 ? syn.mss : (this.family === 4 ? 536 : 1220);
-    this.wsOk = l.windowScaling && syn.hasWindowScale;
-    if (this.wsOk) {
-      this.sndWscale = Math.min(syn.windowScale, MAX_WINDOW_SCALE);
-    } else {
-      this.sndWscale = 0;
-      this.rcvWscale = 0;
-    }
-    this.sackOk = l.sack && syn.sackPermitted;
-    this.tsOk = l.timestamps && syn.hasTimestamps;
-    this.updateMss();
-    this.rcvMss = this.ourMss - (this.tsOk ? TIMESTAMPS_OPTION_LEN : 0);
   }
 
   /** Recomputes the payload size of a full segment from the peer's MSS and the path MTU. */
@@ -331,14 +219,25 @@ export class TcpConnection {
 
   /** The application read bytes: the window may open enough to tell the peer. */
   appConsumed(): void {
-    if (this.isSynchronized() && windowUpdateNeeded(this)) sendAck(this);
+    if (!this.isSynchronized() || !windowUpdateNeeded(this)) return;
+    this.ctx.enter();
+    try {
+      sendAck(this);
+    } finally {
+      this.ctx.leave();
+    }
   }
 
   /** Hard close: RST to the peer in synchronized states, then CLOSED (no error for the app). */
   abort(): void {
     if (this.state === TcpState.Closed) return;
-    if (this.isSynchronized() && this.state !== TcpState.TimeWait) sendRst(this);
-    this.close(null);
+    this.ctx.enter();
+    try {
+      if (this.isSynchronized() && this.state !== TcpState.TimeWait) sendRst(this);
+      this.close(null);
+    } finally {
+      this.ctx.leave();
+    }
   }
 
   /** The socket was destroyed. With unread data the peer gets a RST (as Linux's close()), else
@@ -475,6 +374,15 @@ export class TcpConnection {
   private onTimer(): void {
     this.handle = null;
     if (this.state === TcpState.Closed) return;
+    this.ctx.enter();
+    try {
+      this.runTimers();
+    } finally {
+      this.ctx.leave();
+    }
+  }
+
+  private runTimers(): void {
     const now = this.ctx.clock.now();
     if (this.lingerAt !== 0 && this.lingerAt <= now) {
       this.lingerAt = 0;

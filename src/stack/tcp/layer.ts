@@ -19,11 +19,13 @@ import {
   TcpState, IP_PROTO_TCP, IPV4_HEADER_LEN, IPV6_HEADER_LEN, MIN_PMTU_V4, MIN_PMTU_V6, resolveLimits, type TcpLimits,
 } from './constants.js';
 import { TcpCounters } from './counters.js';
-import { TcpConnection, type TcpContext } from './connection.js';
+import { TcpConnection } from './connection.js';
+import type { TcpContext } from './context.js';
 import { ConnectionTable, addrEqual } from './conn-table.js';
 import { TcpSocketError } from './errors.js';
 import { TcpListener, type ListenOptions } from './listener.js';
 import { processSegment } from './receiver.js';
+import { openActive, openPassive } from './open.js';
 import { onTimeoutLoss } from './recovery.js';
 import { output } from './sender.js';
 import { seqAdd, seqGt } from './seq.js';
@@ -66,7 +68,7 @@ export class TcpLayer implements TcpContext {
   private randomLeft = 0;
   private challengeSecond = -1;
   private challengeCount = 0;
-  private busy = false;
+  private depth = 0;
   private readonly deferred: { family: IpFamily; src: IpAddr; dst: IpAddr; bytes: Buffer }[] = [];
 
   constructor(opts: TcpLayerOptions) {
@@ -84,19 +86,36 @@ export class TcpLayer implements TcpContext {
 
   /** A received TCP segment: buf[off, off+len) from `src` to `dst` (len from the IP header). */
   input(family: IpFamily, src: IpAddr, dst: IpAddr, buf: Buffer, off: number, len: number): void {
-    if (this.busy) {
+    if (this.depth > 0) {
+      // Delivered from inside our own sendIp (loopback): finish the current operation first.
       this.deferred.push({ family, src: copyAddr(src), dst: copyAddr(dst), bytes: Buffer.from(buf.subarray(off, off + len)) });
       return;
     }
-    this.busy = true;
+    this.enter();
     try {
       this.inputOne(family, src, dst, buf, off, len);
+    } finally {
+      this.leave();
+    }
+  }
+
+  enter(): void {
+    this.depth++;
+  }
+
+  leave(): void {
+    if (this.depth > 1) {
+      this.depth--;
+      return;
+    }
+    // Outermost: process what arrived meanwhile, still inside (so new arrivals queue too).
+    try {
       while (this.deferred.length > 0) {
         const d = this.deferred.shift()!;
         this.inputOne(d.family, d.src, d.dst, d.bytes, 0, d.bytes.length);
       }
     } finally {
-      this.busy = false;
+      this.depth = 0;
     }
   }
 
@@ -157,7 +176,7 @@ export class TcpLayer implements TcpContext {
     if (r.payloadLength > 0) ctr.synData++;
     const c = new TcpConnection(this, family, dst, r.dstPort, src, r.srcPort);
     this.table.insert(c);
-    c.openPassive(r, l);
+    openPassive(c, r, l);
   }
 
   /** RST for a segment that belongs to nothing (RFC 9293 3.10.7.1); never in answer to a RST. */
@@ -193,6 +212,15 @@ export class TcpLayer implements TcpContext {
 
   /** An ICMP error quoting one of our segments. */
   icmpError(info: IcmpErrorInfo): void {
+    this.enter();
+    try {
+      this.icmpErrorOne(info);
+    } finally {
+      this.leave();
+    }
+  }
+
+  private icmpErrorOne(info: IcmpErrorInfo): void {
     const ctr = this.counters;
     ctr.icmpErrors++;
     const c = this.table.find(info.family, info.localAddr, info.localPort, info.remoteAddr, info.remotePort);
@@ -278,7 +306,12 @@ export class TcpLayer implements TcpContext {
     const socket = new TcpSocket(c, opts, true, startError);
     if (startError === null) {
       this.table.insert(c);
-      c.openActive();
+      this.enter();
+      try {
+        openActive(c);
+      } finally {
+        this.leave();
+      }
     }
     return socket;
   }

@@ -5,7 +5,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { IpAddr, IpFamily } from '../types.js';
-import type { ListenerHook } from './connection.js';
+import type { ListenerHook } from './context.js';
 import { formatAddress, type TcpSocket, type TcpSocketOptions } from './socket.js';
 
 export interface ListenOptions extends TcpSocketOptions {

@@ -7,9 +7,11 @@
 
 import { TcpFlag, type TcpRepr } from '../../wire/tcp.js';
 import { TcpState } from './constants.js';
-import { ConnEvent, type TcpConnection } from './connection.js';
+import type { TcpConnection } from './connection.js';
+import { ConnEvent } from './context.js';
 import { sendAck, sendChallengeAck, sendRstSeq, sendSyn } from './emit.js';
-import { detectLoss, onNewAck, updateScoreboard } from './recovery.js';
+import { detectLoss, onNewAck, pinSendMarks, updateScoreboard } from './recovery.js';
+import { negotiate } from './open.js';
 import { output } from './sender.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMin } from './seq.js';
 
@@ -209,7 +211,7 @@ function synSent(c: TcpConnection, r: TcpRepr): void {
   c.irs = r.seqNumber;
   c.rcvNxt = seqAdd(r.seqNumber, 1);
   c.rcvAdvEdge = c.rcvNxt;
-  c.negotiate(r);
+  negotiate(c, r);
   if (c.tsOk) c.tsRecent = r.tsVal;
   if (r.payloadLength > 0) ctx.counters.synData++;
   c.sndWnd = r.window;
@@ -314,7 +316,7 @@ function ackNewData(c: TcpConnection, r: TcpRepr, ack: number): void {
     c.owner?.notify(ConnEvent.Writable);
   }
   c.sndUna = ack;
-  c.pinSendMarks();
+  pinSendMarks(c);
   c.scoreboard.trimBelow(ack);
   const now = c.ctx.clock.now();
   if (c.tsOk && r.hasTimestamps && r.tsEcr !== 0) {

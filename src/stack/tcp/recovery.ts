@@ -18,6 +18,19 @@ import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './s
 /** RFC 6582 section 4.2 ACK heuristic: 4 segments. */
 const ACK_HEURISTIC_SEGMENTS = 4;
 
+/** Keeps the send-side marks at or above SND.UNA as it advances, so that none goes stale and
+ * flips to "ahead" after 2^31 bytes of sequence space. */
+export function pinSendMarks(c: TcpConnection): void {
+  const una = c.sndUna;
+  if (seqLt(c.recover, una)) c.recover = una;
+  if (seqLt(c.highRxt, una)) c.highRxt = una;
+  if (seqLt(c.retransmittedEnd, una)) c.retransmittedEnd = una;
+  if (seqLt(c.rtoLostEnd, una)) c.rtoLostEnd = una;
+  if (seqLt(c.renoLostEnd, una)) c.renoLostEnd = una;
+  if (seqLt(c.rttMark, una)) c.rttMark = una;
+  if (seqLt(c.lostEnd, una)) c.lostEnd = una;
+}
+
 /** RFC 6675 SetPipe, in bytes. */
 export function pipe(c: TcpConnection): number {
   const outstanding = c.outstanding;

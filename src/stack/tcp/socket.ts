@@ -16,7 +16,8 @@ import { Duplex } from 'node:stream';
 import { formatIpv4Address, formatIpv6Address } from '../../wire/address.js';
 import type { IpAddr } from '../types.js';
 import { TcpState } from './constants.js';
-import { ConnEvent, type ConnectionOwner, type TcpConnection } from './connection.js';
+import type { TcpConnection } from './connection.js';
+import { ConnEvent, type ConnectionOwner } from './context.js';
 import { TcpSocketError } from './errors.js';
 
 /** Largest chunk handed to the stream at once. */
