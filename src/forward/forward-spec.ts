@@ -11,7 +11,8 @@
 // The protocol defaults to tcp. The listen host defaults to 127.0.0.1 for Forward and to every
 // overlay address of the node for Reverse. Listen hosts are IP literals; a target host may be a
 // name (a Forward target is resolved through the tunnel's DNS when the config has DNS =). IPv6
-// addresses go in brackets: tcp:[::1]:2222=[fd00::1]:22.
+// addresses go in brackets: tcp:[::1]:2222=[fd00::1]:22. A listen host of 0.0.0.0 or [::] means
+// every address of both families.
 
 import { isIP } from 'node:net';
 import { UserError } from '../util/index.js';
@@ -81,7 +82,9 @@ export function parseForwardSpec(input: string, direction: ForwardDirection): Fo
   const listen = splitListen(left, bad);
   const target = splitTarget(right, bad);
   const listenHost = listen.host ?? (direction === 'forward' ? DEFAULT_FORWARD_LISTEN_HOST : '');
-  const canonicalListen = listenHost === '' ? String(listen.port) : `${hostText(listenHost)}:${listen.port}`;
+  // Every address is written as the bare port for Reverse (its default) and as 0.0.0.0 for Forward.
+  const canonicalListen = listenHost !== '' ? `${hostText(listenHost)}:${listen.port}`
+    : direction === 'reverse' ? String(listen.port) : `0.0.0.0:${listen.port}`;
   return {
     direction, protocol, listenHost, listenPort: listen.port, targetHost: target.host, targetPort: target.port,
     text: `${protocol}:${canonicalListen}=${hostText(target.host)}:${target.port}`,

@@ -39,10 +39,14 @@ export class ForwardSet {
 
   constructor(private readonly ctx: ForwardContext) {}
 
-  /** Makes the running set equal to `specs`. Throws ForwardSpecError (nothing changed) when two
-   * specs would listen on the same port. */
+  /** Makes the running set equal to `specs`. Rejects with a ForwardSpecError (nothing changed)
+   * when two specs would listen on the same port. */
   apply(specs: readonly ForwardSpec[]): Promise<ApplyResult> {
-    checkListenConflicts(specs);
+    try {
+      checkListenConflicts(specs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const run = this.queue.then(() => this.applyNow(specs));
     this.queue = run.catch(() => undefined);
     return run;

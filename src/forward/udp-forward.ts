@@ -65,7 +65,7 @@ export class UdpForward {
       for (const s of this.listeners.splice(0)) s.close();
       throw err;
     }
-    const every = Math.max(1000, Math.min(this.ctx.udpIdleMs / 2, 30_000));
+    const every = Math.max(100, Math.min(this.ctx.udpIdleMs / 2, 30_000));
     this.sweeper = setInterval(() => this.sweep(), every);
     this.sweeper.unref();
   }
