@@ -171,7 +171,7 @@ test('wg-quick: every mistake names file, line, the problem and the fix', () => 
     [`[Peer]\nPublicKey = ${PEER1}\n`, /^mt0\.conf: no \[Interface\] section/],
     [`PrivateKey = ${PRIV}\n[Interface]\n`, /^mt0\.conf:1: PrivateKey is outside a section/],
     [iface('just words'), /:3: "just words" is not a "Key = value" line/],
-    [iface('[Peers]'), /:3: unknown section \[Peers\]: use \[Interface\] or \[Peer\]/],
+    [iface('[Peers]'), /:3: unknown section \[Peers\]: use \[Interface\], \[Peer\] or \[Meshtun\]/],
     [iface(`${peer}AllowedIPs = 0.0.0.0/0\n[Peer]\nPublicKey = ${PEER2}\nAllowedIPs = 0.0.0.0/0`),
       /^mt0\.conf:8: AllowedIPs "0\.0\.0\.0\/0" is already given to the peer on line 3 \(line 5\): an address range can belong to one peer only$/],
   ];
@@ -243,9 +243,84 @@ test('wg-quick: reading a file', () => {
   }
 });
 
+const MESHTUN = `[Interface]
+PrivateKey = ${PRIV}
+Address = 100.64.0.2/24, fd00::2/64
+DNS = 100.64.0.53
+
+[Meshtun]
+mode = Userspace
+Socks5 = 127.0.0.1:1081
+Socks5User = alice
+Socks5Password = s3cret #1 (a hash is part of the password)
+HttpProxy = [::1]:8081
+Forward = tcp:127.0.0.1:2222=100.64.0.1:22, udp:5353=100.64.0.1:53
+Forward = [::1]:2223=db.corp.example:5432
+Reverse = tcp:80=127.0.0.1:8000
+Reverse = udp:100.64.0.2:53=127.0.0.1:5353
+MaxConnections = 100
+
+[Peer]
+PublicKey = ${PEER1}
+AllowedIPs = 100.64.0.0/24
+`;
+
+test('[Meshtun]: mode, proxies, credentials, forwards both ways, limits', () => {
+  const c = parseWgQuickConfig(MESHTUN, 'mt0.conf');
+  const m = c.meshtun;
+  assert.equal(m.line, 6);
+  assert.equal(m.mode, 'userspace');
+  assert.deepEqual(m.socks5, { host: '127.0.0.1', port: 1081 });
+  assert.equal(m.socks5User, 'alice');
+  assert.equal(m.socks5Password, 's3cret #1 (a hash is part of the password)');
+  assert.deepEqual(m.httpProxy, { host: '::1', port: 8081 });
+  assert.deepEqual(m.forwards.map((f) => f.text), ['tcp:127.0.0.1:2222=100.64.0.1:22', 'udp:127.0.0.1:5353=100.64.0.1:53', 'tcp:[::1]:2223=db.corp.example:5432']);
+  assert.deepEqual(m.reverses.map((f) => f.text), ['tcp:80=127.0.0.1:8000', 'udp:100.64.0.2:53=127.0.0.1:5353']);
+  assert.equal(m.maxConnections, 100);
+  assert.equal(c.peers.length, 1, 'a [Peer] after [Meshtun] is still read');
+  assert.doesNotMatch(renderWgConfig(c), /Meshtun|Socks5|Forward/i, 'wg(8) never sees the section');
+
+  const plain = parseWgQuickConfig(FULL, 'mt0.conf').meshtun;
+  assert.deepEqual(plain, { line: 0, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, forwards: [], reverses: [], maxConnections: null });
+  const off = parseWgQuickConfig(iface('[Meshtun]\nMode = tun\nSocks5 = off\nHttpProxy = OFF\nSocks5 = ').replace(/Socks5 = $/, ''), 'mt0.conf').meshtun;
+  assert.equal(off.mode, 'tun');
+  assert.equal(off.socks5, 'off');
+  assert.equal(off.httpProxy, 'off');
+  assert.deepEqual(parseWgQuickConfig(iface('[Meshtun]\nSocks5 = 1090\n'), 'mt0.conf').meshtun.socks5, { host: '127.0.0.1', port: 1090 });
+});
+
+test('[Meshtun]: every mistake names file, line, the problem and the fix', () => {
+  const m = (body: string) => iface(`Address = 100.64.0.2/24\n[Meshtun]\n${body}`);
+  const cases: [string, RegExp][] = [
+    [m('Mode = kernel'), /^mt0\.conf:5: Mode "kernel" is neither "tun" .* nor "userspace"/],
+    [m('Mode = tun\nMode = userspace'), /:6: Mode is set twice in this section \(also on line 5\)/],
+    [m('Socks5 = localhost:1080'), /:5: Socks5 "localhost:1080": "localhost" is not an IP address/],
+    [m('Socks5 = ::1:1080'), /:5: Socks5 "::1:1080": put an IPv6 address in brackets, e\.g\. \[::1\]:1080/],
+    [m('HttpProxy = 127.0.0.1:99999'), /:5: HttpProxy "127\.0\.0\.1:99999" is not address:port, a port, or "off"/],
+    [m('Socks5 = [fd00::zz]:1080'), /:5: Socks5 "\[fd00::zz\]:1080": "fd00::zz" is not an IPv6 address/],
+    [m('Socks5User = alice'), /:4: \[Meshtun\] has Socks5User without Socks5Password: give both, or neither/],
+    [m('Socks5Password = x'), /:4: \[Meshtun\] has Socks5Password without Socks5User/],
+    [m(`Socks5User = ${'u'.repeat(256)}`), /:5: Socks5User is longer than 255 bytes/],
+    [m('Socks5 = off\nSocks5User = a\nSocks5Password = b'), /:4: Socks5User is set but Socks5 = off/],
+    [m('Socks5 = 1080\nHttpProxy = 127.0.0.1:1080'), /:4: Socks5 and HttpProxy both listen on 127\.0\.0\.1:1080/],
+    [m('Forward = tcp:1080=100.64.0.1:22'), /:4: Forward "tcp:127\.0\.0\.1:1080=100\.64\.0\.1:22" listens on the same port as Socks5 = 127\.0\.0\.1:1080/],
+    [m('Forward = tcp:2222'), /:5: Forward "tcp:2222": expected exactly one "=" .*; write \[tcp:\|udp:\]\[listen-host:\]listen-port=target-host:target-port/],
+    [m('Forward ='), /:5: Forward has no value/],
+    [m('Reverse = sctp:80=127.0.0.1:8000'), /:5: Reverse "sctp:80=127\.0\.0\.1:8000": unknown protocol "sctp"/],
+    [m('Forward = 2222=100.64.0.1:22\nForward = tcp:127.0.0.1:2222=100.64.0.1:23'), /:6: Forward "tcp:127\.0\.0\.1:2222=100\.64\.0\.1:23" listens on the same tcp port/],
+    [m('Reverse = tcp:100.64.0.9:80=127.0.0.1:8000'), /:4: Reverse "tcp:100\.64\.0\.9:80=127\.0\.0\.1:8000" listens on 100\.64\.0\.9, which is not an Address of this interface \(100\.64\.0\.2\)/],
+    [m('MaxConnections = 0'), /:5: MaxConnections "0" is not a number from 1 to 1000000/],
+    [m('PrivateKey = x'), /:5: PrivateKey belongs in \[Interface\], not in \[Meshtun\]/],
+    [iface('Socks5 = 1080'), /:3: Socks5 belongs in \[Meshtun\], not in \[Interface\]/],
+    [m('Frobnicate = 1'), /:5: unknown key "Frobnicate" in \[Meshtun\]; known keys: Mode, Socks5/],
+    [`${m('')}\n[Meshtun]\n`, /:6: a second \[Meshtun\] section \(the first is on line 4\)/],
+  ];
+  for (const [text, re] of cases) assert.match(err(text).message, re, text);
+});
+
 test('wg-quick: mutated files give a result or a ConfigError, nothing else', () => {
   const rng = new Prng(0xc0f);
-  const seed = Buffer.from(FULL);
+  const seed = Buffer.from(FULL + MESHTUN.slice(MESHTUN.indexOf('[Meshtun]')).replace(/\[Peer\][^]*$/, ''));
   const out = Buffer.alloc(4096);
   let ok = 0;
   let refused = 0;

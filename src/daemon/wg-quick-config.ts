@@ -1,7 +1,8 @@
 // wg-quick configuration files (/etc/wireguard/<iface>.conf): the INI dialect wg-quick(8) reads,
 // i.e. wg(8)'s setconf format ([Interface] PrivateKey/ListenPort/FwMark, [Peer] PublicKey/
 // PresharedKey/AllowedIPs/Endpoint/PersistentKeepalive) plus wg-quick's own [Interface] keys
-// (Address, DNS, MTU, Table, PreUp/PostUp/PreDown/PostDown, SaveConfig).
+// (Address, DNS, MTU, Table, PreUp/PostUp/PreDown/PostDown, SaveConfig), and meshtun's own
+// [Meshtun] section (Mode, proxies, forwards: see meshtun-section.ts).
 // As in wg-quick: keys are case-insensitive, "#" starts a comment (except in the hook commands,
 // which are kept whole), whitespace around keys and values is ignored, list values may repeat.
 // Every mistake throws ConfigError naming file, line, the problem and the fix. Endpoints keep their
@@ -13,6 +14,9 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { ConfigError, UserError } from '../util/index.js';
 import { parseIpv4Address, formatIpv4Address, parseIpv6Address, formatIpv6Address } from '../wire/index.js';
 import { decodeBase64Key, encodeBase64Key, publicKey, KEY_BASE64_LENGTH } from '../crypto/index.js';
+import {
+  MESHTUN_KEYS, MESHTUN_SINGLE, emptyMeshtunSettings, applyMeshtunKey, checkMeshtunSettings, type MeshtunSettings,
+} from './meshtun-section.js';
 
 /** An address with a prefix length: "10.0.0.1/24", "fd00::/64". */
 export interface IpPrefix {
@@ -67,6 +71,8 @@ export interface WgQuickConfig {
   file: string;
   interface: WgQuickInterface;
   peers: WgQuickPeer[];
+  /** The [Meshtun] section (all defaults when the file has none). */
+  meshtun: MeshtunSettings;
   /** Things wg-quick accepts but that are probably not meant, as "file:line: text". */
   warnings: string[];
 }
@@ -82,7 +88,9 @@ const HOOKS = { preup: 'preUp', postup: 'postUp', predown: 'preDown', postdown: 
 const INTERFACE_KEYS = ['PrivateKey', 'ListenPort', 'FwMark', 'Address', 'DNS', 'MTU', 'Table', 'PreUp', 'PostUp', 'PreDown', 'PostDown', 'SaveConfig'];
 const PEER_KEYS = ['PublicKey', 'PresharedKey', 'AllowedIPs', 'Endpoint', 'PersistentKeepalive'];
 /** Keys that may be given once per section (the rest are lists). */
-const SINGLE = new Set(['privatekey', 'listenport', 'fwmark', 'mtu', 'table', 'saveconfig', 'publickey', 'presharedkey', 'endpoint', 'persistentkeepalive']);
+const SINGLE = new Set(['privatekey', 'listenport', 'fwmark', 'mtu', 'table', 'saveconfig', 'publickey', 'presharedkey', 'endpoint', 'persistentkeepalive', ...MESHTUN_SINGLE]);
+const SECTION_KEYS = { interface: INTERFACE_KEYS, peer: PEER_KEYS, meshtun: MESHTUN_KEYS } as const;
+const SECTION_NAMES = { interface: '[Interface]', peer: '[Peer]', meshtun: '[Meshtun]' } as const;
 
 /** "/etc/wireguard/mt0.conf" -> "mt0". Throws ConfigError unless the file name is an interface
  * name (1-15 of a-z A-Z 0-9 _ = + . -) followed by ".conf", as wg-quick requires. */
@@ -110,7 +118,7 @@ export function readWgQuickConfig(path: string): WgQuickConfig {
   return parseWgQuickConfig(text, path);
 }
 
-interface Section { kind: 'interface' | 'peer'; line: number; seen: Map<string, number> }
+interface Section { kind: 'interface' | 'peer' | 'meshtun'; line: number; seen: Map<string, number> }
 
 /** Parses the text of a wg-quick file; `file` names it in error messages. */
 export function parseWgQuickConfig(text: string, file: string): WgQuickConfig {
@@ -122,6 +130,7 @@ export function parseWgQuickConfig(text: string, file: string): WgQuickConfig {
   /** Canonical allowed IP -> line that gave it, over all peers. */
   const routed = new Map<string, { line: number; peer: number }>();
   let section: Section | null = null;
+  let meshtun: MeshtunSettings | null = null;
 
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
@@ -143,8 +152,12 @@ export function parseWgQuickConfig(text: string, file: string): WgQuickConfig {
       } else if (name === '[peer]') {
         peers.push({ line: n, allowedIps: [], presharedKey: null, endpoint: null, persistentKeepalive: 0 });
         section = { kind: 'peer', line: n, seen: new Map() };
+      } else if (name === '[meshtun]') {
+        if (meshtun) fail(n, `a second [Meshtun] section (the first is on line ${meshtun.line}): merge them into one`);
+        meshtun = emptyMeshtunSettings(n);
+        section = { kind: 'meshtun', line: n, seen: new Map() };
       } else {
-        fail(n, `unknown section ${stripped}: use [Interface] or [Peer]`);
+        fail(n, `unknown section ${stripped}: use [Interface], [Peer] or [Meshtun]`);
       }
       continue;
     }
@@ -153,23 +166,28 @@ export function parseWgQuickConfig(text: string, file: string): WgQuickConfig {
     const keyText = stripped.slice(0, eq).trim();
     const key = keyText.replace(/\s+/g, '').toLowerCase();
     const value = stripped.slice(eq + 1).trim();
-    if (!section) fail(n, `${keyText} is outside a section: put it under [Interface] or [Peer]`);
+    if (!section) fail(n, `${keyText} is outside a section: put it under [Interface], [Peer] or [Meshtun]`);
     const sec = section!;
-    const known = sec.kind === 'interface' ? INTERFACE_KEYS : PEER_KEYS;
+    const known = SECTION_KEYS[sec.kind];
     const canonical = known.find((k) => k.toLowerCase() === key);
     if (!canonical) {
-      const other = (sec.kind === 'interface' ? PEER_KEYS : INTERFACE_KEYS).find((k) => k.toLowerCase() === key);
-      if (other) fail(n, `${other} belongs in ${sec.kind === 'interface' ? '[Peer]' : '[Interface]'}, not in ${sec.kind === 'interface' ? '[Interface]' : '[Peer]'}`);
-      fail(n, `unknown key "${keyText}" in ${sec.kind === 'interface' ? '[Interface]' : '[Peer]'}; known keys: ${known.join(', ')}`);
+      for (const kind of ['interface', 'peer', 'meshtun'] as const) {
+        const other = kind === sec.kind ? undefined : SECTION_KEYS[kind].find((k) => k.toLowerCase() === key);
+        if (other) fail(n, `${other} belongs in ${SECTION_NAMES[kind]}, not in ${SECTION_NAMES[sec.kind]}`);
+      }
+      fail(n, `unknown key "${keyText}" in ${SECTION_NAMES[sec.kind]}; known keys: ${known.join(', ')}`);
     }
     if (SINGLE.has(key)) {
       const first = sec.seen.get(key);
       if (first !== undefined) fail(n, `${canonical} is set twice in this section (also on line ${first}): keep one`);
       sec.seen.set(key, n);
-      if (value === '') fail(n, `${canonical} has no value`);
+      // (A password is the rest of the raw line: meshtun-section.ts checks it.)
+      if (value === '' && key !== 'socks5password') fail(n, `${canonical} has no value`);
     }
 
-    if (sec.kind === 'interface') {
+    if (sec.kind === 'meshtun') {
+      applyMeshtunKey(meshtun!, key, value, raw, n, fail);
+    } else if (sec.kind === 'interface') {
       const it = iface!;
       switch (key) {
         case 'privatekey': it.privateKey = parseKey(value, 'PrivateKey', n, fail, true); break;
@@ -266,7 +284,9 @@ export function parseWgQuickConfig(text: string, file: string): WgQuickConfig {
     if (!p.publicKey) fail(p.line, 'this [Peer] has no PublicKey: add "PublicKey = <the peer\'s key>" (the peer gets it with "wg pubkey")');
     if (p.publicKey!.equals(ownPublic)) fail(p.line, `the peer's PublicKey ${encodeBase64Key(ownPublic)} is this interface's own public key: use the other side's key`);
   }
-  return { file, interface: it as WgQuickInterface, peers: peers as WgQuickPeer[], warnings };
+  const m: MeshtunSettings = meshtun ?? emptyMeshtunSettings();
+  checkMeshtunSettings(m, it.addresses, fail);
+  return { file, interface: it as WgQuickInterface, peers: peers as WgQuickPeer[], meshtun: m, warnings };
 }
 
 type Fail = (line: number, what: string) => never;
