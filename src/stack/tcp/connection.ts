@@ -100,6 +100,7 @@ export class TcpConnection {
   rttSeq = 0;
   rttStart = 0;
   rttMark = 0;
+  /** When data, SYN or FIN last went out (RFC 5681 4.1 restart after idle). */
   lastSendTime = 0;
 
   // Receive side. rcvBuf holds in-order bytes not yet handed to the application; out-of-order

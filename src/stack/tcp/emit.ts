@@ -116,7 +116,7 @@ export function emitSegment(c: TcpConnection, seq: number, flags: number, dataLe
     const edge = seqAdd(c.rcvNxt, syn ? window : window * (1 << c.rcvWscale));
     if (seqGt(edge, c.rcvAdvEdge)) c.rcvAdvEdge = edge;
   }
-  c.lastSendTime = ctx.clock.now();
+  if (dataLen > 0 || (flags & (TcpFlag.Syn | TcpFlag.Fin)) !== 0) c.lastSendTime = ctx.clock.now();
   const ok = ctx.out.sendIp(c.family, c.localAddr, c.remoteAddr, IP_PROTO_TCP, ctx.txBuf, 0, len, SEND_OPTS);
   if (!ok) ctx.counters.ipSendFailures++;
   return ok;

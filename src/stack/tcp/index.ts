@@ -4,4 +4,5 @@ export { TcpSocket, type TcpSocketOptions } from './socket.js';
 export { TcpListener, type ListenOptions } from './listener.js';
 export { TcpSocketError, type TcpErrorCode } from './errors.js';
 export { TcpCounters } from './counters.js';
+export type { TcpConnectionInfo } from './info.js';
 export { TcpState, TCP_STATE_NAMES, DEFAULT_LIMITS, type TcpLimits } from './constants.js';

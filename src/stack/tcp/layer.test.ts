@@ -33,6 +33,11 @@ test('handshake, data both ways, orderly close', async () => {
   assert.equal(Buffer.concat(clientGot).toString(), 'bye');
   assert.ok(clientEnded);
   assert.ok(serverSock !== null);
+  const info = p.client.connections();
+  assert.equal(info.length, 1);
+  assert.equal(info[0]!.state, 'TIME_WAIT');
+  assert.equal(info[0]!.remoteAddress, '100.64.0.2');
+  assert.equal(info[0]!.remotePort, 80);
   await runFor(p.link, 3000);
   assert.equal(p.client.connectionCount, 0);
   assert.equal(p.server.connectionCount, 0);

@@ -26,6 +26,7 @@ import { TcpSocketError } from './errors.js';
 import { TcpListener, type ListenOptions } from './listener.js';
 import { processSegment } from './receiver.js';
 import { openActive, openPassive } from './open.js';
+import { connectionInfo, type TcpConnectionInfo } from './info.js';
 import { onTimeoutLoss } from './recovery.js';
 import { output } from './sender.js';
 import { seqAdd, seqGt } from './seq.js';
@@ -314,6 +315,11 @@ export class TcpLayer implements TcpContext {
       }
     }
     return socket;
+  }
+
+  /** A snapshot of every connection (for status output). */
+  connections(): TcpConnectionInfo[] {
+    return [...this.table].map(connectionInfo);
   }
 
   /** Aborts every connection (RST) and closes every listener. */

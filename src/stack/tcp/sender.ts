@@ -59,7 +59,7 @@ function sendLost(c: TcpConnection): boolean {
   if (!c.forceRtx && c.cc.cwnd - pipe(c) < Math.min(len, c.sndMss)) return false;
   c.forceRtx = false;
   const dataLen = Math.max(0, Math.min(len, seqDiff(c.dataEnd, hs)));
-  const fin = c.finSent && seqAdd(hs, dataLen) === c.finSeq && seqGt(he, c.finSeq) && dataLen < room;
+  const fin = c.finSent && seqAdd(hs, dataLen) === c.finSeq && seqGt(he, c.finSeq);
   if (dataLen === 0 && !fin) {
     c.highRxt = c.lostEnd;
     return true;
