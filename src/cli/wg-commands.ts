@@ -1,5 +1,6 @@
-// CLI commands for WireGuard-style interfaces: `up <file.conf>`, `down <iface>`, and the
-// wireguard-go drop-in `wg-userspace [-f] <iface>`.
+// CLI commands for WireGuard-style interfaces: `up <file.conf>` (a kernel TUN, or rootless with
+// --userspace / Mode = userspace), `down <iface>`, and the wireguard-go drop-in
+// `wg-userspace [-f] <iface>`.
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,8 @@ import {
 } from '../daemon/index.js';
 import { loadNodeIdentity, parseWgQuickConfig } from '../daemon/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
+import { UserspaceInterface, signalUserspaceInterface } from '../daemon/userspace-interface.js';
+import type { WgQuickConfig } from '../daemon/wg-quick-config.js';
 import type { Command } from './main.js';
 
 const log = new Logger('meshtun');
@@ -20,7 +23,7 @@ const DETACH_TIMEOUT_MS = 10_000;
 const MESHTUN_BIN = fileURLToPath(new URL('../../../bin/meshtun.js', import.meta.url));
 
 /** Runs until SIGINT/SIGTERM or until the interface goes away, then tears down. */
-async function serveUntilStopped(iface: WgInterface): Promise<number> {
+async function serveUntilStopped(iface: { name: string; stop(reason: string): Promise<void>; stopped: Promise<string> }): Promise<number> {
   const onSignal = (sig: string) => {
     log.info(`${sig}: stopping ${iface.name}`);
     void iface.stop(sig);
@@ -34,10 +37,15 @@ async function serveUntilStopped(iface: WgInterface): Promise<number> {
   return 0;
 }
 
-export const upWgQuick = async (file: string): Promise<number> => {
+export const upWgQuick = async (file: string, mode?: 'tun' | 'userspace'): Promise<number> => {
   if (!existsSync(file)) throw new UserError(`no such file "${file}"`, 'give the path of a wg-quick file, e.g. `meshtun up ./mt0.conf`');
   const name = interfaceNameFromPath(file);
   const cfg = readWgQuickConfig(file);
+  if ((mode ?? cfg.meshtun.mode ?? 'tun') === 'userspace') return upUserspace(name, file, cfg);
+  const m = cfg.meshtun;
+  if (m.forwards.length || m.reverses.length || m.socks5 !== null || m.httpProxy !== null) {
+    log.warn(`${file}: Socks5, HttpProxy, Forward and Reverse apply in userspace mode only (Mode = userspace or --userspace); ignored with a kernel TUN`);
+  }
   const iface = await WgInterface.fromWgQuick(name, cfg);
   iface.writePidFile();
   const port = iface.engine.bind.port;
@@ -46,6 +54,47 @@ export const upWgQuick = async (file: string): Promise<number> => {
     `meshtun: \`wg show ${name}\` shows it; Ctrl-C or \`meshtun down ${name}\` stops it\n`);
   return serveUntilStopped(iface);
 };
+
+/** Rootless mode: the userspace stack instead of a TUN, with the proxies and forwards of the
+ * [Meshtun] section. SIGHUP re-reads the file and applies it live. */
+async function upUserspace(name: string, file: string, cfg: WgQuickConfig): Promise<number> {
+  const iface = await UserspaceInterface.fromWgQuick(name, cfg, { configPath: file });
+  iface.writePidFile();
+  const lines = [
+    `${name} is up in userspace mode (no TUN, no root): ${cfg.interface.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(', ')}; ` +
+      `listening on UDP ${iface.engine.bind.port}; public key ${iface.engine.publicKey?.toString('base64') ?? '(none)'}; ${cfg.peers.length} peer(s)`,
+  ];
+  if (iface.socks) lines.push(`SOCKS5 proxy on ${iface.socks.address.host}:${iface.socks.address.port}${cfg.meshtun.socks5User ? ' (username/password)' : ''}, e.g. curl --socks5-hostname ${hostPort(iface.socks.address)} http://<peer address>/`);
+  if (iface.http) lines.push(`HTTP proxy on ${iface.http.address.host}:${iface.http.address.port}, e.g. curl -x http://${hostPort(iface.http.address)} http://<peer address>/`);
+  for (const f of iface.forwards.status()) {
+    const listen = f.listen ? hostPort(f.listen) : '?';
+    lines.push(f.direction === 'forward'
+      ? `forward ${f.protocol} ${listen} -> ${f.target} through the tunnel`
+      : `reverse ${f.protocol} ${listen} on the tunnel -> ${f.target}`);
+  }
+  lines.push(`UAPI socket ${iface.paths.uapi}; API socket ${iface.paths.api}`);
+  lines.push(`\`kill -HUP ${process.pid}\` reloads ${file} (peers, proxies, forwards); Ctrl-C or \`meshtun down ${name}\` stops it`);
+  process.stderr.write(lines.map((l) => `meshtun: ${l}\n`).join(''));
+  const onHup = (): void => {
+    iface.reload().then((r) => {
+      const f = r.forwards;
+      process.stderr.write(`meshtun: reloaded ${file}: peers +${r.peers.added.length} -${r.peers.removed.length}, forwards started ${f.started.length}, stopped ${f.stopped.length}, kept ${f.kept.length}` +
+        `${f.failed.length ? `, failed ${f.failed.map((x) => `${x.spec} (${x.error})`).join('; ')}` : ''}\n`);
+    }, (err: Error) => {
+      process.stderr.write(`meshtun: reload of ${file} failed, nothing changed: ${err.message}\n`);
+    });
+  };
+  process.on('SIGHUP', onHup);
+  try {
+    return await serveUntilStopped(iface);
+  } finally {
+    process.off('SIGHUP', onHup);
+  }
+}
+
+function hostPort(a: { host: string; port: number }): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
 
 /** `meshtun up` with no file: a node with a persistent identity on a kernel TUN (meshtun0),
  * its overlay addresses derived from its key, ready for peers added with wg(8). The coordinator,
@@ -74,14 +123,25 @@ export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
   usage: 'meshtun up [file.conf] [--userspace|--tun] [--join URL --token T]',
-  examples: ['meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)', 'meshtun up                       # this node on meshtun0, with a key kept in the state directory (root)'],
+  examples: [
+    'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
+    'meshtun up --userspace mt0.conf # the same without root: SOCKS5 on 127.0.0.1:1080, HTTP proxy on 127.0.0.1:8080, [Meshtun] forwards',
+    'meshtun up                       # this node on meshtun0, with a key kept in the state directory (root)',
+  ],
   async run(args) {
     const files = args.filter((a) => !a.startsWith('-'));
     const flags = args.filter((a) => a.startsWith('-'));
-    if (files.length === 1 && flags.length === 0) return upWgQuick(files[0]!);
+    const userspace = flags.includes('--userspace');
+    const tun = flags.includes('--tun');
+    if (userspace && tun) throw new UserError('--userspace and --tun exclude each other', 'give one of them (or neither, to follow Mode = in the file)');
+    const modeFlags = flags.filter((f) => f === '--userspace' || f === '--tun').length;
+    if (files.length === 1 && flags.length === modeFlags) return upWgQuick(files[0]!, userspace ? 'userspace' : tun ? 'tun' : undefined);
     if (files.length > 1) throw new UserError(`give one config file, not ${files.length}`, 'e.g. `meshtun up mt0.conf`');
     if (files.length === 0 && (flags.length === 0 || (flags.length === 1 && flags[0] === '--tun'))) return upNode();
-    throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: \`meshtun up\` (a node with a kernel TUN) and \`meshtun up <file.conf>\` (a wg-quick file) work`, 'see `meshtun up --help`');
+    if (files.length === 0 && userspace && flags.length === 1) {
+      throw new UserError('`meshtun up --userspace` needs a wg-quick file in this version', 'e.g. `meshtun up --userspace ./mt0.conf` (see [Meshtun] in docs/rootless.md)');
+    }
+    throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: \`meshtun up\` (a node with a kernel TUN), \`meshtun up <file.conf>\` (a wg-quick file) and \`meshtun up --userspace <file.conf>\` (rootless) work`, 'see `meshtun up --help`');
   },
 };
 
@@ -95,7 +155,7 @@ export const down: Command = {
     if (!target) throw new UserError('name the interface to stop', 'e.g. `meshtun down mt0`');
     const name = target.endsWith('.conf') ? interfaceNameFromPath(target) : target;
     if (!isInterfaceName(name)) throw new UserError(`"${name}" is not a valid interface name`);
-    if (!signalInterface(name)) throw new UserError(`no meshtun process runs interface "${name}"`, 'see running ones with `wg show interfaces`');
+    if (!signalInterface(name) && !signalUserspaceInterface(name)) throw new UserError(`no meshtun process runs interface "${name}"`, 'see running ones with `wg show interfaces`');
     process.stderr.write(`meshtun: asked ${name} to stop\n`);
     return 0;
   },

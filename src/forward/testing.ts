@@ -3,6 +3,7 @@
 // Also run as a program by the namespace tests (test/userspace-netns.test.ts):
 //   node dist/src/forward/testing.js dns <host> <port> <name>=<ipv4>...   a DNS responder
 //   node dist/src/forward/testing.js http <host> <port> <file>            serves <file> at /file
+//   node dist/src/forward/testing.js dig <server> <port> <name>            prints the A answer
 
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
@@ -59,6 +60,29 @@ export async function startDnsResponder(host: string, port: number, table: Recor
   return { socket, port: socket.address().port, queries: () => queries };
 }
 
+/** Sends one A query for `name` to server:port over UDP; resolves with the address, or
+ * "NXDOMAIN"; rejects after `timeoutMs` (retrying once halfway). */
+export function queryA(server: string, port: number, name: string, timeoutMs = 4000): Promise<string> {
+  const sock = createSocket(server.includes(':') ? 'udp6' : 'udp4');
+  const id = Math.floor(Math.random() * 0x10000);
+  const buf = Buffer.alloc(512);
+  const n = emitDns({ type: 'query', id, flags: DNS_FLAG_RD, questions: [{ type: 'A', class: 'IN', name }] }, buf, 0);
+  return new Promise<string>((resolve, reject) => {
+    const parsed = new DnsParsed();
+    const send = (): void => sock.send(buf.subarray(0, n), port, server);
+    const retry = setTimeout(send, timeoutMs / 2);
+    const t = setTimeout(() => reject(new Error(`no DNS answer from ${server}:${port} within ${timeoutMs} ms`)), timeoutMs);
+    sock.on('message', (m) => {
+      if (parseDns(m, 0, m.length, parsed) !== Status.Ok || parsed.message?.id !== id) return;
+      clearTimeout(t);
+      clearTimeout(retry);
+      const a = parsed.message.answers?.find((x) => x.type === 'A') as { data?: unknown } | undefined;
+      resolve(typeof a?.data === 'string' ? a.data : 'NXDOMAIN');
+    });
+    send();
+  }).finally(() => sock.close());
+}
+
 /** A TCP port that was free a moment ago on `host`. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const s = createNetServer();
@@ -99,8 +123,11 @@ async function main(argv: string[]): Promise<void> {
   } else if (what === 'http') {
     const r = await startFileServer(host!, Number(port), rest[0]!);
     process.stdout.write(`listening ${r.port}\n`);
+  } else if (what === 'dig') {
+    process.stdout.write(`${await queryA(host!, Number(port), rest[0]!)}\n`);
+    process.exit(0);
   } else {
-    process.stderr.write('usage: testing.js dns <host> <port> name=ip... | http <host> <port> <file>\n');
+    process.stderr.write('usage: testing.js dns <host> <port> name=ip... | http <host> <port> <file> | dig <server> <port> <name>\n');
     process.exit(2);
   }
 }
