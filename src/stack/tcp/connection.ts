@@ -11,7 +11,7 @@ import { checksumAdd } from '../../wire/checksum.js';
 import type { IpAddr, IpFamily } from '../types.js';
 import {
   TcpState, IP_PROTO_TCP, IPV4_HEADER_LEN, IPV6_HEADER_LEN, MAX_SEGMENT_LEN, MAX_UNSCALED_WINDOW,
-  MAX_WINDOW_SCALE, TIMESTAMPS_OPTION_LEN,
+  MAX_WINDOW_SCALE, TIMESTAMPS_OPTION_LEN, DUP_THRESH,
 } from './constants.js';
 import { ConnEvent, type ConnectionOwner, type ListenerHook, type TcpContext } from './context.js';
 import { TcpSocketError, type TcpErrorCode } from './errors.js';
@@ -89,6 +89,14 @@ export class TcpConnection {
   rtoLostEnd = 0;
   renoLostEnd = 0;
   dupAcks = 0;
+  /** Duplicate ACKs / SACKed segments that mean loss; grows when reordering is detected. */
+  dupThresh = DUP_THRESH;
+  /** Eifel (RFC 3522): our timestamp when fast retransmit began (-1 = not armed), the sequence
+   * retransmitted, and the window to restore if it proves spurious. */
+  eifelTs = -1;
+  eifelSeq = 0;
+  undoCwnd = 0;
+  undoSsthresh = 0;
   /** Bytes the last cumulative ACK advanced SND.UNA by (RFC 6582 ACK heuristic). */
   lastAckAdvance = 0;
   forceRtx = false;

@@ -51,6 +51,8 @@ export const MAX_WINDOW_SCALE = 14;
 export const MAX_UNSCALED_WINDOW = 0xffff;
 /** Duplicate ACKs (or SACKed segments above a hole) that mean a segment is lost (RFC 5681/6675). */
 export const DUP_THRESH = 3;
+/** Largest duplicate threshold reordering may raise a connection's to. */
+export const MAX_DUP_THRESH = 16;
 /** Largest TCP segment (header + payload) the layer builds: an IPv4 packet of 65535 bytes. */
 export const MAX_SEGMENT_LEN = 65535 - IPV4_HEADER_LEN;
 

@@ -49,6 +49,8 @@ export class TcpCounters {
   /** RSTs dropped as out of window (RFC 5961 3.2). */
   rstOutOfWindow = 0;
   fastRetransmits = 0;
+  /** Fast retransmits found needless (the original arrived; RFC 3522) and undone. */
+  spuriousRetransmits = 0;
   retransmitTimeouts = 0;
   synRetransmits = 0;
   windowProbes = 0;

@@ -10,7 +10,7 @@ import { TcpState } from './constants.js';
 import type { TcpConnection } from './connection.js';
 import { ConnEvent } from './context.js';
 import { sendAck, sendChallengeAck, sendRstSeq, sendSyn } from './emit.js';
-import { detectLoss, onNewAck, pinSendMarks, updateScoreboard } from './recovery.js';
+import { checkSpurious, detectLoss, onNewAck, pinSendMarks, updateScoreboard } from './recovery.js';
 import { negotiate } from './open.js';
 import { output } from './sender.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMin } from './seq.js';
@@ -332,6 +332,7 @@ function ackNewData(c: TcpConnection, r: TcpRepr, ack: number): void {
   }
   // Forward progress ends the backoff (as Linux does; RFC 6298 waits for a new sample).
   c.rto.backoffs = 0;
+  if (c.eifelTs >= 0 && r.hasTimestamps) checkSpurious(c, ack, r.tsEcr);
   c.rtxCount = 0;
   c.persistProbes = 0;
   onNewAck(c, acked);

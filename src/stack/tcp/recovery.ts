@@ -7,11 +7,16 @@
 // - after a retransmission timeout everything outstanding is lost (the scoreboard is cleared, as
 //   RFC 2018 section 8 advises against reneging receivers) and is resent in slow start;
 // - `pipe` (RFC 6675 SetPipe) estimates the bytes in the network: outstanding, minus SACKed,
-//   minus lost-and-not-yet-retransmitted. New data and retransmissions go out while pipe < cwnd.
+//   minus lost-and-not-yet-retransmitted. New data and retransmissions go out while pipe < cwnd;
+// - reordering (RFC 3522 Eifel detection, RFC 4015 response): with timestamps, an ACK for the
+//   fast-retransmitted segment that echoes a timestamp older than the retransmission was caused by
+//   the original, so the retransmission was needless. The congestion response is undone and the
+//   connection's duplicate threshold grows by one (up to MAX_DUP_THRESH), as Linux adapts its
+//   reordering degree.
 // Which bytes get resent is decided in sender.ts (sendLost walks the holes below lostEnd).
 
 import type { TcpRepr } from '../../wire/tcp.js';
-import { DUP_THRESH } from './constants.js';
+import { MAX_DUP_THRESH } from './constants.js';
 import type { TcpConnection } from './connection.js';
 import { seqAdd, seqDiff, seqGe, seqGt, seqLe, seqLt, seqMax, seqMin } from './seq.js';
 
@@ -49,7 +54,7 @@ function sackLostBoundary(c: TcpConnection): number {
   let bytes = 0;
   for (let k = sb.count - 1; k >= 0; k--) {
     bytes += (sb.end[k]! - sb.start[k]!) >>> 0;
-    if (sb.count - k >= DUP_THRESH || bytes > (DUP_THRESH - 1) * c.sndMss) return sb.start[k]!;
+    if (sb.count - k >= c.dupThresh || bytes > (c.dupThresh - 1) * c.sndMss) return sb.start[k]!;
   }
   return c.sndUna;
 }
@@ -89,7 +94,7 @@ export function detectLoss(c: TcpConnection): void {
   updateLost(c);
   if (c.inRecovery) return;
   const sackLoss = c.sackOk && seqGt(sackLostBoundary(c), c.sndUna);
-  if (c.dupAcks < DUP_THRESH && !sackLoss) return;
+  if (c.dupAcks < c.dupThresh && !sackLoss) return;
   // RFC 6582 section 4: below `recover` (after a timeout) duplicate ACKs may come from data
   // resent needlessly; the ACK heuristic trusts them when the last cumulative ACK moved at most
   // 4*MSS (a go-back-N resend of data the peer had would have moved it further).
@@ -101,6 +106,10 @@ export function detectLoss(c: TcpConnection): void {
 function enterRecovery(c: TcpConnection): void {
   c.inRecovery = true;
   c.recover = c.sndNxt;
+  c.undoCwnd = c.cc.cwnd;
+  c.undoSsthresh = c.cc.ssthresh;
+  c.eifelTs = c.tsOk ? c.tsNow() : -1;
+  c.eifelSeq = c.sndUna;
   c.cc.onEnterRecovery(c.outstanding, c.sndMss);
   c.highRxt = c.sndUna;
   // The segment at SND.UNA is resent first in both modes (fast retransmit).
@@ -108,6 +117,24 @@ function enterRecovery(c: TcpConnection): void {
   c.forceRtx = true;
   c.ctx.counters.fastRetransmits++;
   updateLost(c);
+}
+
+/** RFC 3522: the first ACK covering the fast-retransmitted segment tells whether the original got
+ * there (it echoes an older timestamp). Called with the ACK's echo before onNewAck. */
+export function checkSpurious(c: TcpConnection, ack: number, tsEcr: number): void {
+  if (c.eifelTs < 0 || !seqGt(ack, c.eifelSeq)) return;
+  const retransmittedAt = c.eifelTs;
+  c.eifelTs = -1;
+  if (!(((tsEcr - retransmittedAt) | 0) < 0) || c.rtxCount > 0) return;
+  // The original arrived: undo (RFC 4015) and tolerate more reordering from now on.
+  c.ctx.counters.spuriousRetransmits++;
+  c.cc.cwnd = Math.max(c.cc.cwnd, c.undoCwnd);
+  c.cc.ssthresh = Math.max(c.cc.ssthresh, c.undoSsthresh);
+  c.inRecovery = false;
+  c.recover = c.sndUna;
+  c.dupAcks = 0;
+  c.renoLostEnd = c.sndUna;
+  if (c.dupThresh < MAX_DUP_THRESH) c.dupThresh++;
 }
 
 /** Congestion control and recovery for an ACK that acknowledged `acked` new bytes. */
@@ -136,6 +163,7 @@ export function onNewAck(c: TcpConnection, acked: number): void {
 
 /** Retransmission timeout: everything outstanding is lost; slow start from one segment. */
 export function onTimeoutLoss(c: TcpConnection): void {
+  c.eifelTs = -1;
   c.cc.onTimeout(c.outstanding, c.sndMss, c.rtxCount === 1);
   c.inRecovery = false;
   c.dupAcks = 0;

@@ -237,3 +237,30 @@ test('out-of-order data is bounded by maxOutOfOrderBytes and still all arrives',
   assert.ok(p.server.counters.outOfOrderDropped > 0);
   assert.ok(maxOoo > 0 && maxOoo <= 3000, `max out-of-order bytes ${maxOoo}`);
 });
+
+test('reordering: a needless fast retransmit is detected by timestamps (RFC 3522) and undone', async () => {
+  const p = makePair({ cond: { delayMs: 10 } });
+  const { client, server } = await establish(p);
+  // Hold the 3rd data segment back by 15 ms: the peer gets it after the later ones (whose
+  // duplicate ACKs trigger fast retransmit) but before the retransmission.
+  let dataSegments = 0;
+  p.link.tap = (from, _f, bytes) => {
+    const hl = (bytes[12]! >> 4) * 4;
+    if (from === 0 && bytes.length > hl && ++dataSegments === 3) {
+      const late = Buffer.from(bytes);
+      p.clock.setTimer(() => p.server.input(4, p.clientAddr, p.serverAddr, late, 0, late.length), 15);
+      return 'drop';
+    }
+    return 'pass';
+  };
+  const conn = (client as unknown as { conn: TcpConnection }).conn;
+  const got: Buffer[] = [];
+  server.on('data', (d: Buffer) => got.push(d));
+  const data = Buffer.alloc(30 * 1448, 5);
+  client.write(data);
+  assert.ok(await runUntil(p.link, () => Buffer.concat(got).length === data.length, 30_000));
+  assert.equal(p.client.counters.fastRetransmits, 1);
+  assert.equal(p.client.counters.spuriousRetransmits, 1);
+  assert.equal(conn.dupThresh, 4);
+  assert.ok(conn.cc.ssthresh > 1e9, 'the congestion response was undone');
+});
