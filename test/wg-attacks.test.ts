@@ -4,7 +4,7 @@
 // legitimate peer still connects.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Topology, waitFor, sh, captureOutput, isRoot } from './netns.js';
@@ -49,11 +49,12 @@ test('attacks: replay, unknown key and an initiation flood against meshtun', { s
 
   // 1. Capture real transport packets on B's side, then replay them from the attacker.
   const pcap = join(dir, 'b.pcap');
-  const dump = topo.spawn(b, 'tcpdump', ['-i', 'br0', '-U', '-n', '-w', pcap, 'udp', 'dst', 'port', '51820']);
+  const dump = topo.spawn(b, 'tcpdump', ['-i', 'br0', '--immediate-mode', '-U', '-n', '-w', pcap, 'udp', 'dst', 'port', '51820']);
   const dumpOut = captureOutput(dump);
   await waitFor('tcpdump listening', () => dumpOut.text().includes('listening on'), 10_000);
   topo.exec(a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '100.64.8.2']);
-  await new Promise((r) => setTimeout(r, 500));
+  await waitFor('captured packets', () => statSync(pcap).size > 24 + 3 * 100, 5000);
+  await new Promise((r) => setTimeout(r, 300));
   process.kill(dump.pid!, 'SIGTERM');
   await waitFor('tcpdump exit', () => dump.exitCode !== null || dump.signalCode !== null, 5000);
   const before = status().counters;
