@@ -93,7 +93,7 @@ async function upUserspace(name: string, file: string, cfg: WgQuickConfig): Prom
 }
 
 function hostPort(a: { host: string; port: number }): string {
-  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  return `${a.host === '' ? '*' : a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
 /** `meshtun up` with no file: a node with a persistent identity on a kernel TUN (meshtun0),

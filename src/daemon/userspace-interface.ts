@@ -141,9 +141,19 @@ export class UserspaceInterface {
     if (addresses.length === 0) {
       throw new ConfigError(cfg.file, 0, 'userspace mode needs the node\'s overlay address: add "Address = <address>/<prefix>" to [Interface] (e.g. 100.64.0.2/24)');
     }
+    const paths = opts.paths ?? runPaths(name);
+    for (const dir of new Set([dirname(paths.uapi), dirname(paths.api), dirname(paths.pid)])) {
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        accessSync(dir, fsConstants.W_OK);
+      } catch (err) {
+        throw new UserError(`cannot use ${dir} for the sockets of ${name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          'set XDG_RUNTIME_DIR (or MESHTUN_STATE_DIR) to a directory you can write');
+      }
+    }
     const stack = new UserspaceStack({ addresses, mtu: cfg.interface.mtu ?? DEFAULT_MTU, name });
     const engine = new Engine({ device: stack, bind: opts.bind ?? createUdpBind(), name });
-    const iface = new UserspaceInterface(name, engine, stack, opts.paths ?? runPaths(name), cfg, opts.configPath ?? cfg.file);
+    const iface = new UserspaceInterface(name, engine, stack, paths, cfg, opts.configPath ?? cfg.file);
     try {
       await iface.start();
     } catch (err) {
