@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
+import { connect } from 'node:net';
 import { KernelTunnelNet } from './dialer.js';
 import { SystemResolver } from './resolver.js';
 import { HttpProxy, splitHostPort } from './http-proxy.js';
@@ -108,6 +109,24 @@ test('requests that are not for a proxy get 400', async () => {
   const s = await curl(['-i', '--request-target', 'https://127.0.0.1/', proxyUrl]);
   assert.match(s.stdout, /^HTTP\/1\.1 400/);
   assert.match(s.stdout, /use CONNECT/);
+});
+
+test('a client that never finishes its request head is dropped after headersTimeoutMs', async () => {
+  const p = await HttpProxy.listen({ local: kernel, tunnel: kernel, resolver: new SystemResolver(), host: '127.0.0.1', port: 0, headersTimeoutMs: 300 });
+  try {
+    const s = connect(p.address.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    s.write('GET http://127.0.0.1/ HTTP/1.1\r\nHost: x\r\n');
+    const t0 = Date.now();
+    await new Promise<void>((resolve) => s.once('close', () => resolve()));
+    assert.ok(Date.now() - t0 < 3000);
+    assert.equal(p.counters.errors, 1);
+    for (let i = 0; i < 100 && p.active !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(p.active, 0);
+  } finally {
+    await p.close();
+  }
 });
 
 test('splitHostPort', () => {

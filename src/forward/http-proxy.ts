@@ -58,14 +58,24 @@ export class HttpProxy {
   private readonly http: Server;
   private listener: TunnelListener | null = null;
   private readonly sockets = new Set<Duplex>();
+  /** Connections whose request head has arrived. */
+  private readonly started = new WeakSet<Duplex>();
+  private readonly headersTimeoutMs: number;
 
   private constructor(private readonly opts: HttpProxyOptions) {
     this.gate = new ConnectionGate(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
-    const headersTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
-    // requestTimeout 0: a large upload through the proxy must not be cut off; headers still time out.
-    this.http = createServer({ requestTimeout: 0, headersTimeout, keepAlive: false });
-    this.http.on('request', (req: IncomingMessage, res: ServerResponse) => { this.forward(req, res).catch((err: Error) => this.failed(res, err)); });
-    this.http.on('connect', (req: IncomingMessage, sock: Duplex, head: Buffer) => { void this.tunnelConnect(req, sock as TunnelSocket, head); });
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    // node:http enforces its own header and request timeouts only on servers that listen
+    // themselves; this one never does, so accept() times out slow request heads instead.
+    this.http = createServer({ requestTimeout: 0, keepAlive: false });
+    this.http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.started.add(req.socket);
+      this.forward(req, res).catch((err: Error) => this.failed(res, err));
+    });
+    this.http.on('connect', (req: IncomingMessage, sock: Duplex, head: Buffer) => {
+      this.started.add(sock);
+      void this.tunnelConnect(req, sock as TunnelSocket, head);
+    });
     this.http.on('clientError', (err: Error, sock: Duplex) => {
       this.counters.errors++;
       if (!sock.destroyed && sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -103,6 +113,13 @@ export class HttpProxy {
     }
     this.counters.connections++;
     this.track(sock);
+    const timer = setTimeout(() => {
+      if (this.started.has(sock)) return;
+      this.counters.errors++;
+      sock.destroy();
+    }, this.headersTimeoutMs);
+    timer.unref();
+    sock.once('close', () => clearTimeout(timer));
     this.http.emit('connection', sock);
   }
 
