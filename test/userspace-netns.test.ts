@@ -144,6 +144,12 @@ Endpoint = 198.18.0.2:${WG_PORT}
     assert.equal(received(warm), 1, `first ping: ${warm}\n${diag()}`);
     const ping = topo.exec(nsW, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '100.64.0.1'], { allowFail: true });
     assert.equal(received(ping), 5, ping);
+    // `meshtun status` as the same unprivileged user finds the rootless interface.
+    const st = JSON.parse(topo.exec(nsU, 'setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups',
+      'env', `HOME=${home}`, `MESHTUN_STATE_DIR=${join(home, 'state')}`, `XDG_RUNTIME_DIR=${join(home, 'run')}`,
+      process.execPath, 'bin/meshtun.js', 'status', iface, '--json']));
+    assert.equal(st.interface, iface);
+    assert.ok(st.counters.rxDataPackets >= 6, `status counters: ${JSON.stringify(st.counters)}`);
 
     /** curl in ns u: stdout (ending in the status code and speed) + stderr, and the time taken. */
     const curlU = (args: string[], timeoutS = 300) => {

@@ -4,12 +4,18 @@
 import { request } from 'node:http';
 import { readdirSync, existsSync } from 'node:fs';
 import { UserError } from '../util/index.js';
-import { PID_DIR, apiSocketPath, isInterfaceName, type InterfaceStatus } from '../daemon/index.js';
+import { PID_DIR, apiSocketPath, isInterfaceName, userRunDir, type InterfaceStatus } from '../daemon/index.js';
 import type { Command } from './main.js';
 
 /** GETs `path` from the API socket of `iface`. */
+/** Where running interfaces keep their API sockets: the system run directory (root, kernel TUN
+ * and root userspace) and the user's run directory (rootless userspace). */
+function apiDirs(): string[] {
+  return [PID_DIR, userRunDir()];
+}
+
 export function apiGet(iface: string, path: string): Promise<string> {
-  const socketPath = apiSocketPath(PID_DIR, iface);
+  const socketPath = apiDirs().map((d) => apiSocketPath(d, iface)).find((p) => existsSync(p)) ?? apiSocketPath(PID_DIR, iface);
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, method: 'GET' }, (res) => {
       let body = '';
@@ -54,7 +60,7 @@ export const status: Command = {
     for (const a of args) if (a.startsWith('-') && a !== '--json') throw new UserError(`unknown option "${a}"`, 'usage: meshtun status [iface] [--json]');
     let ifaces = names;
     if (ifaces.length === 0) {
-      ifaces = existsSync(PID_DIR) ? readdirSync(PID_DIR).filter((f) => f.endsWith('.api')).map((f) => f.slice(0, -4)) : [];
+      ifaces = [...new Set(apiDirs().flatMap((d) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.api')).map((f) => f.slice(0, -4)) : [])))];
       if (ifaces.length === 0) throw new UserError('no meshtun interface is running', 'start one with `meshtun up <file.conf>`');
     }
     const all: InterfaceStatus[] = [];

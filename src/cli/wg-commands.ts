@@ -11,8 +11,7 @@ import {
 } from '../daemon/index.js';
 import { loadNodeIdentity, parseWgQuickConfig } from '../daemon/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
-import { UserspaceInterface, signalUserspaceInterface } from '../daemon/userspace-interface.js';
-import type { WgQuickConfig } from '../daemon/wg-quick-config.js';
+import { UserspaceInterface, signalUserspaceInterface, type WgQuickConfig } from '../daemon/index.js';
 import type { Command } from './main.js';
 
 const log = new Logger('meshtun');

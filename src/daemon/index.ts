@@ -7,3 +7,6 @@ export {
 export { uapiSocketPath as uapiSocketPathFor } from '../wireguard/index.js';
 export { ApiServer, apiSocketPath, interfaceStatus, prometheusMetrics, type InterfaceStatus, type PeerStatus } from './api-server.js';
 export { loadNodeIdentity, stateDir, type NodeIdentity } from './node-identity.js';
+export { UserspaceInterface, runPaths, userRunDir, signalUserspaceInterface, type RunPaths, type UserspaceStatus } from './userspace-interface.js';
+export { syncWireGuard, type PeerSyncResult } from './peer-sync.js';
+export type { MeshtunSettings, ListenAddress, MeshtunMode } from './meshtun-section.js';
