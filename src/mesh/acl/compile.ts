@@ -151,14 +151,19 @@ export function compilePolicy(policy: AclPolicy, nodes: readonly AclNode[]): Com
       list.push(node);
     }
   }
-  const compiled: CompiledRule[] = [];
-  const warnings: string[] = [];
-  const addNode = (set: PrefixSet, node: AclNode): void => {
+  for (const node of nodes) {
     for (const a of node.addresses) {
       const p = parsePrefix(a);
       if (p === null || typeof p === 'string' || p.kind !== 'prefix') {
         throw new UserError(`compilePolicy: node "${node.name}" has address ${JSON.stringify(a)}, which is not an IP address or prefix`);
       }
+    }
+  }
+  const compiled: CompiledRule[] = [];
+  const warnings: string[] = [];
+  const addNode = (set: PrefixSet, node: AclNode): void => {
+    for (const a of node.addresses) {
+      const p = parsePrefix(a) as AclSelector & { kind: 'prefix' }; // checked above
       set.add(p.family, p.address, p.length);
     }
   };

@@ -281,8 +281,9 @@ function splitDestination(t: string, fail: (what: string) => never): [string, st
   const whole = parsePrefix(t);
   const isAddress = whole !== null && typeof whole !== 'string';
   if (isAddress || t === '*' || /^(tag|group):[^:]*$/i.test(t) || !t.includes(':')) {
-    const ex = isAddress && whole.kind === 'prefix' && whole.family === 6 && !t.includes('/') ? `[${t}]` : t;
-    fail(`has no ports: write "${ex}:22", "${ex}:80,443", "${ex}:8000-8999" or "${ex}:*"`);
+    const v6 = isAddress && whole.kind === 'prefix' && whole.family === 6 && !t.includes('/');
+    const ex = v6 ? `[${t}]` : t;
+    fail(`has no ports${v6 ? ' (an IPv6 address with ports takes brackets)' : ''}: write "${ex}:22", "${ex}:80,443", "${ex}:8000-8999" or "${ex}:*"`);
   }
   const colon = t.lastIndexOf(':');
   const target = t.slice(0, colon);
