@@ -141,6 +141,7 @@ test('event log: newest first, per network, after an id, trimmed', (t) => {
   s.addEvent({ time: 2, networkId: null, nodeId: null, kind: 'other', detail: {} });
   s.addEvent({ time: 3, networkId: 'net_a', nodeId: 'node_1', kind: 'node.joined', detail: { ipv4: '100.64.0.2' } });
   assert.deepEqual(s.events({ networkId: 'net_a' }).map((e) => e.kind), ['node.joined', 'network.created']);
+  assert.deepEqual(s.events({ networkId: 'net_a', includeGlobal: true }).map((e) => e.kind), ['node.joined', 'other', 'network.created']);
   assert.deepEqual(s.events().map((e) => e.time), [3, 2, 1]);
   assert.deepEqual(s.events({ afterId: first, limit: 1 }).map((e) => e.time), [3]);
   assert.deepEqual(s.events({ networkId: 'net_a' })[1]!.detail, { name: 'home' });

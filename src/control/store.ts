@@ -210,8 +210,8 @@ export class Store {
       revokeToken: db.prepare<[number, string]>('UPDATE tokens SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0'),
       insertEvent: db.prepare<[Omit<EventRow, 'id'>]>(
         'INSERT INTO events (time, network_id, node_id, kind, detail) VALUES (@time, @network_id, @node_id, @kind, @detail)'),
-      events: db.prepare<[string | null, string | null, number, number], EventRow>(
-        'SELECT * FROM events WHERE (? IS NULL OR network_id = ?) AND id > ? ORDER BY id DESC LIMIT ?'),
+      events: db.prepare<[string | null, string | null, number, number, number], EventRow>(
+        'SELECT * FROM events WHERE (? IS NULL OR network_id = ? OR (? AND network_id IS NULL)) AND id > ? ORDER BY id DESC LIMIT ?'),
       trimEvents: db.prepare<[number]>('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?'),
     };
   }
@@ -373,10 +373,11 @@ export class Store {
     });
   }
 
-  /** The newest events first (at most `limit`, default 100), optionally of one network and after an id. */
-  events(opts: { networkId?: string; afterId?: number; limit?: number } = {}): EventRecord[] {
+  /** The newest events first (at most `limit`, default 100), optionally of one network (plus
+   * coordinator-wide ones such as auth failures, with `includeGlobal`) and after an id. */
+  events(opts: { networkId?: string; includeGlobal?: boolean; afterId?: number; limit?: number } = {}): EventRecord[] {
     const net = opts.networkId ?? null;
-    return this.stmt.events.all(net, net, opts.afterId ?? 0, opts.limit ?? 100).map((r) => ({
+    return this.stmt.events.all(net, net, opts.includeGlobal ? 1 : 0, opts.afterId ?? 0, opts.limit ?? 100).map((r) => ({
       id: r.id, time: r.time, networkId: r.network_id, nodeId: r.node_id, kind: r.kind,
       detail: JSON.parse(r.detail) as Record<string, unknown>,
     }));

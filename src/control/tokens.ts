@@ -17,6 +17,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { UserError } from '../util/index.js';
 import { encodeBase32, decodeBase32, base32Value, BASE32_ALPHABET } from './base32.js';
+import type { TokenRecord } from './store.js';
 
 export const TOKEN_PREFIX = 'mtj1';
 export const TOKEN_ID_CHARS = 8;
@@ -152,4 +153,14 @@ export function parseDuration(text: string, what = 'expiry'): number | null {
   if (ms <= 0) throw new UserError(`invalid ${what} "${text}": must be longer than zero`, `${fix}`);
   if (ms > MAX_TOKEN_LIFETIME_MS) throw new UserError(`invalid ${what} "${text}": longer than ten years`, fix);
   return ms;
+}
+
+export type TokenState = 'valid' | 'expired' | 'revoked' | 'used';
+
+/** The state a token is in at `now`. */
+export function tokenState(t: TokenRecord, now: number): TokenState {
+  if (t.revoked) return 'revoked';
+  if (t.expires !== null && now >= t.expires) return 'expired';
+  if (!t.reusable && t.uses > 0) return 'used';
+  return 'valid';
 }
