@@ -26,12 +26,18 @@ const PROTO_ANY = 8;
 const PROTO_BITS: Record<AclProto, number> = { tcp: PROTO_TCP, udp: PROTO_UDP, icmp: PROTO_ICMP, any: PROTO_ANY };
 const V6_WORDS = 8; // 4 address words + 4 mask words per prefix
 
-/** A set of address prefixes: IPv4 as (network, mask) pairs, IPv6 as 4 network words then 4 mask
- * words, all as int32 (the form PacketFlow holds addresses in). */
+/** A set of address prefixes, as int32 words (the form PacketFlow holds addresses in). Single
+ * addresses (/32, /128: what node names, tags and groups expand to) sit in sorted arrays searched
+ * by bisection; shorter prefixes are scanned: IPv4 as (network, mask) pairs, IPv6 as 4 network
+ * words then 4 mask words. */
 class PrefixSet {
   any = false;
+  v4Hosts: Int32Array = new Int32Array(0);
+  v6Hosts: Int32Array = new Int32Array(0);
   v4: Int32Array = new Int32Array(0);
   v6: Int32Array = new Int32Array(0);
+  private readonly v4HostList = new Set<number>();
+  private readonly v6HostList = new Map<string, number[]>();
   private readonly v4List: number[] = [];
   private readonly v6List: number[] = [];
   private readonly seen = new Set<string>();
@@ -43,7 +49,8 @@ class PrefixSet {
     if (family === 4) {
       const mask = length === 0 ? 0 : (~0 << (32 - length)) | 0;
       const net = ((address[0]! << 24) | (address[1]! << 16) | (address[2]! << 8) | address[3]!) & mask;
-      this.v4List.push(net | 0, mask);
+      if (length === 32) this.v4HostList.add(net);
+      else this.v4List.push(net, mask);
       return;
     }
     const words: number[] = [];
@@ -55,10 +62,14 @@ class PrefixSet {
       words.push(((address[o]! << 24) | (address[o + 1]! << 16) | (address[o + 2]! << 8) | address[o + 3]!) & mask);
       masks.push(mask);
     }
-    this.v6List.push(...words, ...masks);
+    if (length === 128) this.v6HostList.set(words.join(), words);
+    else this.v6List.push(...words, ...masks);
   }
 
   freeze(): void {
+    this.v4Hosts = Int32Array.from(this.v4HostList).sort();
+    const hosts = [...this.v6HostList.values()].sort((x, y) => compareWords(x, 0, y, 0));
+    this.v6Hosts = Int32Array.from(hosts.flat());
     this.v4 = Int32Array.from(this.v4List);
     this.v6 = Int32Array.from(this.v6List);
   }
@@ -67,9 +78,25 @@ class PrefixSet {
     if (this.any) return true;
     if (family === 4) {
       const x = a[0]!;
+      const h = this.v4Hosts;
+      let lo = 0, hi = h.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >>> 1;
+        const v = h[mid]!;
+        if (v === x) return true;
+        if (v < x) lo = mid + 1; else hi = mid - 1;
+      }
       const s = this.v4;
       for (let i = 0; i < s.length; i += 2) if ((x & s[i + 1]!) === s[i]) return true;
       return false;
+    }
+    const h = this.v6Hosts;
+    let lo = 0, hi = h.length / 4 - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compareWords(h, mid * 4, a, 0);
+      if (c === 0) return true;
+      if (c < 0) lo = mid + 1; else hi = mid - 1;
     }
     const s = this.v6;
     const a0 = a[0]!, a1 = a[1]!, a2 = a[2]!, a3 = a[3]!;
@@ -79,7 +106,16 @@ class PrefixSet {
     return false;
   }
 
-  get size(): number { return this.v4.length / 2 + this.v6.length / V6_WORDS; }
+  get size(): number { return this.v4Hosts.length + this.v6Hosts.length / 4 + this.v4.length / 2 + this.v6.length / V6_WORDS; }
+}
+
+/** Orders two 4-word addresses (as signed words: any consistent order serves bisection). */
+function compareWords(x: ArrayLike<number>, xo: number, y: ArrayLike<number>, yo: number): number {
+  for (let i = 0; i < 4; i++) {
+    const p = x[xo + i]!, q = y[yo + i]!;
+    if (p !== q) return p < q ? -1 : 1;
+  }
+  return 0;
 }
 
 class CompiledDestination {

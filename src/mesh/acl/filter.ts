@@ -25,6 +25,7 @@ import { FlowKind, PacketFlow, readFlow } from './flow.js';
 import { FlowTable, type ConntrackLimits, type FlowInfo } from './conntrack.js';
 import { FragmentMemo } from './fragment-memo.js';
 import { AclCounters } from './counters.js';
+import { coarseClock } from './coarse-clock.js';
 import type { CompiledPolicy } from './compile.js';
 
 /** Why `inbound` decided what it did (see AclCounters for each). */
@@ -53,7 +54,8 @@ export interface AclFilterOptions {
   /** The compiled policy; null or absent: allow everything until setPolicy. */
   policy?: CompiledPolicy | null;
   limits?: Partial<ConntrackLimits>;
-  /** Monotonic milliseconds (default performance.now); a wireguard Clock fits. */
+  /** Monotonic milliseconds (a wireguard Clock fits). Default: the shared coarse clock, which
+   * allocates nothing per packet (performance.now() does: 16 bytes a call). */
   clock?: { now(): number };
 }
 
@@ -70,7 +72,7 @@ export class AclFilter {
   constructor(opts: AclFilterOptions = {}) {
     this.flows = new FlowTable(opts.limits);
     this.policy = opts.policy ?? null;
-    this.clock = opts.clock ?? performance;
+    this.clock = opts.clock ?? coarseClock;
     if (typeof this.clock.now !== 'function') throw new UserError('AclFilter: clock must have a now() method');
   }
 

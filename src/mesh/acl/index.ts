@@ -8,3 +8,4 @@ export { FlowTable, DEFAULT_CONNTRACK_LIMITS, type ConntrackLimits, type FlowInf
 export { PacketFlow, FlowKind, readFlow } from './flow.js';
 export { FragmentMemo, FRAGMENT_MEMO_TTL_MS } from './fragment-memo.js';
 export { parseHujson, HujsonSyntaxError, HujsonDocument, type JsonValue, type JsonObject } from './hujson.js';
+export { coarseClock, COARSE_CLOCK_TICK_MS } from './coarse-clock.js';
