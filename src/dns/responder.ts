@@ -127,7 +127,7 @@ export class DnsResponder {
       : DNS_CLASSIC_UDP_SIZE;
     // Header, question as sent, and room kept for our OPT record.
     const qLen = q.end - q.nameOffset;
-    buf.copy(out, QUESTION_NAME_OFFSET, q.nameOffset, q.end);
+    copyBytes(buf, q.nameOffset, out, QUESTION_NAME_OFFSET, q.end - q.nameOffset);
     let pos = QUESTION_NAME_OFFSET + qLen;
     const room = limit - (this.ednsPresent ? OPT_RR_LEN : 0);
 
@@ -201,7 +201,7 @@ export class DnsResponder {
       writeHeader(out, id, base | DnsRcode.ServFail, 0, 0, 0, 0);
       return DNS_HEADER_LEN;
     }
-    buf.copy(out, QUESTION_NAME_OFFSET, q.nameOffset, q.end);
+    copyBytes(buf, q.nameOffset, out, QUESTION_NAME_OFFSET, q.end - q.nameOffset);
     writeHeader(out, id, base | DnsRcode.ServFail, 1, 0, 0, 0);
     return QUESTION_NAME_OFFSET + q.end - q.nameOffset;
   }
@@ -281,7 +281,7 @@ export class DnsResponder {
 
   private writeAddress(out: Buffer, pos: number, type: number, addr: Buffer, n: number): number {
     const at = this.writeRrHeader(out, pos, type, this.ttl, n);
-    addr.copy(out, at, 0, n);
+    copyBytes(addr, 0, out, at, n);
     return at + n;
   }
 
@@ -294,10 +294,10 @@ export class DnsResponder {
     out.writeUInt32BE(this.negativeTtl, pos + 6);
     out.writeUInt16BE(SOA_RDATA_LEN, pos + 10);
     let at = pos + 2 + RR_FIXED_LEN;
-    at += SOA_MNAME.copy(out, at);
+    at += copyBytes(SOA_MNAME, 0, out, at, SOA_MNAME.length);
     out.writeUInt16BE(POINTER | zoneAt, at);
     at += 2;
-    at += SOA_RNAME.copy(out, at);
+    at += copyBytes(SOA_RNAME, 0, out, at, SOA_RNAME.length);
     out.writeUInt16BE(POINTER | zoneAt, at);
     at += 2;
     out.writeUInt32BE(this.serial, at);
@@ -349,6 +349,13 @@ function skipName(buf: Buffer, at: number, end: number): number {
     at += 1 + b;
   }
   return -1;
+}
+
+/** Copies n bytes; Buffer.copy makes a Uint8Array view for a partial source (an allocation per
+ * call in Node 20), and these copies are short. Returns n. */
+function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, n: number): number {
+  for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i]!;
+  return n;
 }
 
 function writeHeader(out: Buffer, id: number, flags: number, qd: number, an: number, ns: number, ar: number): void {
