@@ -63,3 +63,23 @@ test('join string mistakes are refused with the part that is wrong', () => {
   // The same token given twice is fine.
   assert.equal(parseJoinString('meshtun://h:7443/' + key + '?token=' + token, { token: token.toUpperCase() }).token, token);
 });
+
+test('parseJoinString throws only UserErrors, whatever the input', () => {
+  const good = formatJoinString({ host: '2001:db8::7', port: 7443, publicKey: randomBytes(32), token: generateJoinToken().text });
+  const pool = 'meshtun:/?[]@#%&=+_-.0123456789abcxyzMTJ';
+  for (let i = 0; i < 3000; i++) {
+    const chars = [...good];
+    for (let k = 0; k < 1 + (i % 5); k++) {
+      const p = Math.floor(Math.random() * chars.length);
+      const c = pool[Math.floor(Math.random() * pool.length)]!;
+      if (i % 3 === 0) chars.splice(p, 1);
+      else if (i % 3 === 1) chars.splice(p, 0, c);
+      else chars[p] = c;
+    }
+    try {
+      parseJoinString(chars.join(''));
+    } catch (e) {
+      assert.ok(e instanceof UserError, `${chars.join('')}: ${(e as Error).stack}`);
+    }
+  }
+});

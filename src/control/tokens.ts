@@ -27,7 +27,7 @@ export const TOKEN_ID_BYTES = 5;
 export const TOKEN_SECRET_BYTES = 20;
 export const TOKEN_HASH_BYTES = 32;
 const CHECK_BITS = 30;
-/** Total length: prefix, three separators... */
+/** Characters in a token: the prefix, three "_", id, secret and checksum (53). */
 export const TOKEN_LENGTH = TOKEN_PREFIX.length + 3 + TOKEN_ID_CHARS + TOKEN_SECRET_CHARS + TOKEN_CHECK_CHARS;
 const SECRET_HASH_LABEL = 'meshtun join token secret v1\0';
 const CHECK_HASH_LABEL = 'meshtun join token check v1\0';
