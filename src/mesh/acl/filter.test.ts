@@ -221,6 +221,9 @@ test('acl filter: replacing the policy keeps own flows and still-allowed ones, c
   assert.equal(web.counters.flowsRemovedByPolicy, 1);
   assert.ok(web.inbound(...args(tcp('100.64.0.1', '100.64.0.2', 40000, 22, ACK))), 'SSH still allowed');
   assert.ok(!web.inbound(...args(tcp('100.64.0.3', '100.64.0.2', 40001, 80, ACK))), 'HTTP cut');
+  // The web server still sending on the cut connection does not reopen it.
+  web.outbound(...args(tcp('100.64.0.2', '100.64.0.3', 80, 40001, ACK | PSH, Buffer.from('more'))));
+  assert.ok(!web.inbound(...args(tcp('100.64.0.3', '100.64.0.2', 40001, 80, ACK))), 'HTTP stays cut');
   assert.ok(web.inbound(...args(tcp('100.64.0.3', '100.64.0.2', 443, 40002, SYN | ACK))), 'own flow kept');
   // Back to no policy: everything passes.
   assert.equal(web.setPolicy(null), 0);

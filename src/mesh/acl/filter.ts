@@ -14,10 +14,16 @@
 //      address, protocol, destination port), else drop.
 // With no policy set everything passes (and is tracked); once a policy is set, the default is deny.
 //
+// `outbound` starts a flow with a TCP SYN, a UDP datagram, an echo request or a packet of another
+// protocol; other TCP segments and echo replies only refresh flows already tracked (so a TCP
+// connection this node started is forgotten if its entry is evicted or the filter restarts).
+//
 // setPolicy replaces the rules live. Flows this node started stay (they never depended on the
 // policy). Flows the remote side started stay when the new policy still allows them and are
 // forgotten otherwise, so their next packets are judged as new and dropped: removing a rule cuts
-// the connections it allowed.
+// the TCP connections and pings it allowed, even if this side keeps sending on them. (UDP has no
+// handshake: if this side keeps sending on a cut UDP flow, that starts a flow of its own and the
+// peer's replies pass again.)
 
 import { Status } from '../../wire/index.js';
 import { UserError } from '../../util/index.js';
@@ -103,11 +109,13 @@ export class AclFilter {
       if (slot >= 0) {
         this.flows.update(slot, f, now);
         c.outTracked++;
-      } else if (k !== FlowKind.EchoReply) {
+      } else if (k === FlowKind.EchoReply || (k === FlowKind.Tcp && (f.tcpFlags & (TCP_SYN | TCP_ACK)) !== TCP_SYN)) {
+        // Replies start nothing. Only a SYN starts a TCP flow: were mid-connection segments to
+        // start one, a connection cut by a policy change would reopen as soon as this side spoke.
+        c.outUntracked++;
+      } else {
         this.flows.insert(f, now, false);
         c.outNewFlows++;
-      } else {
-        c.outUntracked++; // a reply to a request we did not let in: nothing to track
       }
       return true;
     }
