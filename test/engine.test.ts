@@ -269,3 +269,30 @@ test('engine: under a flood of initiations the responder sends cookie replies an
     attacker.close();
   }
 });
+
+test('engine: a run of full-size packets goes out as one UDP GSO send when the bind offers it', async () => {
+  const net = new MemoryNetwork();
+  const { a, b, close } = await pair(undefined, net);
+  const calls: { count: number; segment: number }[] = [];
+  const bind = a.engine.bind as MemoryBind & { sendSegments?: unknown };
+  bind.sendSegments = (bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, segment: number, ep: Parameters<MemoryBind['sendBatch']>[4]) => {
+    calls.push({ count, segment });
+    for (let i = 0; i < count - 1; i++) assert.equal(sizes[i], segment);
+    assert.ok(sizes[count - 1]! <= segment);
+    return bind.sendBatch(bufs, offsets, sizes, count, ep);
+  };
+  try {
+    a.tun.inject(icmpEcho('100.64.0.1', '100.64.0.2', 0));
+    await tick(10);
+    b.tun.takeWritten();
+    const sent = [];
+    for (let i = 1; i <= 20; i++) sent.push(icmpEcho('100.64.0.1', '100.64.0.2', i, 1372));
+    sent.push(icmpEcho('100.64.0.1', '100.64.0.2', 21, 100)); // a shorter last one
+    for (const p of sent) a.tun.inject(p);
+    await tick(10);
+    assert.deepEqual(b.tun.takeWritten(), sent, 'all arrive, in order');
+    assert.ok(calls.some((c) => c.count === 21), `one segmented send of 21 (${JSON.stringify(calls)})`);
+  } finally {
+    close();
+  }
+});

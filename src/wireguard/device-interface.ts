@@ -54,6 +54,10 @@ export interface Bind {
   /** Sends `count` datagrams to `endpoint`: datagram i is bufs[i][offsets[i], offsets[i]+sizes[i]).
    * Never blocks; returns how many were sent. */
   sendBatch(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, endpoint: Endpoint): number;
+  /** Optional (UDP GSO): sends the same datagrams as sendBatch in as few system calls as the
+   * kernel allows; every datagram but the last is exactly `segmentSize` bytes, the last may be
+   * shorter. Falls back to sendBatch by itself when the path cannot offload. */
+  sendSegments?(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, segmentSize: number, endpoint: Endpoint): number;
   /** Parses "host:port" / "[v6]:port" with a literal address into a pooled Endpoint, or null. */
   parseEndpoint(text: string): Endpoint | null;
   /** Sets SO_MARK (fwmark) on the socket where supported; 0 clears it. */

@@ -356,7 +356,9 @@ export class Engine implements UapiDevice {
 
   /** Sends sendBufs[0..count) to the peer's endpoint and runs the send-side timer events. */
   private transmit(peer: Peer, count: number, bytes: number, isData: boolean): void {
-    const sent = this.bind.sendBatch(this.sendBufs, this.sendOffsets, this.sendSizes, count, peer.endpoint!);
+    const sent = this.bind.sendSegments !== undefined && count > 1 && this.segmentable(count)
+      ? this.bind.sendSegments(this.sendBufs, this.sendOffsets, this.sendSizes, count, this.sendSizes[0]!, peer.endpoint!)
+      : this.bind.sendBatch(this.sendBufs, this.sendOffsets, this.sendSizes, count, peer.endpoint!);
     if (sent < count) this.counters.dropSendFailed += count - sent;
     this.counters.txPackets += sent;
     this.counters.txBytes += bytes;
@@ -368,6 +370,14 @@ export class Engine implements UapiDevice {
       peer.timers.set(TimerKind.NewHandshake, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
     }
     for (let i = 0; i < count; i++) this.sendBufs[i] = undefined as unknown as Buffer;
+  }
+
+  /** True when sendSizes[0..count) can go out as UDP GSO segments: all the size of the first,
+   * the last possibly shorter (bulk TCP through the tunnel: full-size packets). */
+  private segmentable(count: number): boolean {
+    const seg = this.sendSizes[0]!;
+    for (let i = 1; i < count - 1; i++) if (this.sendSizes[i] !== seg) return false;
+    return this.sendSizes[count - 1]! <= seg;
   }
 
   /** The current keypair if it may still send (not too old, counter not exhausted). */
