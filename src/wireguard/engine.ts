@@ -44,6 +44,7 @@ import {
 } from './constants.js';
 import type { UapiDevice, UapiDeviceState, UapiSetOp } from './uapi.js';
 import { UapiError, UAPI_ERRNO } from './uapi.js';
+import { engineUapiState, applyUapiOps } from './engine-uapi.js';
 
 /** Packets per device read or socket receive. */
 export const BATCH_SIZE = 64;
@@ -77,8 +78,8 @@ export class Engine implements UapiDevice {
   private cookieChecker: CookieChecker | null = null;
   private readonly peers = new Map<string, Peer>();
   private readonly indices = new IndexTable<IndexOwner>();
-  private listenPort = 0;
-  private fwmark = 0;
+  private configuredPort = 0;
+  private mark = 0;
   private running = false;
   private closed = false;
 
@@ -166,16 +167,16 @@ export class Engine implements UapiDevice {
 
   /** (Re)binds the socket on `port` (0: any). Returns the bound port. */
   async setListenPort(port: number): Promise<number> {
-    this.listenPort = port;
+    this.configuredPort = port;
     if (!this.running) return port;
     this.bind.close();
     const actual = await this.bind.open(port);
-    if (this.fwmark) this.bind.setMark(this.fwmark);
+    if (this.mark) this.bind.setMark(this.mark);
     return actual;
   }
 
   setFwmark(mark: number): void {
-    this.fwmark = mark;
+    this.mark = mark;
     if (this.running) this.bind.setMark(mark);
   }
 
@@ -244,8 +245,8 @@ export class Engine implements UapiDevice {
   async up(): Promise<void> {
     if (this.running) return;
     if (this.closed) throw new UserError('this interface was closed; create a new one');
-    await this.bind.open(this.listenPort);
-    if (this.fwmark) this.bind.setMark(this.fwmark);
+    await this.bind.open(this.configuredPort);
+    if (this.mark) this.bind.setMark(this.mark);
     this.running = true;
     this.device.start(this.onDeviceReadable);
     this.bind.start(this.onBindReadable);
@@ -851,72 +852,27 @@ export class Engine implements UapiDevice {
     }
   }
 
-  // ---- UAPI ----
+  // ---- UAPI (wg(8)): see engine-uapi.ts ----
 
-  getConfig(): UapiDeviceState {
-    return {
-      privateKey: this.identity ? Buffer.from(this.identity.privateKey) : null,
-      listenPort: this.running ? this.bind.port : this.listenPort,
-      fwmark: this.fwmark,
-      peers: this.listPeers().map((p) => ({
-        publicKey: p.publicKey,
-        presharedKey: p.presharedKey,
-        endpoint: p.endpoint ? p.endpoint.toString() : null,
-        persistentKeepalive: p.persistentKeepalive,
-        lastHandshakeWallMs: p.lastHandshakeWall,
-        rxBytes: p.rxBytes,
-        txBytes: p.txBytes,
-        allowedIps: this.allowedIps.entriesForPeer(p).map((e) => `${e.address}/${e.prefixLen}`),
-        protocolVersion: 1 as const,
-      })),
-    };
+  /** The private key (a copy), or null. */
+  get privateKey(): Buffer | null {
+    return this.identity ? Buffer.from(this.identity.privateKey) : null;
   }
 
-  async applyConfig(ops: UapiSetOp[]): Promise<void> {
-    let peer: Peer | null = null;
-    let createdNow = false;
-    let skipPeer = false;
-    for (const op of ops) {
-      switch (op.type) {
-        case 'private_key': this.setPrivateKey(op.key); break;
-        case 'listen_port':
-          try {
-            await this.setListenPort(op.port);
-          } catch (err) {
-            throw new UapiError(UAPI_ERRNO.EADDRINUSE, `cannot listen on port ${op.port}: ${(err as Error).message}`);
-          }
-          break;
-        case 'fwmark': this.setFwmark(op.mark); break;
-        case 'replace_peers':
-          for (const p of this.listPeers()) this.removePeer(p.publicKey);
-          break;
-        case 'public_key':
-          createdNow = !this.getPeer(op.key);
-          skipPeer = false;
-          peer = this.addPeer(op.key);
-          break;
-        default: {
-          if (skipPeer) break;
-          if (!peer) throw new UapiError(UAPI_ERRNO.EINVAL, `"${op.type}" must follow a public_key line`);
-          switch (op.type) {
-            case 'update_only':
-              if (createdNow) { this.removePeer(peer.publicKey); skipPeer = true; peer = null; }
-              break;
-            case 'remove': this.removePeer(peer.publicKey); skipPeer = true; peer = null; break;
-            case 'preshared_key': this.setPresharedKey(peer, op.key); break;
-            case 'endpoint': {
-              const ep = this.bind.parseEndpoint(op.endpoint);
-              if (!ep) throw new UapiError(UAPI_ERRNO.EINVAL, `invalid endpoint "${op.endpoint}"`);
-              this.setEndpoint(peer, ep);
-              break;
-            }
-            case 'persistent_keepalive_interval': this.setPersistentKeepalive(peer, op.seconds); break;
-            case 'replace_allowed_ips': this.allowedIps.removeByPeer(peer); break;
-            case 'allowed_ip': this.allowedIps.insert(op.family, op.address, op.cidr, peer); break;
-            case 'protocol_version': break;
-          }
-        }
-      }
-    }
+  /** The bound port while running, else the configured one. */
+  get listenPort(): number {
+    return this.running ? this.bind.port : this.configuredPort;
+  }
+
+  get fwmark(): number {
+    return this.mark;
+  }
+
+  getConfig(): UapiDeviceState {
+    return engineUapiState(this);
+  }
+
+  applyConfig(ops: UapiSetOp[]): Promise<void> {
+    return applyUapiOps(this, ops);
   }
 }
