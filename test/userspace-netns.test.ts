@@ -150,6 +150,9 @@ Endpoint = 198.18.0.2:${WG_PORT}
       process.execPath, 'bin/meshtun.js', 'status', iface, '--json']));
     assert.equal(st.interface, iface);
     assert.ok(st.counters.rxDataPackets >= 6, `status counters: ${JSON.stringify(st.counters)}`);
+    const metrics = topo.exec(nsU, 'curl', ['-s', '--unix-socket', join(home, 'run', 'meshtun', `${iface}.api`), 'http://localhost/metrics']);
+    assert.match(metrics, /meshtun_stack_events_total\{interface="[^"]+",event="\w+"\} \d+/);
+    assert.match(metrics, /meshtun_forward_events_total\{interface="[^"]+",forward="[^"]+",event="\w+"\} \d+/);
 
     /** curl in ns u: stdout (ending in the status code and speed) + stderr, and the time taken. */
     const curlU = (args: string[], timeoutS = 300) => {

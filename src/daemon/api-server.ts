@@ -62,6 +62,24 @@ export function prometheusMetrics(st: InterfaceStatus): string {
   for (const p of st.peers) lines.push(`meshtun_peer_tx_bytes_total{${iface},peer="${p.publicKey}"} ${p.txBytes}`);
   lines.push('# HELP meshtun_peer_last_handshake_seconds Wall-clock time of the latest handshake.', '# TYPE meshtun_peer_last_handshake_seconds gauge');
   for (const p of st.peers) lines.push(`meshtun_peer_last_handshake_seconds{${iface},peer="${p.publicKey}"} ${Math.floor(p.latestHandshake / 1000)}`);
+  // Userspace mode adds the stack's, TCP's, proxies' and forwards' counters (see UserspaceStatus).
+  const extra = st as InterfaceStatus & {
+    stack?: Record<string, number>; tcp?: Record<string, number>;
+    proxies?: { kind: string; address: string; counters: Record<string, number> }[];
+    forwards?: { spec: string; counters: Record<string, number> }[];
+  };
+  const family = (name: string, help: string, rows: [string, Record<string, number>][]) => {
+    if (rows.length === 0) return;
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
+    for (const [labels, counters] of rows) {
+      for (const [k, v] of Object.entries(counters)) if (typeof v === 'number') lines.push(`${name}{${iface}${labels},event="${k}"} ${v}`);
+    }
+  };
+  const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+  family('meshtun_stack_events_total', 'Userspace IP stack events and drops by reason.', extra.stack ? [['', extra.stack]] : []);
+  family('meshtun_tcp_events_total', 'Userspace TCP events and drops by reason.', extra.tcp ? [['', extra.tcp]] : []);
+  family('meshtun_proxy_events_total', 'SOCKS5 and HTTP proxy events.', (extra.proxies ?? []).map((p) => [`,proxy="${p.kind}",address="${esc(p.address)}"`, p.counters]));
+  family('meshtun_forward_events_total', 'Port forward events.', (extra.forwards ?? []).map((f) => [`,forward="${esc(f.spec)}"`, f.counters]));
   return lines.join('\n') + '\n';
 }
 
