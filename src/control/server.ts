@@ -1,0 +1,333 @@
+// The coordinator's control server: HTTP/2 over TLS, Noise-authenticated, JSON frames.
+// (The full protocol is in docs/control-protocol.md.)
+//
+//   POST /v1/handshake   body: WireGuard initiation (148 bytes, mac1 for the coordinator's key)
+//                        200 body: response (92 bytes), header meshtun-session: <8 hex digits>
+//   POST /v1/register    frame {token, name?, hostname?, endpoints?, advertisedRoutes?}
+//                        200 {node, map, rejoined} | 4xx/5xx {error, reason, retryAfterMs}
+//   GET  /v1/map         header meshtun-frame: base64 frame {version}; 200 then a stream of frames
+//                        {type:'map', map} on every change, {type:'keepalive'} every keepaliveMs,
+//                        {type:'removed'} when the node is removed (the stream then ends)
+//   POST /v1/report      frame {endpoints?, advertisedRoutes?}; 200 {ok, version}
+//
+// Every request after the handshake names its session (meshtun-session) and the session must be
+// on the same TLS connection. Frames are sealed with the session's keys (see mesh/control-types).
+// Without a usable session: 401 with plain JSON {error, reason: 'no-session'}. A frame that does
+// not open: 400 plain. A session whose key is no live node, on /v1/map or /v1/report: 401 framed,
+// counted as a failed authentication by the coordinator's AuthLimiter; a source locked out by
+// it gets 429 with a Retry-After header (seconds) and the JSON reason, also for handshakes and
+// registrations. Register refusals map to statuses by reason (see REFUSAL_STATUS).
+import { createSecureServer, constants as h2c, type Http2SecureServer, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { UserError, Logger } from '../util/index.js';
+import type { LocalIdentity } from '../wireguard/index.js';
+import {
+  CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
+  CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
+} from '../mesh/control-types.js';
+import type { Coordinator } from './coordinator.js';
+import type { JoinRefusalReason } from './join.js';
+import type { NodeRecord } from './store.js';
+import { ControlResponder } from './channel.js';
+import { loadOrCreateTlsCert } from './channel-tls.js';
+
+export const DEFAULT_CONTROL_KEEPALIVE_MS = 15_000;
+/** The largest request body read (a register or report frame). */
+export const MAX_REQUEST_BODY = 64 * 1024;
+/** Noise sessions kept per TLS connection (a new handshake on a full connection evicts the oldest). */
+export const MAX_SESSIONS_PER_CONNECTION = 4;
+
+export const REFUSAL_STATUS: Readonly<Record<JoinRefusalReason, number>> = {
+  'rate-limited': 429, 'malformed-token': 400, 'token-typo': 400, 'unknown-token': 403, 'token-expired': 403, 'token-revoked': 403,
+  'token-used': 403, 'invalid-request': 400, 'name-taken': 409, 'key-in-use': 409, 'pool-full': 503,
+};
+
+export interface ControlServerOptions {
+  coordinator: Coordinator;
+  /** The coordinator's static key (its public half is in join strings). */
+  identity: LocalIdentity;
+  host?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  /** Where the TLS key and self-signed certificate live (made on first use). */
+  tlsDir: string;
+  keepaliveMs?: number;
+  /** The address the AuthLimiter charges for a request; default the TCP peer's address. Only
+   * tests and trusted front ends should override it. */
+  sourceAddress?: (remoteAddress: string, headers: IncomingHttpHeaders) => string;
+}
+
+interface Session {
+  id: string;
+  cipher: ControlCipher;
+  peerKey: Buffer;
+  conn: ServerHttp2Session;
+}
+
+interface MapSubscriber {
+  session: Session;
+  stream: ServerHttp2Stream;
+  nodeId: string;
+  networkId: string;
+  version: number;
+}
+
+const log = new Logger('control');
+
+export class ControlServer {
+  private readonly sessions = new Map<string, Session>();
+  private readonly subscribers = new Set<MapSubscriber>();
+  private readonly connections = new Set<ServerHttp2Session>();
+  private readonly responder: ControlResponder;
+  private readonly coordinator: Coordinator;
+  private readonly keepaliveTimer: NodeJS.Timeout;
+  private readonly unsubscribe: () => void;
+  private closed = false;
+  /** Frames that did not open (bad tag, replay). */
+  rejectedFrames = 0;
+
+  private constructor(private readonly opts: ControlServerOptions, private readonly server: Http2SecureServer, readonly port: number) {
+    this.coordinator = opts.coordinator;
+    this.responder = new ControlResponder(opts.identity, this.coordinator.clock);
+    this.unsubscribe = this.coordinator.onChange((networkId) => this.pushMaps(networkId));
+    this.keepaliveTimer = setInterval(() => this.keepalive(), opts.keepaliveMs ?? DEFAULT_CONTROL_KEEPALIVE_MS);
+    this.keepaliveTimer.unref();
+    server.on('session', (conn) => {
+      this.connections.add(conn);
+      conn.on('close', () => this.dropConnection(conn));
+      conn.on('error', () => this.dropConnection(conn));
+    });
+    server.on('stream', (stream, headers) => {
+      this.handle(stream, headers).catch((e) => {
+        log.warn(`control request failed: ${(e as Error).message}`);
+        this.plain(stream, h2c.HTTP_STATUS_INTERNAL_SERVER_ERROR, { error: 'internal error', reason: 'internal', retryAfterMs: 0 });
+      });
+    });
+  }
+
+  /** Starts a control server; resolves once it listens. */
+  static async listen(opts: ControlServerOptions): Promise<ControlServer> {
+    const { key, cert } = loadOrCreateTlsCert(opts.tlsDir);
+    const server = createSecureServer({ key, cert, allowHTTP1: false });
+    server.on('sessionError', () => { /* a broken TLS connection: nothing to do */ });
+    const port = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+    return new ControlServer(opts, server, port);
+  }
+
+  /** Stops listening and drops every connection (nodes reconnect to the next server). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.keepaliveTimer);
+    this.unsubscribe();
+    for (const s of this.subscribers) s.stream.close();
+    this.subscribers.clear();
+    for (const c of this.connections) c.destroy();
+    this.connections.clear();
+    this.sessions.clear();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Live Noise sessions (for status pages and tests). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  private dropConnection(conn: ServerHttp2Session): void {
+    this.connections.delete(conn);
+    for (const [id, s] of this.sessions) {
+      if (s.conn === conn) {
+        s.cipher.wipe();
+        this.sessions.delete(id);
+      }
+    }
+    for (const sub of this.subscribers) if (sub.session.conn === conn) this.subscribers.delete(sub);
+  }
+
+  private sourceOf(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): string {
+    const remote = stream.session?.socket?.remoteAddress ?? '';
+    return this.opts.sourceAddress ? this.opts.sourceAddress(remote, headers) : remote;
+  }
+
+  private async handle(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    const method = headers[':method'];
+    const path = String(headers[':path'] ?? '');
+    const source = this.sourceOf(stream, headers);
+    const route = `${method} ${path}`;
+    if (route === `POST ${CONTROL_PATH_HANDSHAKE}`) return this.handshake(stream, source);
+    const known = [`POST ${CONTROL_PATH_REGISTER}`, `GET ${CONTROL_PATH_MAP}`, `POST ${CONTROL_PATH_REPORT}`];
+    if (!known.includes(route)) {
+      return this.plain(stream, h2c.HTTP_STATUS_NOT_FOUND, { error: `no such endpoint: ${route}`, reason: 'not-found', retryAfterMs: 0 });
+    }
+    const session = this.sessions.get(String(headers[CONTROL_SESSION_HEADER] ?? ''));
+    if (!session || session.conn !== stream.session) {
+      stream.resume();
+      return this.plain(stream, h2c.HTTP_STATUS_UNAUTHORIZED, { error: 'no such session on this connection: handshake first', reason: 'no-session', retryAfterMs: 0 });
+    }
+    let body: Buffer | null;
+    if (method === 'GET') {
+      const h = headers[CONTROL_FRAME_HEADER];
+      body = typeof h === 'string' ? Buffer.from(h, 'base64') : null;
+    } else {
+      body = await readBody(stream, MAX_REQUEST_BODY);
+    }
+    const records = body ? new FrameReader().push(body) : [];
+    const msg = records.length === 1 ? session.cipher.open(path, records[0]!) : undefined;
+    if (msg === undefined || typeof msg !== 'object' || msg === null) {
+      this.rejectedFrames++;
+      return this.plain(stream, h2c.HTTP_STATUS_BAD_REQUEST, { error: 'the request frame did not verify', reason: 'bad-frame', retryAfterMs: 0 });
+    }
+    if (path === CONTROL_PATH_REGISTER) return this.register(stream, session, source, msg as Record<string, unknown>);
+    const node = this.coordinator.authenticate(session.peerKey);
+    if (!node) return this.unknownKey(stream, session, path, source);
+    if (path === CONTROL_PATH_REPORT) return this.report(stream, session, msg as Record<string, unknown>);
+    return this.subscribe(stream, session, node);
+  }
+
+  private async handshake(stream: ServerHttp2Stream, source: string): Promise<void> {
+    const limiter = this.coordinator.limiter;
+    const gate = limiter.check(source);
+    const body = await readBody(stream, MAX_REQUEST_BODY);
+    if (!gate.allowed) return this.plain(stream, 429, rateLimited(gate.retryAfterMs), gate.retryAfterMs);
+    const r = body ? this.responder.respond(body) : 'size';
+    if (typeof r === 'string') {
+      // Not a handshake for our key, or one that does not verify: light, like a typo.
+      const wait = r === 'initiation' ? limiter.recordFailure(source, 'typo') : 0;
+      return this.plain(stream, h2c.HTTP_STATUS_FORBIDDEN, { error: `handshake refused (${r})`, reason: `handshake-${r}`, retryAfterMs: wait });
+    }
+    const conn = stream.session as ServerHttp2Session;
+    const mine = [...this.sessions.values()].filter((s) => s.conn === conn);
+    if (mine.length >= MAX_SESSIONS_PER_CONNECTION) this.sessions.delete(mine[0]!.id);
+    this.sessions.set(r.sessionId, { id: r.sessionId, cipher: r.cipher, peerKey: r.peerKey, conn });
+    stream.respond({ ':status': 200, 'content-type': CONTROL_HANDSHAKE_CONTENT_TYPE, [CONTROL_SESSION_HEADER]: r.sessionId });
+    stream.end(r.response);
+  }
+
+  private register(stream: ServerHttp2Stream, session: Session, source: string, msg: Record<string, unknown>): void {
+    const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.map(String) : undefined);
+    const r = this.coordinator.join({
+      publicKey: session.peerKey,
+      token: typeof msg.token === 'string' ? msg.token : '',
+      name: typeof msg.name === 'string' ? msg.name : null,
+      hostname: typeof msg.hostname === 'string' ? msg.hostname : null,
+      endpoints: strings(msg.endpoints),
+      advertisedRoutes: strings(msg.advertisedRoutes),
+      sourceAddress: source,
+    });
+    if (!r.ok) {
+      const reply: ControlErrorReply = { error: r.message, reason: r.reason, retryAfterMs: r.retryAfterMs };
+      return this.framed(stream, session, CONTROL_PATH_REGISTER, REFUSAL_STATUS[r.reason] ?? 400, reply, r.retryAfterMs);
+    }
+    const n = r.node;
+    this.framed(stream, session, CONTROL_PATH_REGISTER, 200, {
+      node: { id: n.id, name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, networkId: n.networkId }, map: r.map, rejoined: r.rejoined,
+    });
+  }
+
+  private unknownKey(stream: ServerHttp2Stream, session: Session, path: string, source: string): void {
+    const limiter = this.coordinator.limiter;
+    const gate = limiter.check(source);
+    if (!gate.allowed) return this.framed(stream, session, path, 429, rateLimited(gate.retryAfterMs), gate.retryAfterMs);
+    const wait = limiter.recordFailure(source, 'guess');
+    this.framed(stream, session, path, h2c.HTTP_STATUS_UNAUTHORIZED, {
+      error: 'this node key is not a member of the network (never joined, or removed): register with a join token',
+      reason: 'unknown-node', retryAfterMs: wait,
+    }, wait);
+  }
+
+  private report(stream: ServerHttp2Stream, session: Session, msg: Record<string, unknown>): void {
+    const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.map(String) : undefined);
+    try {
+      const n = this.coordinator.reportNodeState(session.peerKey, { endpoints: strings(msg.endpoints), advertisedRoutes: strings(msg.advertisedRoutes) });
+      this.framed(stream, session, CONTROL_PATH_REPORT, 200, { ok: true, version: this.coordinator.version(n.networkId) });
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      this.framed(stream, session, CONTROL_PATH_REPORT, 400, { error: e.message + (e.hint ? ` (${e.hint})` : ''), reason: 'invalid-request', retryAfterMs: 0 });
+    }
+  }
+
+  private subscribe(stream: ServerHttp2Stream, session: Session, node: NodeRecord): void {
+    const sub: MapSubscriber = { session, stream, nodeId: node.id, networkId: node.networkId, version: -1 };
+    stream.respond({ ':status': 200, 'content-type': CONTROL_CONTENT_TYPE });
+    this.subscribers.add(sub);
+    stream.on('close', () => this.subscribers.delete(sub));
+    stream.on('error', () => this.subscribers.delete(sub));
+    this.coordinator.touch(session.peerKey);
+    this.sendMap(sub);
+  }
+
+  private sendMap(sub: MapSubscriber): void {
+    let msg: MapStreamMessage;
+    try {
+      const map = this.coordinator.networkMap(sub.nodeId);
+      if (map.version <= sub.version) return;
+      sub.version = map.version;
+      msg = { type: 'map', map };
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      this.send(sub, { type: 'removed', message: 'this node was removed from the network' });
+      this.subscribers.delete(sub);
+      sub.stream.end();
+      return;
+    }
+    this.send(sub, msg);
+  }
+
+  private send(sub: MapSubscriber, msg: MapStreamMessage): void {
+    if (sub.stream.destroyed || sub.stream.closed) return;
+    sub.stream.write(sub.session.cipher.seal(CONTROL_PATH_MAP, msg));
+  }
+
+  private pushMaps(networkId: string): void {
+    for (const sub of [...this.subscribers]) if (sub.networkId === networkId) this.sendMap(sub);
+  }
+
+  private keepalive(): void {
+    for (const sub of this.subscribers) this.send(sub, { type: 'keepalive', version: sub.version });
+  }
+
+  /** An encrypted one-frame answer. */
+  private framed(stream: ServerHttp2Stream, session: Session, path: string, status: number, msg: unknown, retryAfterMs = 0): void {
+    if (stream.destroyed || stream.closed) return;
+    const headers: Record<string, string | number> = { ':status': status, 'content-type': CONTROL_CONTENT_TYPE };
+    if (retryAfterMs > 0) headers['retry-after'] = Math.ceil(retryAfterMs / 1000);
+    stream.respond(headers);
+    stream.end(session.cipher.seal(path, msg));
+  }
+
+  /** A plain JSON answer (no session to seal it with). */
+  private plain(stream: ServerHttp2Stream, status: number, msg: ControlErrorReply, retryAfterMs = 0): void {
+    if (stream.destroyed || stream.closed || stream.headersSent) return;
+    const headers: Record<string, string | number> = { ':status': status, 'content-type': 'application/json' };
+    if (retryAfterMs > 0) headers['retry-after'] = Math.ceil(retryAfterMs / 1000);
+    stream.respond(headers);
+    stream.end(JSON.stringify(msg));
+  }
+}
+
+function rateLimited(retryAfterMs: number): ControlErrorReply {
+  return { error: `too many failed authentication attempts; try again in ${Math.ceil(retryAfterMs / 1000)} s`, reason: 'rate-limited', retryAfterMs };
+}
+
+/** The request body, or null when it is larger than `max` (the rest is discarded). */
+function readBody(stream: ServerHttp2Stream, max: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    stream.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) tooBig = true;
+      else chunks.push(c);
+    });
+    stream.on('end', () => resolve(tooBig ? null : Buffer.concat(chunks)));
+    stream.on('error', () => resolve(null));
+    stream.on('close', () => resolve(tooBig ? null : Buffer.concat(chunks)));
+  });
+}
