@@ -8,7 +8,7 @@ import {
   Handshake, CookieChecker, CookieGenerator, INITIATION, RESPONSE, consumeInitiation, createResponse, deriveKeys,
   cryptoRandomUint32, type LocalIdentity, type Clock,
 } from '../wireguard/index.js';
-import { ControlCipher } from '../mesh/control-types.js';
+import { ControlCipher } from '../mesh/index.js';
 
 /** How many remote keys' handshake state is remembered (oldest forgotten first). */
 export const MAX_REMEMBERED_HANDSHAKES = 10_000;

@@ -36,3 +36,8 @@ export {
 } from './node-fields.js';
 export { buildNetworkMap, mapNode, effectiveRoutes, type NetworkMap, type MapNode } from './network-map.js';
 export { encodeBase32, decodeBase32, randomId } from './base32.js';
+export {
+  ControlServer, REFUSAL_STATUS, DEFAULT_CONTROL_KEEPALIVE_MS, MAX_REQUEST_BODY, MAX_SESSIONS_PER_CONNECTION, type ControlServerOptions,
+} from './server.js';
+export { ControlResponder, MAX_REMEMBERED_HANDSHAKES, type ControlHandshakeResult, type HandshakeFailure } from './channel.js';
+export { loadOrCreateTlsCert, TLS_KEY_FILE, TLS_CERT_FILE } from './channel-tls.js';

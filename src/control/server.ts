@@ -24,7 +24,7 @@ import type { LocalIdentity } from '../wireguard/index.js';
 import {
   CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
-} from '../mesh/control-types.js';
+} from '../mesh/index.js';
 import type { Coordinator } from './coordinator.js';
 import type { JoinRefusalReason } from './join.js';
 import type { NodeRecord } from './store.js';

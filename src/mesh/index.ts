@@ -1,2 +1,7 @@
 // The overlay: ACL policy and stateful filter (more to come: routing, multi-hop, discovery).
 export * from './acl/index.js';
+export * from './control-types.js';
+export {
+  ControlClient, ControlError, ControlHandshakeError, CONTROL_BACKOFF_INITIAL_MS, CONTROL_BACKOFF_MAX_MS, CONTROL_REQUEST_TIMEOUT_MS,
+  CONTROL_STREAM_IDLE_MS, type ControlClientOptions, type RegisterResult, type ReportResult,
+} from './control-client.js';
