@@ -31,14 +31,14 @@ interface Setup {
   client(extra?: Partial<ControlClientOptions> & { source?: string }): Promise<ControlClient>;
 }
 
-async function setup(t: Ctx): Promise<Setup> {
+async function setup(t: Ctx, keepaliveMs = 200): Promise<Setup> {
   const dir = mkdtempSync(join(tmpdir(), 'meshtun-ctl-'));
   const coord = Coordinator.open(dir);
   const identity = new LocalIdentity(generatePrivateKey());
   coord.createNetwork({ name: 'home', self: { publicKey: identity.publicKey } });
   const token = coord.createToken(undefined, { reusable: true }).token;
   const server = await ControlServer.listen({
-    coordinator: coord, identity, tlsDir: dir, keepaliveMs: 200,
+    coordinator: coord, identity, tlsDir: dir, keepaliveMs,
     sourceAddress: (remote, h) => (typeof h[SOURCE_HEADER] === 'string' ? h[SOURCE_HEADER] : remote),
   });
   const clients: ControlClient[] = [];
@@ -292,7 +292,18 @@ test('after a coordinator restart the client reconnects and resyncs its map', as
   await waitFor('delta pushed', () => peerNames(a.map).includes('delta'));
 });
 
-test('keepalive frames arrive; a silent stream is dropped and replaced', async (t) => {
+test('a map stream without keepalives is dropped and replaced', async (t) => {
+  const s = await setup(t, 60_000);
+  const a = await s.client({ streamIdleMs: 300 });
+  assert.equal((await a.register({ token: s.token, name: 'alpha' })).ok, true);
+  a.subscribeMap(() => {});
+  await waitFor('a second connection after the idle stream was closed', () => a.connects >= 2);
+  // The replacement stream still delivers pushes.
+  s.coord.join({ publicKey: publicKey(generatePrivateKey()), token: s.token, name: 'epsilon', sourceAddress: '198.18.0.14' });
+  await waitFor('epsilon pushed', () => peerNames(a.map).includes('epsilon'));
+});
+
+test('keepalive frames keep a map stream open', async (t) => {
   const s = await setup(t);
   const a = await s.client({ streamIdleMs: 2000 });
   assert.equal((await a.register({ token: s.token, name: 'alpha' })).ok, true);
