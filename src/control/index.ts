@@ -37,7 +37,8 @@ export {
 export { buildNetworkMap, mapNode, effectiveRoutes, type NetworkMap, type MapNode } from './network-map.js';
 export { encodeBase32, decodeBase32, randomId } from './base32.js';
 export {
-  ControlServer, REFUSAL_STATUS, DEFAULT_CONTROL_KEEPALIVE_MS, MAX_REQUEST_BODY, MAX_SESSIONS_PER_CONNECTION, type ControlServerOptions,
+  ControlServer, REFUSAL_STATUS, DEFAULT_CONTROL_KEEPALIVE_MS, MAX_REQUEST_BODY, MAX_SESSIONS_PER_CONNECTION, IDLE_CONNECTION_MS,
+  MAX_STREAM_BACKLOG, type ControlServerOptions,
 } from './server.js';
 export { ControlResponder, MAX_REMEMBERED_HANDSHAKES, type ControlHandshakeResult, type HandshakeFailure } from './channel.js';
 export { loadOrCreateTlsCert, TLS_KEY_FILE, TLS_CERT_FILE } from './channel-tls.js';

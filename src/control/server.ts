@@ -36,6 +36,10 @@ export const DEFAULT_CONTROL_KEEPALIVE_MS = 15_000;
 export const MAX_REQUEST_BODY = 64 * 1024;
 /** Noise sessions kept per TLS connection (a new handshake on a full connection evicts the oldest). */
 export const MAX_SESSIONS_PER_CONNECTION = 4;
+/** A connection with no traffic at all for this long is closed (map streams have keepalives). */
+export const IDLE_CONNECTION_MS = 120_000;
+/** A map stream whose unsent backlog exceeds this is closed: the node reconnects and resyncs. */
+export const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
 
 export const REFUSAL_STATUS: Readonly<Record<JoinRefusalReason, number>> = {
   'rate-limited': 429, 'malformed-token': 400, 'token-typo': 400, 'unknown-token': 403, 'token-expired': 403, 'token-revoked': 403,
@@ -94,6 +98,7 @@ export class ControlServer {
     this.keepaliveTimer.unref();
     server.on('session', (conn) => {
       this.connections.add(conn);
+      conn.setTimeout(IDLE_CONNECTION_MS, () => conn.close());
       conn.on('close', () => this.dropConnection(conn));
       conn.on('error', () => this.dropConnection(conn));
     });
@@ -281,6 +286,11 @@ export class ControlServer {
 
   private send(sub: MapSubscriber, msg: MapStreamMessage): void {
     if (sub.stream.destroyed || sub.stream.closed) return;
+    if (sub.stream.writableLength > MAX_STREAM_BACKLOG) {
+      this.subscribers.delete(sub);
+      sub.stream.close(h2c.NGHTTP2_CANCEL);
+      return;
+    }
     sub.stream.write(sub.session.cipher.seal(CONTROL_PATH_MAP, msg));
   }
 
