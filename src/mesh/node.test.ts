@@ -1,0 +1,131 @@
+// MeshNode: two engines over a MemoryNetwork, each following a fake map source: peers appear,
+// traffic flows, a changed endpoint is applied, a removed node's peer goes away, and a silent
+// source (coordinator down) leaves the data plane alone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../wireguard/index.js';
+import { MemoryTun } from '../tun/index.js';
+import { MemoryNetwork } from '../transport/index.js';
+import { generatePrivateKey, encodeBase64Key } from '../crypto/index.js';
+import { Ipv4Repr, emitIpv4, IpProtocol, parseIpv4Address } from '../wire/index.js';
+import { MeshNode, MESH_PERSISTENT_KEEPALIVE, type MapSource } from './node.js';
+import type { ControlMapNode, ControlNetworkMap } from './control-types.js';
+
+const tick = async (n = 10) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
+
+function udp4(src: string, dst: string): Buffer {
+  const r = new Ipv4Repr();
+  r.src = parseIpv4Address(src)!;
+  r.dst = parseIpv4Address(dst)!;
+  r.protocol = IpProtocol.Udp;
+  r.payloadLength = 8 + 4;
+  const pkt = Buffer.alloc(20 + 12);
+  emitIpv4(r, pkt, 0);
+  pkt.writeUInt16BE(1000, 20);
+  pkt.writeUInt16BE(2000, 22);
+  pkt.writeUInt16BE(12, 24);
+  return pkt;
+}
+
+class FakeSource implements MapSource {
+  listener: ((m: ControlNetworkMap) => void) | null = null;
+  removed: ((m: string) => void) | null = null;
+  subscribeMap(onMap: (m: ControlNetworkMap) => void, onRemoved?: (m: string) => void): () => void {
+    this.listener = onMap;
+    this.removed = onRemoved ?? null;
+    return () => { this.listener = null; };
+  }
+}
+
+async function makeNode(net: MemoryNetwork, address: string, ipv4: string, ipv6: string) {
+  const tun = new MemoryTun(`mesh-${address}`);
+  const bind = net.createBind(address);
+  const engine = new Engine({ device: tun, bind });
+  engine.setPrivateKey(generatePrivateKey());
+  await engine.setListenPort(51820);
+  await engine.up();
+  const self: ControlMapNode = {
+    id: `node-${address}`, name: `n${address.split('.').pop()}`, publicKey: encodeBase64Key(engine.publicKey!), ipv4, ipv6, tags: [],
+    endpoints: [`${address}:51820`], routes: [], exitNode: false, allowedIps: [],
+  };
+  const source = new FakeSource();
+  const mesh = new MeshNode(engine);
+  mesh.follow(source);
+  return { tun, engine, self, source, mesh };
+}
+
+function mapFor(version: number, self: ControlMapNode, peers: ControlMapNode[]): ControlNetworkMap {
+  return { version, network: { id: 'net-1', name: 'test', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48' }, self, peers };
+}
+
+test('mesh node: peers follow the map; traffic flows; removal cuts a node off; a silent source changes nothing', async () => {
+  const net = new MemoryNetwork();
+  const a = await makeNode(net, '198.18.0.1', '100.64.0.1', 'fd12:3456:789a::1');
+  const b = await makeNode(net, '198.18.0.2', '100.64.0.2', 'fd12:3456:789a::2');
+  const c = await makeNode(net, '198.18.0.3', '100.64.0.3', 'fd12:3456:789a::3');
+  try {
+    // One side first (two simultaneous first initiations cross and both wait for a retry).
+    b.source.listener!(mapFor(1, b.self, [a.self]));
+    await tick();
+    a.source.listener!(mapFor(1, a.self, [b.self]));
+    assert.equal(a.engine.listPeers().length, 1);
+    const cfg = a.engine.getConfig().peers[0]!;
+    assert.deepEqual(cfg.allowedIps.sort(), ['100.64.0.2/32', 'fd12:3456:789a::2/128']);
+    assert.equal(cfg.endpoint, '198.18.0.2:51820');
+    assert.equal(cfg.persistentKeepalive, MESH_PERSISTENT_KEEPALIVE);
+
+    a.tun.inject(udp4('100.64.0.1', '100.64.0.2'));
+    await tick();
+    assert.equal(b.tun.takeWritten().length, 1, `a packet crosses after the handshake ${JSON.stringify([...a.engine.counters.entries()].filter(([, v]) => v))} ${JSON.stringify([...b.engine.counters.entries()].filter(([, v]) => v))}`);
+
+    // C joins: both maps grow; an approved route is included in C's allowed IPs.
+    const cWithRoute = { ...c.self, routes: ['198.19.5.0/24'] };
+    const r = a.mesh.apply(mapFor(2, a.self, [b.self, cWithRoute]));
+    assert.deepEqual(r.added, [c.self.name]);
+    assert.deepEqual(r.updated, []);
+    assert.ok(a.engine.getConfig().peers.some((p) => p.allowedIps.includes('198.19.5.0/24')));
+
+    // B moves: a new endpoint is applied; an unchanged map keeps a roamed endpoint as it is.
+    const bMoved = { ...b.self, endpoints: ['198.18.0.22:51820'] };
+    assert.deepEqual(a.mesh.apply(mapFor(3, a.self, [bMoved, cWithRoute])).updated, [b.self.name]);
+    assert.equal(a.engine.getConfig().peers.find((p) => p.allowedIps.includes('100.64.0.2/32'))!.endpoint, '198.18.0.22:51820');
+
+    // The coordinator goes silent: nothing happens to the data plane; an older map is ignored.
+    a.mesh.apply(mapFor(2, a.self, [b.self]));
+    assert.equal(a.engine.listPeers().length, 2);
+
+    // B is removed: its peer goes away and its packets no longer route.
+    const removed = a.mesh.apply(mapFor(4, a.self, [cWithRoute]));
+    assert.deepEqual(removed.removed, [b.self.name]);
+    assert.equal(a.engine.listPeers().length, 1);
+    const before = a.engine.counters.dropNoRoute;
+    a.tun.inject(udp4('100.64.0.1', '100.64.0.2'));
+    await tick();
+    assert.equal(a.engine.counters.dropNoRoute, before + 1);
+
+    // Told it was removed itself: every peer goes.
+    a.source.removed!('removed by the admin');
+    assert.equal(a.engine.listPeers().length, 0);
+  } finally {
+    for (const n of [a, b, c]) { n.mesh.stop(); n.engine.close(); }
+  }
+});
+
+test('mesh node: unusable map entries are skipped, not thrown', async () => {
+  const net = new MemoryNetwork();
+  const a = await makeNode(net, '198.18.0.1', '100.64.0.1', 'fd12:3456:789a::1');
+  try {
+    const bad: ControlMapNode = { ...a.self, id: 'x', name: 'bad', publicKey: 'not-a-key' };
+    const odd: ControlMapNode = {
+      ...a.self, id: 'y', name: 'odd', publicKey: encodeBase64Key(Buffer.alloc(32, 7)), endpoints: ['nonsense'], allowedIps: ['300.1.1.1/99', '100.64.0.9/32'],
+    };
+    const r = a.mesh.apply(mapFor(1, a.self, [bad, odd, a.self]));
+    assert.deepEqual(r.added, ['odd']);
+    const p = a.engine.getConfig().peers[0]!;
+    assert.deepEqual(p.allowedIps, ['100.64.0.9/32']);
+    assert.equal(p.endpoint, null);
+  } finally {
+    a.mesh.stop();
+    a.engine.close();
+  }
+});
