@@ -24,6 +24,8 @@ export class EngineCounters {
   dropInvalidInnerPacket = 0;
   /** Decrypted packet's source address is not in the sending peer's allowed-ips. */
   dropSourceNotAllowed = 0;
+  /** Decrypted packet the packet filter (the ACL) refused. */
+  dropFilteredInbound = 0;
   /** Handshake message with a bad mac1 (not for us, or corrupted). */
   dropHandshakeBadMac1 = 0;
   /** Handshake dropped because we are under load and the sender has no valid cookie (a cookie
@@ -46,6 +48,8 @@ export class EngineCounters {
   txBytes = 0;
   /** Packet from the device with no peer whose allowed-ips contain its destination. */
   dropNoRoute = 0;
+  /** Packet from the device the packet filter refused. */
+  dropFilteredOutbound = 0;
   /** Packet from the device that is not IPv4/IPv6 or is shorter than its header. */
   dropInvalidOutgoing = 0;
   /** Packet for a peer with no known endpoint. */

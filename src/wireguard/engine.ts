@@ -3,7 +3,8 @@
 //
 // Send pipeline (Device -> Bind), per readable event:
 //   1. readBatch from the device into pooled buffers at offset TRANSPORT_HEADER_SIZE;
-//   2. route each packet by destination address through the allowed-ips trie to a peer;
+//   2. route each packet by destination address through the allowed-ips trie to a peer, then ask
+//      the packet filter (if one is set: setPacketFilter) whether it may go;
 //   3. for each run of packets to one peer: if it has a usable keypair, pad, write the transport
 //      headers, encrypt the run in place with one sealBatch call, and sendBatch to its endpoint;
 //      otherwise copy the packets to the peer's staging queue and start a handshake;
@@ -13,14 +14,15 @@
 //   2. handshake messages: mac1, cookie/rate limit under load, Noise, then keypair rotation;
 //   3. transport messages: index -> keypair; each run of consecutive messages for one keypair is
 //      decrypted in place with one openBatch call; then per message in order: replay check, roam
-//      the endpoint, check the inner source address against the peer's allowed-ips, batch to
-//      writeBatch.
+//      the endpoint, check the inner source address against the peer's allowed-ips, the packet
+//      filter's inbound verdict (if one is set), batch to writeBatch.
 // Every packet not delivered bumps a counter in `counters`.
 
 import { randomInt } from 'node:crypto';
 import { Logger, RateLimitedLog, UserError } from '../util/index.js';
 import { encodeBase64Key, encodeHex, wipe } from '../crypto/index.js';
 import type { Bind, Clock, Device, Endpoint } from './device-interface.js';
+import type { PacketFilter } from './packet-filter.js';
 import { systemClock } from './clock.js';
 import { AllowedIps } from './allowed-ips.js';
 import { EngineCounters } from './counters.js';
@@ -82,6 +84,8 @@ export class Engine implements UapiDevice {
   private mark = 0;
   private running = false;
   private closed = false;
+  /** Optional firewall on both paths; null costs one branch per packet. */
+  private filter: PacketFilter | null = null;
 
   // Load detection for cookies: handshakes seen in the current one-second window.
   private handshakeWindowStart = 0;
@@ -235,6 +239,16 @@ export class Engine implements UapiDevice {
     peer.endpoint = endpoint;
   }
 
+  /** Sets (or with null, removes) the filter every packet into and out of the tunnel goes
+   * through: outbound after routing, inbound after the source address check. */
+  setPacketFilter(filter: PacketFilter | null): void {
+    this.filter = filter;
+  }
+
+  get packetFilter(): PacketFilter | null {
+    return this.filter;
+  }
+
   private newHandshake(remoteStatic: Buffer, psk: Buffer | null): Handshake | null {
     return this.identity ? new Handshake(this.identity, remoteStatic, psk) : null;
   }
@@ -288,6 +302,7 @@ export class Engine implements UapiDevice {
     const bufs = this.tunBufs;
     const sizes = this.tunSizes;
     const peers = this.batchPeers;
+    const filter = this.filter;
     for (let i = 0; i < n; i++) {
       const buf = bufs[i]!;
       const len = sizes[i]!;
@@ -304,6 +319,11 @@ export class Engine implements UapiDevice {
       }
       if (peer === undefined) {
         this.counters.dropNoRoute++;
+        peers[i] = null;
+        continue;
+      }
+      if (filter !== null && !filter.outbound(buf, TRANSPORT_HEADER_SIZE, len)) {
+        this.counters.dropFilteredOutbound++;
         peers[i] = null;
         continue;
       }
@@ -831,6 +851,11 @@ export class Engine implements UapiDevice {
     if (from !== peer) {
       this.counters.dropSourceNotAllowed++;
       this.dropLog.debug(() => `dropped a packet from peer ${encodeBase64Key(peer.publicKey)}: its source address is not in the peer's allowed-ips`);
+      return 0;
+    }
+    const filter = this.filter;
+    if (filter !== null && !filter.inbound(buf, ip, ipLen)) {
+      this.counters.dropFilteredInbound++;
       return 0;
     }
     return ipLen;

@@ -1,5 +1,6 @@
 // The WireGuard protocol engine and the interfaces its transports and devices implement.
 export type { Device, Bind, Endpoint, Clock } from './device-interface.js';
+export type { PacketFilter } from './packet-filter.js';
 export { systemClock, ManualClock } from './clock.js';
 export { Engine, BATCH_SIZE, type EngineOptions } from './engine.js';
 export { EngineCounters } from './counters.js';
