@@ -5,6 +5,7 @@ import { UserError } from '../util/index.js';
 import { genkey, pubkey, genpsk } from './keys.js';
 import { up, down, wgUserspace } from './wg-commands.js';
 import { status } from './status.js';
+import { token, nodes } from './mesh-commands.js';
 
 export interface Command {
   name: string;
@@ -29,6 +30,8 @@ for (const c of [
   pubkey,
   genpsk,
   status,
+  token,
+  nodes,
 ]) registerCommand(c);
 
 const VERSION = '0.1.0';

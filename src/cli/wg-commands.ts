@@ -9,10 +9,12 @@ import { Logger, UserError } from '../util/index.js';
 import {
   WgInterface, signalInterface, readWgQuickConfig, interfaceNameFromPath, isInterfaceName, pidFile, PID_DIR,
 } from '../daemon/index.js';
-import { loadNodeIdentity, parseWgQuickConfig } from '../daemon/index.js';
-import { encodeBase64Key } from '../crypto/index.js';
 import { UserspaceInterface, signalUserspaceInterface, type WgQuickConfig } from '../daemon/index.js';
 import type { Command } from './main.js';
+import { upMesh } from './mesh-commands.js';
+
+/** Flags of a mesh node (`meshtun up` with no file); their values are not file names. */
+const MESH_FLAGS = new Set(['--join', '--token', '--name', '--listen', '--interface', '--network']);
 
 const log = new Logger('meshtun');
 /** How long `wg-userspace` waits for its detached copy to serve the interface. */
@@ -95,37 +97,15 @@ function hostPort(a: { host: string; port: number }): string {
   return `${a.host === '' ? '*' : a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
-/** `meshtun up` with no file: a node with a persistent identity on a kernel TUN (meshtun0),
- * its overlay addresses derived from its key, ready for peers added with wg(8). The coordinator,
- * join tokens and the userspace default come with the mesh (issue 5). */
-async function upNode(): Promise<number> {
-  const id = loadNodeIdentity();
-  const name = 'meshtun0';
-  WgInterface.assertCanCreate(name);
-  const cfg = parseWgQuickConfig(
-    `[Interface]\nPrivateKey = ${encodeBase64Key(id.privateKey)}\nListenPort = 51820\nAddress = ${id.ipv4}/10, ${id.ipv6}/48\n`,
-    `${id.dir}/node.key`,
-  );
-  const iface = await WgInterface.fromWgQuick(name, cfg);
-  iface.writePidFile();
-  const pub = encodeBase64Key(id.publicKey);
-  process.stderr.write(
-    `meshtun: node ${id.created ? 'created' : 'loaded'} (${id.dir}/node.key)\n` +
-    `meshtun: ${name} is up: ${id.ipv4}/10, ${id.ipv6}/48; listening on UDP ${iface.engine.bind.port}; public key ${pub}\n` +
-    `meshtun: add a peer:   wg set ${name} peer <their key> endpoint <host:port> allowed-ips <their address>/32\n` +
-    `meshtun: a peer adds this node with:   wg set <iface> peer ${pub} allowed-ips ${id.ipv4}/32,${id.ipv6}/128\n` +
-    `meshtun: \`meshtun status\` shows it; Ctrl-C or \`meshtun down ${name}\` stops it\n`);
-  return serveUntilStopped(iface);
-}
-
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] [--join URL --token T]',
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF]',
   examples: [
     'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
     'meshtun up --userspace mt0.conf # the same without root: SOCKS5 on 127.0.0.1:1080, HTTP proxy on 127.0.0.1:8080, [Meshtun] forwards',
-    'meshtun up                       # this node on meshtun0, with a key kept in the state directory (root)',
+    'meshtun up                       # a new mesh network with this node as its coordinator, on meshtun0 (root)',
+    'meshtun up --join meshtun://198.18.0.1:7443/<key> --token mtj1_...  # join a mesh network',
   ],
   async run(args) {
     const files = args.filter((a) => !a.startsWith('-'));
@@ -135,11 +115,8 @@ export const up: Command = {
     if (userspace && tun) throw new UserError('--userspace and --tun exclude each other', 'give one of them (or neither, to follow Mode = in the file)');
     const modeFlags = flags.filter((f) => f === '--userspace' || f === '--tun').length;
     if (files.length === 1 && flags.length === modeFlags) return upWgQuick(files[0]!, userspace ? 'userspace' : tun ? 'tun' : undefined);
+    if (files.length === 0 || flags.some((f) => MESH_FLAGS.has(f.split('=')[0]!))) return upMesh(args);
     if (files.length > 1) throw new UserError(`give one config file, not ${files.length}`, 'e.g. `meshtun up mt0.conf`');
-    if (files.length === 0 && (flags.length === 0 || (flags.length === 1 && flags[0] === '--tun'))) return upNode();
-    if (files.length === 0 && userspace && flags.length === 1) {
-      throw new UserError('`meshtun up --userspace` needs a wg-quick file in this version', 'e.g. `meshtun up --userspace ./mt0.conf` (see [Meshtun] in docs/rootless.md)');
-    }
     throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: \`meshtun up\` (a node with a kernel TUN), \`meshtun up <file.conf>\` (a wg-quick file) and \`meshtun up --userspace <file.conf>\` (rootless) work`, 'see `meshtun up --help`');
   },
 };

@@ -2,8 +2,10 @@
 // `meshtun status` (and later the web UI), plus Prometheus metrics at /metrics.
 //   GET /v1/status  -> InterfaceStatus (JSON)
 //   GET /metrics    -> Prometheus text exposition format
+// A process may add routes (the mesh daemon: GET /v1/nodes, POST /v1/tokens ...) with `routes`.
 
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type IncomingMessage } from 'node:http';
+import { UserError } from '../util/index.js';
 import { chmodSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import type { Engine } from '../wireguard/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
@@ -83,6 +85,25 @@ export function prometheusMetrics(st: InterfaceStatus): string {
   return lines.join('\n') + '\n';
 }
 
+/** Extra routes: an answer for the request, or undefined to fall through to the built-in ones
+ * (then 404). A UserError thrown becomes a 400 with its message and hint. */
+export type ApiRoutes = (method: string, url: string, body: unknown) => Promise<{ status: number; body: unknown } | undefined> | { status: number; body: unknown } | undefined;
+
+/** The largest JSON request body read by the API. */
+const MAX_API_BODY = 64 * 1024;
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => { size += c.length; if (size <= MAX_API_BODY) chunks.push(c); });
+    req.on('end', () => {
+      try { resolve(chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {}); } catch { resolve(undefined); }
+    });
+    req.on('error', () => resolve(undefined));
+  });
+}
+
 export function apiSocketPath(dir: string, iface: string): string {
   return `${dir}/${iface}.api`;
 }
@@ -91,12 +112,16 @@ export function apiSocketPath(dir: string, iface: string): string {
 export class ApiServer {
   private constructor(readonly path: string, private readonly server: Server) {}
 
-  static async listen(path: string, status: () => InterfaceStatus): Promise<ApiServer> {
+  static async listen(path: string, status: () => InterfaceStatus, routes?: ApiRoutes): Promise<ApiServer> {
     mkdirSync(path.slice(0, path.lastIndexOf('/')), { recursive: true });
     if (existsSync(path)) rmSync(path, { force: true });
-    const server = createServer((req, res) => {
+    const server = createServer(async (req, res) => {
       try {
-        if (req.method === 'GET' && req.url === '/v1/status') {
+        const extra = routes ? await routes(req.method ?? 'GET', req.url ?? '/', req.method === 'GET' ? {} : await readJson(req)) : undefined;
+        if (extra) {
+          res.writeHead(extra.status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(extra.body));
+        } else if (req.method === 'GET' && req.url === '/v1/status') {
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify(status()));
         } else if (req.method === 'GET' && req.url === '/metrics') {
@@ -107,6 +132,11 @@ export class ApiServer {
           res.end(JSON.stringify({ error: `no such endpoint ${req.method} ${req.url}`, endpoints: ['GET /v1/status', 'GET /metrics'] }));
         }
       } catch (err) {
+        if (err instanceof UserError) {
+          res.writeHead(400, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: err.message, hint: err.hint ?? null }));
+          return;
+        }
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: (err as Error).message }));
       }

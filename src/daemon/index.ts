@@ -10,3 +10,8 @@ export { loadNodeIdentity, stateDir, type NodeIdentity } from './node-identity.j
 export { UserspaceInterface, runPaths, userRunDir, signalUserspaceInterface, type RunPaths, type UserspaceStatus } from './userspace-interface.js';
 export { syncWireGuard, type PeerSyncResult } from './peer-sync.js';
 export type { MeshtunSettings, ListenAddress, MeshtunMode } from './meshtun-section.js';
+export {
+  startMesh, underlayEndpoints, DEFAULT_CONTROL_PORT, DEFAULT_MESH_INTERFACE, DEFAULT_MESH_LISTEN_PORT, DEFAULT_NETWORK_NAME, MEMBERSHIP_FILE, MESH_API_SOCKET,
+  type MeshUpOptions, type MeshDaemon,
+} from './mesh-daemon.js';
+export type { ApiRoutes } from './api-server.js';

@@ -1,0 +1,294 @@
+// The mesh daemon behind `meshtun up` with no file: a node of a mesh network on a kernel TUN.
+// With no saved membership and no join string it is the network's coordinator: it creates (or
+// reopens) the network in the state directory (coordinator.db), serves the control channel, and
+// applies its own network map in-process. With `--join` it registers through the control channel
+// with a token, saves its membership (membership.json), and follows the map the coordinator
+// pushes; a restart reuses the saved membership. Either way MeshNode keeps the engine's peers in
+// line with the map, and the node reports its underlay addresses as endpoints.
+//
+// The mesh's local API is a Unix socket in the state directory (mesh.api): GET /v1/status,
+// GET /v1/nodes, POST /v1/tokens, POST /v1/nodes/remove (coordinator only for the last three).
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { Logger, UserError } from '../util/index.js';
+import { encodeBase64Key } from '../crypto/index.js';
+import { LocalIdentity } from '../wireguard/index.js';
+import { MeshNode, ControlClient, type ControlNetworkMap } from '../mesh/index.js';
+import {
+  Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
+} from '../control/index.js';
+import { WgInterface } from './wg-interface.js';
+import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
+import { parseWgQuickConfig } from './wg-quick-config.js';
+import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
+
+export const DEFAULT_CONTROL_PORT = 7443;
+export const DEFAULT_MESH_LISTEN_PORT = 51820;
+export const DEFAULT_MESH_INTERFACE = 'meshtun0';
+export const DEFAULT_NETWORK_NAME = 'home';
+export const MEMBERSHIP_FILE = 'membership.json';
+export const MESH_API_SOCKET = 'mesh.api';
+/** How often a member retries reporting its endpoints while the coordinator is unreachable. */
+const REPORT_RETRY_MS = 5_000;
+
+const log = new Logger('mesh');
+
+export interface MeshUpOptions {
+  /** State directory (node.key, coordinator.db or membership.json, mesh.api). */
+  dir: string;
+  interfaceName?: string;
+  /** Control server address "host:port" (coordinator): default 0.0.0.0:7443. */
+  listen?: string;
+  /** Join string (meshtun://host:port/key[?token=...]). */
+  join?: string;
+  token?: string;
+  name?: string;
+  networkName?: string;
+  listenPort?: number;
+}
+
+interface Membership {
+  host: string;
+  port: number;
+  coordinatorKey: string;
+  nodeId: string;
+  name: string;
+  ipv4: string;
+  ipv6: string;
+  ipv4Pool: string;
+  ulaPrefix: string;
+}
+
+export interface MeshDaemon {
+  role: 'coordinator' | 'member';
+  iface: WgInterface;
+  mesh: MeshNode;
+  /** What `meshtun up` prints (one line each). */
+  lines: string[];
+  apiPath: string;
+  stop(reason?: string): Promise<void>;
+  stopped: Promise<string>;
+}
+
+/** The node's underlay endpoints: every non-loopback address (not link-local IPv6, not the mesh
+ * interface's own) with the listen port. */
+export function underlayEndpoints(port: number, skipInterface: string): string[] {
+  const out: string[] = [];
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name === skipInterface) continue;
+    for (const a of addrs ?? []) {
+      if (a.internal || (a.family === 'IPv6' && a.address.toLowerCase().startsWith('fe80'))) continue;
+      out.push(formatHostPort(a.address, port));
+    }
+  }
+  return out;
+}
+
+function prefixLength(cidr: string, fallback: number): number {
+  const n = Number(cidr.split('/')[1]);
+  return Number.isInteger(n) ? n : fallback;
+}
+
+async function bringUp(name: string, id: NodeIdentity, ipv4: string, pool: string, ipv6: string, ula: string, listenPort: number): Promise<WgInterface> {
+  WgInterface.assertCanCreate(name);
+  const cfg = parseWgQuickConfig(
+    `[Interface]\nPrivateKey = ${encodeBase64Key(id.privateKey)}\nListenPort = ${listenPort}\n` +
+    `Address = ${ipv4}/${prefixLength(pool, 10)}, ${ipv6}/${prefixLength(ula, 48)}\n`,
+    join(id.dir, 'node.key'),
+  );
+  const iface = await WgInterface.fromWgQuick(name, cfg);
+  iface.writePidFile();
+  return iface;
+}
+
+function splitListen(listen: string | undefined): { host: string; port: number } {
+  if (!listen) return { host: '0.0.0.0', port: DEFAULT_CONTROL_PORT };
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port > 0 && port < 65536)) throw new UserError(`--listen "${listen}" is not host:port`, 'e.g. --listen 0.0.0.0:7443');
+  return { host: m[1] || m[2] || '0.0.0.0', port };
+}
+
+/** The host to put in join strings: the listen address if specific, else an underlay IPv4. */
+function advertisedHost(listenHost: string, iface: string): string {
+  if (listenHost !== '0.0.0.0' && listenHost !== '::') return listenHost;
+  const v4 = underlayEndpoints(1, iface).find((e) => !e.startsWith('['));
+  return v4 ? v4.slice(0, v4.lastIndexOf(':')) : '127.0.0.1';
+}
+
+/** Starts the mesh node (see the file header). */
+export async function startMesh(opts: MeshUpOptions): Promise<MeshDaemon> {
+  const dir = opts.dir;
+  const membershipPath = join(dir, MEMBERSHIP_FILE);
+  const isCoordinator = existsSync(join(dir, STORE_FILE_NAME));
+  const isMember = existsSync(membershipPath);
+  if (opts.join && isCoordinator) throw new UserError(`${dir} holds a coordinator's network: this node cannot join another one`, 'use another MESHTUN_STATE_DIR');
+  if (!opts.join && !isMember) return startCoordinator(opts);
+  return startMember(opts, membershipPath, isMember);
+}
+
+async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
+  const ifname = opts.interfaceName ?? DEFAULT_MESH_INTERFACE;
+  WgInterface.assertCanCreate(ifname);
+  const id = loadNodeIdentity(opts.dir);
+  const listen = splitListen(opts.listen);
+  const coord = Coordinator.open(opts.dir);
+  const cleanup: (() => Promise<void> | void)[] = [() => coord.close()];
+  const undo = async () => { for (const fn of cleanup.reverse()) { try { await fn(); } catch (e) { log.warn(`cleanup: ${(e as Error).message}`); } } };
+  try {
+    let net = coord.networks()[0];
+    const createdNetwork = !net;
+    net ??= coord.createNetwork({ name: opts.networkName ?? DEFAULT_NETWORK_NAME, self: { publicKey: id.publicKey, ...(opts.name ? { name: opts.name } : {}) } });
+    const self = coord.authenticate(id.publicKey);
+    if (!self) throw new UserError(`the network in ${opts.dir} has no node with this node's key`, 'the state directory is inconsistent: move coordinator.db away to start a new network');
+    const server = await ControlServer.listen({ coordinator: coord, identity: new LocalIdentity(id.privateKey), host: listen.host, port: listen.port, tlsDir: opts.dir });
+    cleanup.push(() => server.close());
+    const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT);
+    cleanup.push(() => iface.stop('mesh stopped'));
+    const mesh = new MeshNode(iface.engine);
+    const applyOwn = () => {
+      try {
+        mesh.apply(coord.networkMap(id.publicKey) as unknown as ControlNetworkMap);
+      } catch (e) {
+        log.warn(`cannot apply the network map: ${(e as Error).message}`);
+      }
+    };
+    cleanup.push(coord.onChange(() => applyOwn()));
+    try {
+      coord.reportNodeState(id.publicKey, { endpoints: underlayEndpoints(iface.engine.bind.port, ifname) });
+    } catch (e) {
+      log.warn(`endpoints not recorded: ${(e as Error).message}`);
+    }
+    applyOwn();
+    const host = advertisedHost(listen.host, ifname);
+    const joinString = formatJoinString({ host, port: server.port, publicKey: id.publicKey });
+    const joinCommand = (token: string) => `meshtun up --join ${joinString} --token ${token}`;
+    const nodeInfo = (n: NodeRecord) => ({
+      id: n.id, name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, publicKey: n.publicKey, endpoints: n.endpoints, tags: n.tags,
+      lastSeen: n.lastSeen, coordinator: n.tokenId === null,
+    });
+    const routes: ApiRoutes = (method, url, body) => {
+      const b = (body ?? {}) as Record<string, unknown>;
+      if (method === 'GET' && url === '/v1/nodes') return { status: 200, body: { network: net.name, nodes: coord.nodes().map(nodeInfo) } };
+      if (method === 'POST' && url === '/v1/tokens') {
+        const t = coord.createToken(undefined, {
+          reusable: b.reusable === true,
+          expiresIn: typeof b.expires === 'string' ? b.expires : undefined,
+          tags: Array.isArray(b.tags) ? b.tags.map(String) : [],
+        });
+        return { status: 200, body: { token: t.token, id: t.id, reusable: t.reusable, expires: t.expires, tags: t.tags, joinString, joinCommand: joinCommand(t.token) } };
+      }
+      if (method === 'POST' && url === '/v1/nodes/remove') {
+        const n = coord.removeNode(undefined, String(b.name ?? ''));
+        return { status: 200, body: { removed: nodeInfo(n) } };
+      }
+      return undefined;
+    };
+    const apiPath = join(opts.dir, MESH_API_SOCKET);
+    const api = await ApiServer.listen(apiPath, () => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'coordinator', network: net.name, node: self.name } }), routes);
+    cleanup.splice(cleanup.length - 1, 0, () => api.close());
+    const token = coord.createToken(undefined, { reusable: true, expiresIn: '24h' });
+    const lines = [
+      `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
+      `network "${net.name}" (${net.id}) ${createdNetwork ? 'created' : 'loaded'}: ${net.ipv4Pool}, ${net.ulaPrefix}; this node is its coordinator`,
+      `${ifname} is up: node "${self.name}" ${self.ipv4}, ${self.ipv6}; listening on UDP ${iface.engine.bind.port}`,
+      `control channel on ${formatHostPort(listen.host, server.port)}`,
+      `join another machine (reusable token, valid 24h):`,
+      `  ${joinCommand(token.token)}`,
+      `more tokens: meshtun token create [--reusable] [--expires 24h] [--tag web]`,
+      `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
+    ];
+    return daemon('coordinator', iface, mesh, lines, apiPath, undo);
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+}
+
+async function startMember(opts: MeshUpOptions, membershipPath: string, saved: boolean): Promise<MeshDaemon> {
+  const ifname = opts.interfaceName ?? DEFAULT_MESH_INTERFACE;
+  WgInterface.assertCanCreate(ifname);
+  const id = loadNodeIdentity(opts.dir);
+  const identity = new LocalIdentity(id.privateKey);
+  let m: Membership | null = saved ? JSON.parse(readFileSync(membershipPath, 'utf8')) as Membership : null;
+  if (m && opts.join) {
+    const t = parseJoinString(opts.join, { defaultPort: DEFAULT_CONTROL_PORT, ...(opts.token ? { token: opts.token } : {}) });
+    if (encodeBase64Key(t.publicKey) !== m.coordinatorKey) {
+      throw new UserError(`this node is already a member of the network of coordinator ${m.host}:${m.port}`, 'start it with `meshtun up`, or use another MESHTUN_STATE_DIR');
+    }
+  }
+  const target = m ? { host: m.host, port: m.port, key: m.coordinatorKey } : (() => {
+    const t = parseJoinString(opts.join!, { defaultPort: DEFAULT_CONTROL_PORT, requireToken: true, ...(opts.token ? { token: opts.token } : {}) });
+    return { host: t.host, port: t.port, key: encodeBase64Key(t.publicKey), token: t.token! };
+  })();
+  const client = ControlClient.create({ url: `https://${formatHostPort(target.host, target.port)}`, coordinatorPublicKey: target.key, identity });
+  try {
+    if (!m) {
+      const r = await client.register({ token: (target as { token: string }).token, ...(opts.name ? { name: opts.name } : {}), hostname: hostname(), endpoints: [] });
+      if (!r.ok) {
+        throw new UserError(`the coordinator refused this node: ${r.error} (${r.reason})`,
+          r.retryAfterMs > 0 ? `try again in ${Math.ceil(r.retryAfterMs / 1000)} s` : 'ask for a new token: meshtun token create');
+      }
+      m = {
+        host: target.host, port: target.port, coordinatorKey: target.key, nodeId: r.node.id, name: r.node.name, ipv4: r.node.ipv4, ipv6: r.node.ipv6,
+        ipv4Pool: r.map.network.ipv4Pool, ulaPrefix: r.map.network.ulaPrefix,
+      };
+      writeFileSync(membershipPath, JSON.stringify(m, null, 2) + '\n', { mode: 0o600 });
+    }
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+  const member = m;
+  let iface: WgInterface;
+  try {
+    iface = await bringUp(ifname, id, member.ipv4, member.ipv4Pool, member.ipv6, member.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT);
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+  const mesh = new MeshNode(iface.engine, { onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
+  mesh.follow(client);
+  let reportTimer: NodeJS.Timeout | null = null;
+  const report = () => {
+    reportTimer = null;
+    client.report({ endpoints: underlayEndpoints(iface.engine.bind.port, ifname) }).then((r) => {
+      if (!r.ok) log.warn(`endpoints not accepted: ${r.error}`);
+    }, (e: Error) => {
+      log.warn(`cannot report endpoints (${e.message}); retrying`);
+      reportTimer = setTimeout(report, REPORT_RETRY_MS);
+    });
+  };
+  report();
+  const apiPath = join(opts.dir, MESH_API_SOCKET);
+  const api = await ApiServer.listen(apiPath, () => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'member', node: member.name } }));
+  const lines = [
+    `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
+    `${saved ? 'member of' : 'joined'} the network of coordinator ${formatHostPort(member.host, member.port)}`,
+    `${ifname} is up: node "${member.name}" ${member.ipv4}, ${member.ipv6}; listening on UDP ${iface.engine.bind.port}`,
+    `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
+  ];
+  return daemon('member', iface, mesh, lines, apiPath, async () => {
+    if (reportTimer) clearTimeout(reportTimer);
+    mesh.stop();
+    client.close();
+    await api.close();
+    await iface.stop('mesh stopped');
+  });
+}
+
+function daemon(role: 'coordinator' | 'member', iface: WgInterface, mesh: MeshNode, lines: string[], apiPath: string, undo: () => Promise<void>): MeshDaemon {
+  let stopping: Promise<void> | null = null;
+  const stop = (reason = 'stopped') => {
+    stopping ??= (async () => {
+      mesh.stop();
+      await undo();
+      await iface.stop(reason);
+    })();
+    return stopping;
+  };
+  // The interface going away (deleted, `meshtun down`) stops the rest too.
+  void iface.stopped.then((r) => stop(r));
+  return { role, iface, mesh, lines, apiPath, stop, stopped: iface.stopped };
+}
