@@ -1,0 +1,85 @@
+// The mesh end to end: a coordinator (`meshtun up`) and two nodes (`meshtun up --join ... --token`)
+// each in its own namespace on one underlay bridge (198.18.50.0/24). Tokens come from
+// `meshtun token create`; every node pings every other's overlay IPv4 and IPv6 address; the
+// coordinator's API lists the nodes; `meshtun nodes remove` cuts a node off within 5 s; a
+// restarted member keeps its address.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Topology, sh, waitFor, captureOutput, isRoot } from './netns.js';
+
+const bin = join(process.cwd(), 'bin/meshtun.js');
+const topo = new Topology();
+after(() => topo.destroy());
+
+function pingOk(ns: string, addr: string): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', addr.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+interface Node { ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string }
+
+test('mesh: a coordinator and two joined nodes ping each other; removal cuts a node off', { skip: !isRoot && 'needs root', timeout: 120_000 }, async () => {
+  const br = topo.ns('br');
+  sh('ip', ['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
+  sh('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
+  const tag = `${process.pid % 10000}`;
+  const names = ['c', 'a', 'b'];
+  const nss = names.map((n, i) => {
+    const ns = topo.ns(n);
+    const l = topo.link(ns, `198.18.50.${i + 1}/24`, br, '');
+    sh('ip', ['-n', br, 'link', 'set', l.ifB, 'master', 'br0']);
+    return ns;
+  });
+  const start = (i: number, args: string[], dir: string): Node => {
+    const iface = `mt${tag}${names[i]}`;
+    const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--interface', iface, ...args]);
+    const out = captureOutput(p);
+    return { ns: nss[i]!, dir, iface, ipv4: '', ipv6: '', out: out.text };
+  };
+  const upped = async (n: Node): Promise<Node> => {
+    const m = await waitFor(`${n.iface} up: ${n.out()}`, () => /is up: node "[^"]+" (\S+), (\S+);/.exec(n.out()), 20_000);
+    return { ...n, ipv4: m[1]!, ipv6: m[2]! };
+  };
+  const cli = (n: Node, args: string[]) => topo.exec(n.ns, 'env', [`MESHTUN_STATE_DIR=${n.dir}`, process.execPath, bin, ...args]);
+
+  const coord = await upped(start(0, [], mkdtempSync(join(tmpdir(), 'mtmesh-c-'))));
+  assert.equal(coord.ipv4, '100.64.0.1', 'the coordinator\'s own node gets the pool\'s first address');
+  assert.match(coord.out(), /meshtun up --join meshtun:\/\/198\.18\.50\.1:7443\/\S+ --token mtj1_/);
+
+  const joined: Node[] = [];
+  for (const i of [1, 2]) {
+    const t = JSON.parse(cli(coord, ['token', 'create', '--json'])) as { token: string; joinCommand: string };
+    assert.match(t.joinCommand, /^meshtun up --join meshtun:\/\/198\.18\.50\.1:7443\/\S+ --token mtj1_\S+$/);
+    const args = t.joinCommand.split(' ').slice(2);
+    joined.push(await upped(start(i, [...args, '--name', names[i]!], mkdtempSync(join(tmpdir(), `mtmesh-${names[i]}-`)))));
+  }
+  const all = [coord, ...joined];
+  assert.equal(new Set(all.map((n) => n.ipv4)).size, 3, 'distinct addresses');
+
+  for (const from of all) {
+    for (const to of all) {
+      if (from === to) continue;
+      await waitFor(`${from.iface} pings ${to.ipv4}\n${from.out()}`, () => pingOk(from.ns, to.ipv4), 20_000, 200);
+      await waitFor(`${from.iface} pings ${to.ipv6}`, () => pingOk(from.ns, to.ipv6), 10_000, 200);
+    }
+  }
+
+  const listed = JSON.parse(cli(coord, ['nodes', 'list', '--json'])) as { nodes: { name: string; ipv4: string }[] };
+  assert.deepEqual(listed.nodes.map((n) => n.name).sort(), ['a', 'b', 'coordinator']);
+  assert.deepEqual(listed.nodes.map((n) => n.ipv4).sort(), all.map((n) => n.ipv4).sort());
+
+  // Removing b: a and the coordinator drop it, b drops everyone, within 5 s.
+  const [a, b] = joined as [Node, Node];
+  cli(coord, ['nodes', 'remove', 'b']);
+  const t0 = Date.now();
+  await waitFor('b cut off from a', () => !pingOk(a.ns, b.ipv4), 5_000, 100);
+  await waitFor('b cut off from the coordinator', () => !pingOk(b.ns, coord.ipv4), 5_000, 100);
+  assert.ok(Date.now() - t0 < 8_000);
+  assert.ok(pingOk(a.ns, coord.ipv4), 'a still reaches the coordinator');
+  const after2 = JSON.parse(cli(coord, ['nodes', 'list', '--json'])) as { nodes: { name: string }[] };
+  assert.deepEqual(after2.nodes.map((n) => n.name).sort(), ['a', 'coordinator']);
+});
