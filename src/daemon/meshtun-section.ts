@@ -10,6 +10,7 @@
 //   Forward = tcp:127.0.0.1:2222=100.64.0.1:22     # local -> remote, repeatable, comma lists
 //   Reverse = tcp:80=127.0.0.1:8000                # remote -> local, repeatable
 //   MaxConnections = 1024            # per proxy / forward listener (and UDP sessions per forward)
+//   Policy = /etc/meshtun/acl.hujson # a local ACL policy (IP/CIDR selectors only; see local-policy.ts)
 //
 // Proxies and forwards run in userspace mode (in tun mode the host reaches the tunnel directly,
 // and they are ignored with a warning). Keys are case-insensitive like the rest of the file;
@@ -44,20 +45,23 @@ export interface MeshtunSettings {
   reverses: ForwardSpec[];
   /** null: the default of each listener. */
   maxConnections: number | null;
+  /** Policy = path of a local ACL policy file, as written (relative: to the config file's
+   * directory); null: no filter. */
+  policy: string | null;
 }
 
 export const DEFAULT_SOCKS5: Readonly<ListenAddress> = { host: '127.0.0.1', port: 1080 };
 export const DEFAULT_HTTP_PROXY: Readonly<ListenAddress> = { host: '127.0.0.1', port: 8080 };
-export const MESHTUN_KEYS = ['Mode', 'Socks5', 'Socks5User', 'Socks5Password', 'HttpProxy', 'Forward', 'Reverse', 'MaxConnections'];
+export const MESHTUN_KEYS = ['Mode', 'Socks5', 'Socks5User', 'Socks5Password', 'HttpProxy', 'Forward', 'Reverse', 'MaxConnections', 'Policy'];
 /** Keys given at most once (lower case). */
-export const MESHTUN_SINGLE = ['mode', 'socks5', 'socks5user', 'socks5password', 'httpproxy', 'maxconnections'];
+export const MESHTUN_SINGLE = ['mode', 'socks5', 'socks5user', 'socks5password', 'httpproxy', 'maxconnections', 'policy'];
 const MAX_CONNECTIONS_LIMIT = 1_000_000;
 const MAX_CREDENTIAL_BYTES = 255;
 
 type Fail = (line: number, what: string) => never;
 
 export function emptyMeshtunSettings(line = 0): MeshtunSettings {
-  return { line, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, forwards: [], reverses: [], maxConnections: null };
+  return { line, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, forwards: [], reverses: [], maxConnections: null, policy: null };
 }
 
 /** Applies one "Key = value" line of [Meshtun]. `key` is lower case; `raw` is the whole line
@@ -101,6 +105,10 @@ export function applyMeshtunKey(m: MeshtunSettings, key: string, value: string, 
         fail(n, `MaxConnections "${value}" is not a number from 1 to ${MAX_CONNECTIONS_LIMIT}`);
       }
       m.maxConnections = Number(value);
+      break;
+    case 'policy':
+      if (value === '') fail(n, 'Policy has no value: give the path of an ACL policy file (HuJSON), or remove the line');
+      m.policy = value;
       break;
   }
 }

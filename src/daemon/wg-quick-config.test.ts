@@ -281,7 +281,7 @@ test('[Meshtun]: mode, proxies, credentials, forwards both ways, limits', () => 
   assert.doesNotMatch(renderWgConfig(c), /Meshtun|Socks5|Forward/i, 'wg(8) never sees the section');
 
   const plain = parseWgQuickConfig(FULL, 'mt0.conf').meshtun;
-  assert.deepEqual(plain, { line: 0, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, forwards: [], reverses: [], maxConnections: null });
+  assert.deepEqual(plain, { line: 0, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, forwards: [], reverses: [], maxConnections: null, policy: null });
   const off = parseWgQuickConfig(iface('[Meshtun]\nMode = tun\nSocks5 = off\nHttpProxy = OFF\nSocks5 = ').replace(/Socks5 = $/, ''), 'mt0.conf').meshtun;
   assert.equal(off.mode, 'tun');
   assert.equal(off.socks5, 'off');
