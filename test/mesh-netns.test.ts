@@ -1,15 +1,17 @@
-// The mesh end to end: a coordinator (`meshtun up`) and two nodes (`meshtun up --join ... --token`)
+// The mesh end to end: a coordinator (`meshtun up`) and three nodes (`meshtun up --join ... --token`)
 // each in its own namespace on one underlay bridge (198.18.50.0/24). Tokens come from
 // `meshtun token create`; every node pings every other's overlay IPv4 and IPv6 address; the
-// coordinator's API lists the nodes; `meshtun nodes remove` cuts a node off within 5 s; a
-// restarted member keeps its address.
+// coordinator's API lists the nodes; members keep talking while the coordinator is stopped and
+// resync when it is back; a restarted member keeps its address; `meshtun nodes remove` cuts a
+// node off within 5 s.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Topology, sh, waitFor, captureOutput, isRoot } from './netns.js';
+import type { ChildProcess } from 'node:child_process';
+import { Topology, sh, waitFor, waitExit, captureOutput, isRoot } from './netns.js';
 
 const bin = join(process.cwd(), 'bin/meshtun.js');
 const topo = new Topology();
@@ -20,14 +22,14 @@ function pingOk(ns: string, addr: string): boolean {
   return r.status === 0;
 }
 
-interface Node { ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string }
+interface Node { ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string; proc: ChildProcess }
 
-test('mesh: a coordinator and two joined nodes ping each other; removal cuts a node off', { skip: !isRoot && 'needs root', timeout: 120_000 }, async () => {
+test('mesh: a coordinator and three joined nodes ping each other; the mesh outlives a coordinator restart; removal cuts a node off', { skip: !isRoot && 'needs root', timeout: 120_000 }, async () => {
   const br = topo.ns('br');
   sh('ip', ['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
   sh('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
   const tag = `${process.pid % 10000}`;
-  const names = ['c', 'a', 'b'];
+  const names = ['c', 'a', 'b', 'd'];
   const nss = names.map((n, i) => {
     const ns = topo.ns(n);
     const l = topo.link(ns, `198.18.50.${i + 1}/24`, br, '');
@@ -38,7 +40,7 @@ test('mesh: a coordinator and two joined nodes ping each other; removal cuts a n
     const iface = `mt${tag}${names[i]}`;
     const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--interface', iface, ...args]);
     const out = captureOutput(p);
-    return { ns: nss[i]!, dir, iface, ipv4: '', ipv6: '', out: out.text };
+    return { ns: nss[i]!, dir, iface, ipv4: '', ipv6: '', out: out.text, proc: p };
   };
   const upped = async (n: Node): Promise<Node> => {
     const m = await waitFor(`${n.iface} up: ${n.out()}`, () => /is up: node "[^"]+" (\S+), (\S+);/.exec(n.out()), 20_000);
@@ -51,14 +53,14 @@ test('mesh: a coordinator and two joined nodes ping each other; removal cuts a n
   assert.match(coord.out(), /meshtun up --join meshtun:\/\/198\.18\.50\.1:7443\/\S+ --token mtj1_/);
 
   const joined: Node[] = [];
-  for (const i of [1, 2]) {
+  for (const i of [1, 2, 3]) {
     const t = JSON.parse(cli(coord, ['token', 'create', '--json'])) as { token: string; joinCommand: string };
     assert.match(t.joinCommand, /^meshtun up --join meshtun:\/\/198\.18\.50\.1:7443\/\S+ --token mtj1_\S+$/);
     const args = t.joinCommand.split(' ').slice(2);
     joined.push(await upped(start(i, [...args, '--name', names[i]!], mkdtempSync(join(tmpdir(), `mtmesh-${names[i]}-`)))));
   }
   const all = [coord, ...joined];
-  assert.equal(new Set(all.map((n) => n.ipv4)).size, 3, 'distinct addresses');
+  assert.equal(new Set(all.map((n) => n.ipv4)).size, 4, 'distinct addresses');
 
   for (const from of all) {
     for (const to of all) {
@@ -69,17 +71,40 @@ test('mesh: a coordinator and two joined nodes ping each other; removal cuts a n
   }
 
   const listed = JSON.parse(cli(coord, ['nodes', 'list', '--json'])) as { nodes: { name: string; ipv4: string }[] };
-  assert.deepEqual(listed.nodes.map((n) => n.name).sort(), ['a', 'b', 'coordinator']);
+  assert.deepEqual(listed.nodes.map((n) => n.name).sort(), ['a', 'b', 'coordinator', 'd']);
   assert.deepEqual(listed.nodes.map((n) => n.ipv4).sort(), all.map((n) => n.ipv4).sort());
 
+  const [a, b, d] = joined as [Node, Node, Node];
+  const stop = async (n: Node) => {
+    process.kill(n.proc.pid!, 'SIGTERM');
+    assert.ok(await waitExit(n.proc, 10_000), `${n.iface} stops`);
+  };
+
+  // The coordinator stops: the members keep talking; it comes back with the same network and
+  // address, and the members resync (the removal below reaches them through the new server).
+  await stop(coord);
+  assert.ok(pingOk(a.ns, b.ipv4) && pingOk(d.ns, a.ipv4), 'members still talk without the coordinator');
+  const coord2 = await upped(start(0, [], coord.dir));
+  assert.match(coord2.out(), /network "home" \(net_\S+\) loaded/);
+  assert.equal(coord2.ipv4, coord.ipv4);
+  await waitFor('a reaches the restarted coordinator', () => pingOk(a.ns, coord2.ipv4), 20_000, 200);
+
+  // A member restarts with its saved membership: same address, back in the mesh.
+  await stop(d);
+  const d2 = await upped(start(3, [], d.dir));
+  assert.match(d2.out(), /member of the network/);
+  assert.equal(d2.ipv4, d.ipv4);
+  await waitFor('the restarted d reaches a', () => pingOk(d2.ns, a.ipv4), 20_000, 200);
+
   // Removing b: a and the coordinator drop it, b drops everyone, within 5 s.
-  const [a, b] = joined as [Node, Node];
-  cli(coord, ['nodes', 'remove', 'b']);
+  cli(coord2, ['nodes', 'remove', 'b']);
   const t0 = Date.now();
   await waitFor('b cut off from a', () => !pingOk(a.ns, b.ipv4), 5_000, 100);
-  await waitFor('b cut off from the coordinator', () => !pingOk(b.ns, coord.ipv4), 5_000, 100);
+  await waitFor('b cut off from the coordinator', () => !pingOk(b.ns, coord2.ipv4), 5_000, 100);
+  await waitFor('b cut off from d', () => !pingOk(d2.ns, b.ipv4), 5_000, 100);
   assert.ok(Date.now() - t0 < 8_000);
-  assert.ok(pingOk(a.ns, coord.ipv4), 'a still reaches the coordinator');
-  const after2 = JSON.parse(cli(coord, ['nodes', 'list', '--json'])) as { nodes: { name: string }[] };
-  assert.deepEqual(after2.nodes.map((n) => n.name).sort(), ['a', 'coordinator']);
+  assert.ok(pingOk(a.ns, coord2.ipv4), 'a still reaches the coordinator');
+  assert.ok(pingOk(d2.ns, a.ipv4), 'd still reaches a');
+  const after2 = JSON.parse(cli(coord2, ['nodes', 'list', '--json'])) as { nodes: { name: string }[] };
+  assert.deepEqual(after2.nodes.map((n) => n.name).sort(), ['a', 'coordinator', 'd']);
 });
