@@ -1,4 +1,4 @@
-// The mesh end to end: a coordinator (`meshtun up`) and three nodes (`meshtun up --join ... --token`)
+// The mesh end to end: a coordinator (`meshtun up`) and four nodes (one on the userspace stack) (`meshtun up --join ... --token`)
 // each in its own namespace on one underlay bridge (198.18.50.0/24). Tokens come from
 // `meshtun token create`; every node pings every other's overlay IPv4 and IPv6 address; the
 // coordinator's API lists the nodes; members keep talking while the coordinator is stopped and
@@ -24,12 +24,12 @@ function pingOk(ns: string, addr: string): boolean {
 
 interface Node { ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string; proc: ChildProcess }
 
-test('mesh: a coordinator and three joined nodes ping each other; the mesh outlives a coordinator restart; removal cuts a node off', { skip: !isRoot && 'needs root', timeout: 120_000 }, async () => {
+test('mesh: a coordinator and four joined nodes (one userspace) ping each other; the mesh outlives a coordinator restart; removal cuts a node off', { skip: !isRoot && 'needs root', timeout: 120_000 }, async () => {
   const br = topo.ns('br');
   sh('ip', ['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
   sh('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
   const tag = `${process.pid % 10000}`;
-  const names = ['c', 'a', 'b', 'd'];
+  const names = ['c', 'a', 'b', 'd', 'e'];
   const nss = names.map((n, i) => {
     const ns = topo.ns(n);
     const l = topo.link(ns, `198.18.50.${i + 1}/24`, br, '');
@@ -43,7 +43,7 @@ test('mesh: a coordinator and three joined nodes ping each other; the mesh outli
     return { ns: nss[i]!, dir, iface, ipv4: '', ipv6: '', out: out.text, proc: p };
   };
   const upped = async (n: Node): Promise<Node> => {
-    const m = await waitFor(`${n.iface} up: ${n.out()}`, () => /is up: node "[^"]+" (\S+), (\S+);/.exec(n.out()), 20_000);
+    const m = await waitFor(`${n.iface} up: ${n.out()}`, () => /is up(?: \(userspace\))?: node "[^"]+" (\S+), (\S+);/.exec(n.out()), 20_000);
     return { ...n, ipv4: m[1]!, ipv6: m[2]! };
   };
   const cli = (n: Node, args: string[]) => topo.exec(n.ns, 'env', [`MESHTUN_STATE_DIR=${n.dir}`, process.execPath, bin, ...args]);
@@ -53,16 +53,17 @@ test('mesh: a coordinator and three joined nodes ping each other; the mesh outli
   assert.match(coord.out(), /meshtun up --join meshtun:\/\/198\.18\.50\.1:7443\/\S+ --token mtj1_/);
 
   const joined: Node[] = [];
-  for (const i of [1, 2, 3]) {
+  for (const i of [1, 2, 3, 4]) {
     const t = JSON.parse(cli(coord, ['token', 'create', '--json'])) as { token: string; joinCommand: string };
     assert.match(t.joinCommand, /^meshtun up --join meshtun:\/\/198\.18\.50\.1:7443\/\S+ --token mtj1_\S+$/);
     const args = t.joinCommand.split(' ').slice(2);
-    joined.push(await upped(start(i, [...args, '--name', names[i]!], mkdtempSync(join(tmpdir(), `mtmesh-${names[i]}-`)))));
+    joined.push(await upped(start(i, [...args, '--name', names[i]!, ...(names[i] === 'e' ? ['--userspace'] : [])], mkdtempSync(join(tmpdir(), `mtmesh-${names[i]}-`)))));
   }
   const all = [coord, ...joined];
-  assert.equal(new Set(all.map((n) => n.ipv4)).size, 4, 'distinct addresses');
+  assert.equal(new Set(all.map((n) => n.ipv4)).size, 5, 'distinct addresses');
 
-  for (const from of all) {
+  // e runs the userspace stack: it has no kernel interface to ping from, but answers pings.
+  for (const from of all.slice(0, 4)) {
     for (const to of all) {
       if (from === to) continue;
       await waitFor(`${from.iface} pings ${to.ipv4}\n${from.out()}`, () => pingOk(from.ns, to.ipv4), 20_000, 200);
@@ -71,10 +72,10 @@ test('mesh: a coordinator and three joined nodes ping each other; the mesh outli
   }
 
   const listed = JSON.parse(cli(coord, ['nodes', 'list', '--json'])) as { nodes: { name: string; ipv4: string }[] };
-  assert.deepEqual(listed.nodes.map((n) => n.name).sort(), ['a', 'b', 'coordinator', 'd']);
+  assert.deepEqual(listed.nodes.map((n) => n.name).sort(), ['a', 'b', 'coordinator', 'd', 'e']);
   assert.deepEqual(listed.nodes.map((n) => n.ipv4).sort(), all.map((n) => n.ipv4).sort());
 
-  const [a, b, d] = joined as [Node, Node, Node];
+  const [a, b, d, e] = joined as [Node, Node, Node, Node];
   const stop = async (n: Node) => {
     process.kill(n.proc.pid!, 'SIGTERM');
     assert.ok(await waitExit(n.proc, 10_000), `${n.iface} stops`);
@@ -105,6 +106,7 @@ test('mesh: a coordinator and three joined nodes ping each other; the mesh outli
   assert.ok(Date.now() - t0 < 8_000);
   assert.ok(pingOk(a.ns, coord2.ipv4), 'a still reaches the coordinator');
   assert.ok(pingOk(d2.ns, a.ipv4), 'd still reaches a');
+  assert.ok(pingOk(a.ns, e.ipv4), 'a still reaches e (userspace)');
   const after2 = JSON.parse(cli(coord2, ['nodes', 'list', '--json'])) as { nodes: { name: string }[] };
-  assert.deepEqual(after2.nodes.map((n) => n.name).sort(), ['a', 'coordinator', 'd']);
+  assert.deepEqual(after2.nodes.map((n) => n.name).sort(), ['a', 'coordinator', 'd', 'e']);
 });

@@ -43,9 +43,7 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
 /** `meshtun up [--join URL --token T] ...`: runs the mesh node until stopped. */
 export async function upMesh(args: string[]): Promise<number> {
   const flags = parseMeshUpFlags(args);
-  if (flags.userspace) {
-    throw new UserError('a mesh node in userspace mode is not available yet', 'run `meshtun up` as root (kernel TUN), or `meshtun up --userspace <file.conf>`');
-  }
+  if (flags.userspace && flags.tun) throw new UserError('--userspace and --tun exclude each other', 'give one of them');
   const d = await startMesh({ ...flags, dir: stateDir() });
   process.stderr.write(d.lines.map((l) => `meshtun: ${l}\n`).join(''));
   const onSignal = (sig: string) => {

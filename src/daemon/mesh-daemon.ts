@@ -1,4 +1,5 @@
-// The mesh daemon behind `meshtun up` with no file: a node of a mesh network on a kernel TUN.
+// The mesh daemon behind `meshtun up` with no file: a node of a mesh network on a kernel TUN, or
+// on the userspace stack with --userspace.
 // With no saved membership and no join string it is the network's coordinator: it creates (or
 // reopens) the network in the state directory (coordinator.db), serves the control channel, and
 // applies its own network map in-process. With `--join` it registers through the control channel
@@ -13,12 +14,13 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { Logger, UserError } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
-import { LocalIdentity } from '../wireguard/index.js';
+import { LocalIdentity, type Engine } from '../wireguard/index.js';
 import { MeshNode, ControlClient, type ControlNetworkMap } from '../mesh/index.js';
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
 } from '../control/index.js';
 import { WgInterface } from './wg-interface.js';
+import { UserspaceInterface } from './userspace-interface.js';
 import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
 import { parseWgQuickConfig } from './wg-quick-config.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
@@ -46,6 +48,8 @@ export interface MeshUpOptions {
   name?: string;
   networkName?: string;
   listenPort?: number;
+  /** The userspace stack instead of a kernel TUN (no root needed). */
+  userspace?: boolean;
 }
 
 interface Membership {
@@ -62,7 +66,7 @@ interface Membership {
 
 export interface MeshDaemon {
   role: 'coordinator' | 'member';
-  iface: WgInterface;
+  iface: MeshInterface;
   mesh: MeshNode;
   /** What `meshtun up` prints (one line each). */
   lines: string[];
@@ -90,14 +94,22 @@ function prefixLength(cidr: string, fallback: number): number {
   return Number.isInteger(n) ? n : fallback;
 }
 
-async function bringUp(name: string, id: NodeIdentity, ipv4: string, pool: string, ipv6: string, ula: string, listenPort: number): Promise<WgInterface> {
-  WgInterface.assertCanCreate(name);
+/** The data plane under a mesh node: a kernel TUN (WgInterface) or the userspace stack. */
+export interface MeshInterface {
+  readonly name: string;
+  readonly engine: Engine;
+  readonly stopped: Promise<string>;
+  stop(reason?: string): Promise<void>;
+}
+
+async function bringUp(name: string, id: NodeIdentity, ipv4: string, pool: string, ipv6: string, ula: string, listenPort: number, userspace: boolean): Promise<MeshInterface> {
+  if (!userspace) WgInterface.assertCanCreate(name);
   const cfg = parseWgQuickConfig(
     `[Interface]\nPrivateKey = ${encodeBase64Key(id.privateKey)}\nListenPort = ${listenPort}\n` +
     `Address = ${ipv4}/${prefixLength(pool, 10)}, ${ipv6}/${prefixLength(ula, 48)}\n`,
     join(id.dir, 'node.key'),
   );
-  const iface = await WgInterface.fromWgQuick(name, cfg);
+  const iface = userspace ? await UserspaceInterface.fromWgQuick(name, cfg) : await WgInterface.fromWgQuick(name, cfg);
   iface.writePidFile();
   return iface;
 }
@@ -130,7 +142,7 @@ export async function startMesh(opts: MeshUpOptions): Promise<MeshDaemon> {
 
 async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
   const ifname = opts.interfaceName ?? DEFAULT_MESH_INTERFACE;
-  WgInterface.assertCanCreate(ifname);
+  if (!opts.userspace) WgInterface.assertCanCreate(ifname);
   const id = loadNodeIdentity(opts.dir);
   const listen = splitListen(opts.listen);
   const coord = Coordinator.open(opts.dir);
@@ -144,7 +156,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     if (!self) throw new UserError(`the network in ${opts.dir} has no node with this node's key`, 'the state directory is inconsistent: move coordinator.db away to start a new network');
     const server = await ControlServer.listen({ coordinator: coord, identity: new LocalIdentity(id.privateKey), host: listen.host, port: listen.port, tlsDir: opts.dir });
     cleanup.push(() => server.close());
-    const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT);
+    const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
     const mesh = new MeshNode(iface.engine);
     const applyOwn = () => {
@@ -192,7 +204,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     const lines = [
       `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
       `network "${net.name}" (${net.id}) ${createdNetwork ? 'created' : 'loaded'}: ${net.ipv4Pool}, ${net.ulaPrefix}; this node is its coordinator`,
-      `${ifname} is up: node "${self.name}" ${self.ipv4}, ${self.ipv6}; listening on UDP ${iface.engine.bind.port}`,
+      `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${self.name}" ${self.ipv4}, ${self.ipv6}; listening on UDP ${iface.engine.bind.port}`,
       `control channel on ${formatHostPort(listen.host, server.port)}`,
       `join another machine (reusable token, valid 24h):`,
       `  ${joinCommand(token.token)}`,
@@ -208,7 +220,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
 
 async function startMember(opts: MeshUpOptions, membershipPath: string, saved: boolean): Promise<MeshDaemon> {
   const ifname = opts.interfaceName ?? DEFAULT_MESH_INTERFACE;
-  WgInterface.assertCanCreate(ifname);
+  if (!opts.userspace) WgInterface.assertCanCreate(ifname);
   const id = loadNodeIdentity(opts.dir);
   const identity = new LocalIdentity(id.privateKey);
   let m: Membership | null = saved ? JSON.parse(readFileSync(membershipPath, 'utf8')) as Membership : null;
@@ -241,9 +253,9 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     throw e;
   }
   const member = m;
-  let iface: WgInterface;
+  let iface: MeshInterface;
   try {
-    iface = await bringUp(ifname, id, member.ipv4, member.ipv4Pool, member.ipv6, member.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT);
+    iface = await bringUp(ifname, id, member.ipv4, member.ipv4Pool, member.ipv6, member.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
   } catch (e) {
     client.close();
     throw e;
@@ -266,7 +278,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   const lines = [
     `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
     `${saved ? 'member of' : 'joined'} the network of coordinator ${formatHostPort(member.host, member.port)}`,
-    `${ifname} is up: node "${member.name}" ${member.ipv4}, ${member.ipv6}; listening on UDP ${iface.engine.bind.port}`,
+    `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${member.name}" ${member.ipv4}, ${member.ipv6}; listening on UDP ${iface.engine.bind.port}`,
     `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
   ];
   return daemon('member', iface, mesh, lines, apiPath, async () => {
@@ -278,7 +290,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   });
 }
 
-function daemon(role: 'coordinator' | 'member', iface: WgInterface, mesh: MeshNode, lines: string[], apiPath: string, undo: () => Promise<void>): MeshDaemon {
+function daemon(role: 'coordinator' | 'member', iface: MeshInterface, mesh: MeshNode, lines: string[], apiPath: string, undo: () => Promise<void>): MeshDaemon {
   let stopping: Promise<void> | null = null;
   const stop = (reason = 'stopped') => {
     stopping ??= (async () => {
