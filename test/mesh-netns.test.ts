@@ -1,6 +1,7 @@
 // The mesh end to end: a coordinator (`meshtun up`) and four nodes (one on the userspace stack) (`meshtun up --join ... --token`)
 // each in its own namespace on one underlay bridge (198.18.50.0/24). Tokens come from
-// `meshtun token create`; every node pings every other's overlay IPv4 and IPv6 address; the
+// `meshtun token create`; every node pings every other's overlay IPv4 and IPv6 address and
+// resolves every name (<name>.mesh, <name>.<network>: A and AAAA) at its own DNS responder; the
 // coordinator's API lists the nodes; members keep talking while the coordinator is stopped and
 // resync when it is back; a restarted member keeps its address; `meshtun nodes remove` cuts a
 // node off within 5 s.
@@ -20,6 +21,14 @@ after(() => topo.destroy());
 function pingOk(ns: string, addr: string): boolean {
   const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', addr.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
   return r.status === 0;
+}
+
+/** A and AAAA of `name` asked of the DNS server at `server` from inside `ns`. */
+function resolveIn(ns: string, server: string, name: string): { a: string[]; aaaa: string[] } | null {
+  const script = `const r = new (require('node:dns').promises.Resolver)({ timeout: 1000, tries: 2 }); r.setServers([${JSON.stringify(server)}]);` +
+    `Promise.all([r.resolve4(${JSON.stringify(name)}), r.resolve6(${JSON.stringify(name)})]).then(([a, aaaa]) => console.log(JSON.stringify({ a, aaaa })), () => console.log('null'))`;
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8' });
+  try { return JSON.parse(r.stdout) as { a: string[]; aaaa: string[] } | null; } catch { return null; }
 }
 
 interface Node { ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string; proc: ChildProcess }
@@ -68,6 +77,20 @@ test('mesh: a coordinator and four joined nodes (one userspace) ping each other;
       if (from === to) continue;
       await waitFor(`${from.iface} pings ${to.ipv4}\n${from.out()}`, () => pingOk(from.ns, to.ipv4), 20_000, 200);
       await waitFor(`${from.iface} pings ${to.ipv6}`, () => pingOk(from.ns, to.ipv6), 10_000, 200);
+    }
+  }
+
+  // Names: each kernel-TUN node answers <name>.mesh and <name>.<network> on its overlay address.
+  const nodeNames = ['coordinator', 'a', 'b', 'd', 'e'];
+  for (const from of all.slice(0, 4)) {
+    for (const [k, to] of all.entries()) {
+      for (const q of [`${nodeNames[k]}.mesh`, `${nodeNames[k]}.home`]) {
+        const got = await waitFor(`${q} from ${from.iface}`, () => {
+          const r = resolveIn(from.ns, from.ipv4, q);
+          return r && r.a[0] === to.ipv4 && r.aaaa[0] === to.ipv6 ? r : null;
+        }, 10_000, 200);
+        assert.deepEqual(got, { a: [to.ipv4], aaaa: [to.ipv6] });
+      }
     }
   }
 

@@ -19,6 +19,7 @@ import { MeshNode, ControlClient, type ControlNetworkMap } from '../mesh/index.j
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
 } from '../control/index.js';
+import { DnsResponder, DnsServer, type NameRecord } from '../dns/index.js';
 import { WgInterface } from './wg-interface.js';
 import { UserspaceInterface } from './userspace-interface.js';
 import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
@@ -31,6 +32,8 @@ export const DEFAULT_MESH_INTERFACE = 'meshtun0';
 export const DEFAULT_NETWORK_NAME = 'home';
 export const MEMBERSHIP_FILE = 'membership.json';
 export const MESH_API_SOCKET = 'mesh.api';
+/** The DNS port a kernel-TUN mesh node answers <name>.mesh on, at its overlay IPv4 address. */
+export const MESH_DNS_PORT = 53;
 /** How often a member retries reporting its endpoints while the coordinator is unreachable. */
 const REPORT_RETRY_MS = 5_000;
 
@@ -114,6 +117,33 @@ async function bringUp(name: string, id: NodeIdentity, ipv4: string, pool: strin
   return iface;
 }
 
+/** The node's DNS responder for the network's names (kernel TUN mode: on its overlay IPv4
+ * address). Its records follow the map. A DNS server that cannot start is logged, not fatal. */
+async function startMeshDns(address: string, userspace: boolean): Promise<{ update(map: ControlNetworkMap): void; close(): Promise<void>; line: string | null }> {
+  const responder = new DnsResponder();
+  let server: DnsServer | null = null;
+  if (!userspace) {
+    try {
+      server = await DnsServer.start({ responder, address, port: MESH_DNS_PORT });
+    } catch (e) {
+      log.warn(`no DNS for the network's names on ${address}:${MESH_DNS_PORT}: ${(e as Error).message}`);
+    }
+  }
+  return {
+    update(map) {
+      const records: NameRecord[] = [map.self, ...(map.peers ?? [])].filter((n) => n && typeof n.name === 'string')
+        .map((n) => ({ name: n.name, network: map.network.name, ipv4: n.ipv4 || null, ipv6: n.ipv6 || null }));
+      try {
+        responder.setRecords(records);
+      } catch (e) {
+        log.warn(`DNS records not updated: ${(e as Error).message}`);
+      }
+    },
+    close: async () => { await server?.close(); },
+    line: server ? `DNS for <name>.mesh on ${address}:${MESH_DNS_PORT}` : null,
+  };
+}
+
 function splitListen(listen: string | undefined): { host: string; port: number } {
   if (!listen) return { host: '0.0.0.0', port: DEFAULT_CONTROL_PORT };
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
@@ -158,7 +188,9 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     cleanup.push(() => server.close());
     const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
-    const mesh = new MeshNode(iface.engine);
+    const dns = await startMeshDns(self.ipv4, opts.userspace === true);
+    cleanup.push(() => dns.close());
+    const mesh = new MeshNode(iface.engine, { onApplied: (map) => dns.update(map) });
     const applyOwn = () => {
       try {
         mesh.apply(coord.networkMap(id.publicKey) as unknown as ControlNetworkMap);
@@ -206,6 +238,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
       `network "${net.name}" (${net.id}) ${createdNetwork ? 'created' : 'loaded'}: ${net.ipv4Pool}, ${net.ulaPrefix}; this node is its coordinator`,
       `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${self.name}" ${self.ipv4}, ${self.ipv6}; listening on UDP ${iface.engine.bind.port}`,
       `control channel on ${formatHostPort(listen.host, server.port)}`,
+      ...(dns.line ? [dns.line] : []),
       `join another machine (reusable token, valid 24h):`,
       `  ${joinCommand(token.token)}`,
       `more tokens: meshtun token create [--reusable] [--expires 24h] [--tag web]`,
@@ -260,7 +293,8 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     client.close();
     throw e;
   }
-  const mesh = new MeshNode(iface.engine, { onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
+  const dns = await startMeshDns(member.ipv4, opts.userspace === true);
+  const mesh = new MeshNode(iface.engine, { onApplied: (map) => dns.update(map), onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
   mesh.follow(client);
   let reportTimer: NodeJS.Timeout | null = null;
   const report = () => {
@@ -278,6 +312,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   const lines = [
     `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
     `${saved ? 'member of' : 'joined'} the network of coordinator ${formatHostPort(member.host, member.port)}`,
+    ...(dns.line ? [dns.line] : []),
     `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${member.name}" ${member.ipv4}, ${member.ipv6}; listening on UDP ${iface.engine.bind.port}`,
     `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
   ];
@@ -285,6 +320,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     if (reportTimer) clearTimeout(reportTimer);
     mesh.stop();
     client.close();
+    await dns.close();
     await api.close();
     await iface.stop('mesh stopped');
   });
