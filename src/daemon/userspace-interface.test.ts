@@ -150,6 +150,24 @@ test('reload() of a broken file throws a ConfigError and changes nothing', async
   assert.equal(still.code, 0, still.stderr);
 });
 
+test("Policy = a local ACL: B cannot ping A, A's own flows to B still work; reload drops it", async () => {
+  writeFileSync(join(dir, 'acl.hujson'), '{ "acls": [ { "src": ["100.64.0.2"], "dst": ["100.64.0.1:22"], "proto": "tcp" } ] }');
+  writeFileSync(join(dir, 'ua0.conf'), confA('Policy = acl.hujson\n'));
+  await a.reload();
+  const before = a.engine.counters.dropFilteredInbound;
+  await assert.rejects(b.stack.ping(4, '100.64.0.1', { timeoutMs: 800 }), /ETIMEDOUT|no reply/i);
+  assert.ok(a.engine.counters.dropFilteredInbound > before, 'the echo request was filtered and counted');
+  const own = await fetchFile();
+  assert.equal(own.code, 0, `A's own flow through the filter: ${own.stderr}`);
+  assert.equal(own.sha, sha(data));
+  writeFileSync(join(dir, 'acl.hujson'), '{ "acls": [ { "src": ["100.64.0.2"], "dst": ["tag:nope:22"] } ] }');
+  await assert.rejects(a.reload(), /acl\.hujson/, 'a bad policy refuses the reload');
+  writeFileSync(join(dir, 'ua0.conf'), confA());
+  await a.reload();
+  assert.equal(a.engine.packetFilter, null);
+  assert.ok((await b.stack.ping(4, '100.64.0.1', { timeoutMs: 2000 })) >= 0);
+});
+
 test('userspace mode needs an Address', async () => {
   const cfg = parseWgQuickConfig(`[Interface]\nPrivateKey = ${encodeBase64Key(kA)}\n`, 'nx0.conf');
   await assert.rejects(UserspaceInterface.fromWgQuick('nx0', cfg, { paths: paths('nx0') }), /nx0\.conf: userspace mode needs the node's overlay address: add "Address = /);

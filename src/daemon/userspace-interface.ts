@@ -38,6 +38,8 @@ import { stateDir } from './node-identity.js';
 import { formatPrefix, readWgQuickConfig, type WgQuickConfig } from './wg-quick-config.js';
 import { DEFAULT_HTTP_PROXY, DEFAULT_SOCKS5, type ListenAddress } from './meshtun-section.js';
 import { syncWireGuard, type PeerSyncResult } from './peer-sync.js';
+import { localPolicyFilter, loadLocalPolicy, localPolicyPath } from './local-policy.js';
+import { AclFilter } from '../mesh/index.js';
 
 const log = new Logger('userspace');
 const WG_RUN_DIR = '/var/run/wireguard';
@@ -153,6 +155,7 @@ export class UserspaceInterface {
     }
     const stack = new UserspaceStack({ addresses, mtu: cfg.interface.mtu ?? DEFAULT_MTU, name });
     const engine = new Engine({ device: stack, bind: opts.bind ?? createUdpBind(), name });
+    if (cfg.meshtun.policy) engine.setPacketFilter(localPolicyFilter(cfg.meshtun.policy, opts.configPath ?? cfg.file, cfg.meshtun.line));
     const iface = new UserspaceInterface(name, engine, stack, paths, cfg, opts.configPath ?? cfg.file);
     try {
       await iface.start();
@@ -251,6 +254,14 @@ export class UserspaceInterface {
   private async reloadNow(): Promise<ReloadReport> {
     const next = readWgQuickConfig(this.configPath);
     const prev = this.cfg;
+    // The policy first: a bad policy file refuses the whole reload and changes nothing.
+    const policy = next.meshtun.policy
+      ? loadLocalPolicy(localPolicyPath(next.meshtun.policy, this.configPath), this.configPath, next.meshtun.line)
+      : null;
+    const current = this.engine.packetFilter;
+    if (policy === null) this.engine.setPacketFilter(null);
+    else if (current instanceof AclFilter) current.setPolicy(policy); // keeps flows still allowed
+    else this.engine.setPacketFilter(new AclFilter({ policy }));
     const warnings: string[] = [...next.warnings];
     if (next.interface.addresses.map(formatPrefix).join() !== prev.interface.addresses.map(formatPrefix).join()) {
       warnings.push('Address changed: restart the interface to use the new addresses (kept the old ones)');

@@ -9,6 +9,7 @@ import { Logger, PlatformError, UserError } from '../util/index.js';
 import { Engine, parseCidr, type Bind, type Device } from '../wireguard/index.js';
 import { UapiServer, uapiSocketPath } from '../wireguard/index.js';
 import { ApiServer, apiSocketPath, interfaceStatus } from './api-server.js';
+import { localPolicyFilter } from './local-policy.js';
 import { LinuxTun } from '../tun/index.js';
 import { createUdpBind } from '../transport/index.js';
 import { resolveEndpoint, formatPrefix, type WgQuickConfig, type IpPrefix } from './wg-quick-config.js';
@@ -106,6 +107,7 @@ export class WgInterface {
     const { engine, name } = this;
     const ifc = cfg.interface;
     engine.setPrivateKey(ifc.privateKey);
+    if (cfg.meshtun.policy) engine.setPacketFilter(localPolicyFilter(cfg.meshtun.policy, cfg.file, cfg.meshtun.line));
     if (ifc.listenPort !== null) await engine.setListenPort(ifc.listenPort);
     for (const p of cfg.peers) {
       const peer = engine.addPeer(p.publicKey);
