@@ -11,7 +11,7 @@ export { UserspaceInterface, runPaths, userRunDir, signalUserspaceInterface, typ
 export { syncWireGuard, type PeerSyncResult } from './peer-sync.js';
 export type { MeshtunSettings, ListenAddress, MeshtunMode } from './meshtun-section.js';
 export {
-  startMesh, underlayEndpoints, DEFAULT_CONTROL_PORT, DEFAULT_MESH_INTERFACE, DEFAULT_MESH_LISTEN_PORT, DEFAULT_NETWORK_NAME, MEMBERSHIP_FILE, MESH_API_SOCKET,
-  type MeshUpOptions, type MeshDaemon,
+  startMesh, underlayEndpoints, MESH_DNS_PORT, DEFAULT_CONTROL_PORT, DEFAULT_MESH_INTERFACE, DEFAULT_MESH_LISTEN_PORT, DEFAULT_NETWORK_NAME, MEMBERSHIP_FILE, MESH_API_SOCKET,
+  type MeshUpOptions, type MeshDaemon, type MeshInterface,
 } from './mesh-daemon.js';
 export type { ApiRoutes } from './api-server.js';

@@ -1,0 +1,23 @@
+// `meshtun up` flags of a mesh node: values, `--flag=value`, and mistakes named as UserErrors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UserError } from '../util/index.js';
+import { parseMeshUpFlags } from './mesh-commands.js';
+
+test('mesh up flags: join, token, name, listen, interface, userspace', () => {
+  const f = parseMeshUpFlags(['--join', 'meshtun://198.18.0.1:7443/key', '--token=mtj1_x', '--name', 'web', '--listen', '0.0.0.0:7000', '--interface', 'mt9', '--userspace']);
+  assert.equal(f.join, 'meshtun://198.18.0.1:7443/key');
+  assert.equal(f.token, 'mtj1_x');
+  assert.equal(f.name, 'web');
+  assert.equal(f.listen, '0.0.0.0:7000');
+  assert.equal(f.interfaceName, 'mt9');
+  assert.equal(f.userspace, true);
+  assert.equal(f.tun, false);
+  assert.deepEqual(parseMeshUpFlags([]), { tun: false, userspace: false });
+});
+
+test('mesh up flags: mistakes are user errors', () => {
+  assert.throws(() => parseMeshUpFlags(['--join']), (e: unknown) => e instanceof UserError && /--join needs a value/.test(e.message));
+  assert.throws(() => parseMeshUpFlags(['--token', 'mtj1_x']), (e: unknown) => e instanceof UserError && /--join/.test(e.message));
+  assert.throws(() => parseMeshUpFlags(['--bogus']), (e: unknown) => e instanceof UserError && /unknown option "--bogus"/.test(e.message));
+});
