@@ -22,7 +22,7 @@
 // (restarted only when their settings changed) and the forwards (ForwardSet.apply: unchanged pairs
 // keep their connections). Address and MTU changes need a restart (logged).
 
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, Logger, UserError } from '../util/index.js';
 import { Engine, UapiServer, uapiSocketPath, type Bind } from '../wireguard/index.js';
@@ -39,6 +39,7 @@ import { formatPrefix, readWgQuickConfig, type WgQuickConfig } from './wg-quick-
 import { DEFAULT_HTTP_PROXY, DEFAULT_SOCKS5, type ListenAddress } from './meshtun-section.js';
 import { syncWireGuard, type PeerSyncResult } from './peer-sync.js';
 import { localPolicyFilter, loadLocalPolicy, localPolicyPath } from './local-policy.js';
+import { writeOwnPidFile } from './pid-file.js';
 import { AclFilter } from '../mesh/index.js';
 
 const log = new Logger('userspace');
@@ -289,14 +290,7 @@ export class UserspaceInterface {
 
   /** Writes the pid file so `meshtun down <iface>` finds this process. */
   writePidFile(): void {
-    const file = this.paths.pid;
-    mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-    writeFileSync(file, `${process.pid}\n`);
-    this.undo.push(async () => {
-      try {
-        if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file);
-      } catch { /* already gone */ }
-    });
+    this.undo.push(writeOwnPidFile(this.paths.pid));
   }
 
   /** Closes proxies, forwards, sockets and the engine, in reverse order. Idempotent. */

@@ -3,13 +3,14 @@
 // addresses, MTU, routes, DNS and hook scripts, all removed again on shutdown.
 
 import { execFile } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync, readFileSync, realpathSync } from 'node:fs';
+import { rmSync, readFileSync, realpathSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Logger, PlatformError, UserError } from '../util/index.js';
 import { Engine, parseCidr, type Bind, type Device } from '../wireguard/index.js';
 import { UapiServer, uapiSocketPath } from '../wireguard/index.js';
 import { ApiServer, apiSocketPath, interfaceStatus } from './api-server.js';
 import { localPolicyFilter } from './local-policy.js';
+import { writeOwnPidFile } from './pid-file.js';
 import { LinuxTun } from '../tun/index.js';
 import { createUdpBind } from '../transport/index.js';
 import { resolveEndpoint, formatPrefix, type WgQuickConfig, type IpPrefix } from './wg-quick-config.js';
@@ -189,13 +190,7 @@ export class WgInterface {
 
   /** Writes a pid file so `meshtun down <iface>` can find this process. */
   writePidFile(): void {
-    mkdirSync(PID_DIR, { recursive: true, mode: 0o755 });
-    writeFileSync(pidFile(this.name), `${process.pid}\n`);
-    this.undo.push(async () => {
-      try {
-        if (readFileSync(pidFile(this.name), 'utf8').trim() === String(process.pid)) rmSync(pidFile(this.name));
-      } catch { /* already gone */ }
-    });
+    this.undo.push(writeOwnPidFile(pidFile(this.name)));
   }
 
   /** Undoes everything in reverse order, closes the engine (which deletes the TUN device). */
