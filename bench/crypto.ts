@@ -14,8 +14,7 @@
 // GC ran in between (the method of bench/wire.ts); the cost of the measurement (an empty loop) is
 // subtracted, and a calibration loop that allocates one Buffer view per packet must show > 0.
 
-import { PerformanceObserver, performance } from 'node:perf_hooks';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { packetsPerSecond, measureAllocation, allocationText, fmt, finishMeasuring } from './measure.js';
 import { randomBytes } from 'node:crypto';
 import { ChaChaPolyKey, aeadNativeUnavailable, type AeadImplementation } from '../src/crypto/aead.js';
 
@@ -107,63 +106,6 @@ const restoreOnly: Case = {
   },
 };
 
-/** Runs a case for `seconds`; returns packets per second. */
-function timeCase(c: Case, seconds: number): number {
-  const limit = BigInt(Math.round(seconds * 1e9));
-  const t0 = process.hrtime.bigint();
-  let n = 0;
-  let elapsed = 0n;
-  while (elapsed < limit) {
-    sink += c.run(CHUNK);
-    n += CHUNK;
-    elapsed = process.hrtime.bigint() - t0;
-  }
-  return n / (Number(elapsed) / 1e9);
-}
-
-const gcStarts: number[] = [];
-const gcObserver = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcStarts.push(e.startTime);
-});
-gcObserver.observe({ entryTypes: ['gc'] });
-
-function youngUsed(): number {
-  let used = 0;
-  for (const s of getHeapSpaceStatistics()) {
-    if (s.space_name === 'new_space' || s.space_name === 'new_large_object_space') used += s.space_used_size;
-  }
-  return used;
-}
-
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 20));
-
-/** Young-generation bytes allocated by `run(n)` in a window with no GC, or null if every try saw one. */
-async function measureAllocation(run: (n: number) => number, packets: number): Promise<{ bytes: number; packets: number } | null> {
-  for (let n = packets; n >= BATCH * 4; n = Math.floor(n / 4 / BATCH) * BATCH) {
-    await settle();
-    const t0 = performance.now();
-    const before = youngUsed();
-    sink += run(n);
-    const after = youngUsed();
-    const t1 = performance.now();
-    await settle(); // let the observer receive GC entries
-    if (!gcStarts.some((t) => t >= t0 - 1 && t <= t1 + 1)) return { bytes: after - before, packets: n };
-  }
-  return null;
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
-
-async function allocationText(run: (n: number) => number, overhead: number): Promise<string> {
-  const a = await measureAllocation(run, ALLOC_PACKETS);
-  if (!a) return 'allocation: not measured (a GC ran in every window)';
-  const perPacket = Math.max(0, a.bytes - overhead) / a.packets;
-  return `${fmt(perPacket, perPacket < 1 ? 3 : 1)} B/packet allocated ` +
-    `(young generation grew ${fmt(a.bytes)} B over ${fmt(a.packets)} packets with no GC; empty loop: ${fmt(overhead)} B)`;
-}
-
 async function main(): Promise<void> {
   const nativeWhy = aeadNativeUnavailable();
   const impls: [AeadImplementation, string][] = [['node:crypto', 'node:crypto']];
@@ -197,22 +139,22 @@ async function main(): Promise<void> {
 
   const empty = (n: number) => { let a = 0; for (let i = 0; i < n; i++) a += i & 1; return a; };
   empty(ALLOC_PACKETS);
-  const base = await measureAllocation(empty, ALLOC_PACKETS);
+  const base = await measureAllocation(empty, ALLOC_PACKETS, BATCH);
   const overhead = base ? base.bytes : 0;
   const calibration = (n: number) => { let a = 0; for (let i = 0; i < n; i++) a += bufs[i & (BATCH - 1)]!.subarray(0, 20).length; return a; };
   calibration(10_000);
   console.log(`allocation measurement overhead (empty loop): ${fmt(overhead)} B per window, subtracted below`);
-  console.log(`calibration (one Buffer.subarray per packet, must be > 0): ${await allocationText(calibration, overhead)}`);
+  console.log(`calibration (one Buffer.subarray per packet, must be > 0): ${await allocationText(calibration, ALLOC_PACKETS, overhead, BATCH)}`);
   console.log('');
 
-  timeCase(restoreOnly, WARMUP_SECONDS);
-  const restorePps = timeCase(restoreOnly, SECONDS);
+  packetsPerSecond(restoreOnly.run, CHUNK, WARMUP_SECONDS);
+  const restorePps = packetsPerSecond(restoreOnly.run, CHUNK, SECONDS);
   const restoreNs = 1e9 / restorePps;
   console.log(restoreOnly.name);
   console.log(`  ${fmt(restorePps)} copies/s, ${fmt(restoreNs, 1)} ns/packet`);
   for (const c of cases) {
-    timeCase(c, WARMUP_SECONDS);
-    const pps = timeCase(c, SECONDS);
+    packetsPerSecond(c.run, CHUNK, WARMUP_SECONDS);
+    const pps = packetsPerSecond(c.run, CHUNK, SECONDS);
     const gbit = (pps * PACKET_LEN * 8) / 1e9;
     console.log(c.name);
     let line = `  ${fmt(pps)} packets/s, ${fmt(1e9 / pps, 1)} ns/packet, ${fmt(gbit, 2)} Gbit/s of plaintext`;
@@ -221,9 +163,9 @@ async function main(): Promise<void> {
       line += `; without the restore copy: ${fmt(1e9 / netNs)} packets/s, ${fmt((1e9 / netNs) * PACKET_LEN * 8 / 1e9, 2)} Gbit/s`;
     }
     console.log(line);
-    console.log(`  ${await allocationText(c.run, overhead)}`);
+    console.log(`  ${await allocationText(c.run, ALLOC_PACKETS, overhead, BATCH)}`);
   }
-  gcObserver.disconnect();
+  finishMeasuring();
   if (sink === -1) console.log(''); // keeps the results alive
 }
 

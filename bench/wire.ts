@@ -12,8 +12,7 @@
 // loop) is subtracted, and a calibration loop that allocates one Buffer view per packet shows the
 // method sees allocation when there is some.
 
-import { PerformanceObserver, performance } from 'node:perf_hooks';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { packetsPerSecond, measureAllocation, allocationText, fmt, finishMeasuring } from './measure.js';
 import { Ipv4Repr, emitIpv4, parseIpv4, IpProtocol } from '../src/wire/ipv4.js';
 import { Ipv6Repr, emitIpv6, parseIpv6, IPV6_HEADER_LEN } from '../src/wire/ipv6.js';
 import { TcpRepr, emitTcp, parseTcp, tcpHeaderLength, TcpFlag } from '../src/wire/tcp.js';
@@ -151,67 +150,6 @@ function dhcpv4(pkt: Buffer): number {
   return dhcp.leaseTime;
 }
 
-let sink = 0;
-
-/** Runs a case for `seconds`; returns packets per second. */
-function timeCase(c: Case, seconds: number): number {
-  const limit = BigInt(Math.round(seconds * 1e9));
-  const t0 = process.hrtime.bigint();
-  let n = 0;
-  let elapsed = 0n;
-  while (elapsed < limit) {
-    sink += c.run(CHUNK);
-    n += CHUNK;
-    elapsed = process.hrtime.bigint() - t0;
-  }
-  return n / (Number(elapsed) / 1e9);
-}
-
-const gcStarts: number[] = [];
-const gcObserver = new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcStarts.push(e.startTime);
-});
-gcObserver.observe({ entryTypes: ['gc'] });
-
-function youngUsed(): number {
-  let used = 0;
-  for (const s of getHeapSpaceStatistics()) {
-    if (s.space_name === 'new_space' || s.space_name === 'new_large_object_space') used += s.space_used_size;
-  }
-  return used;
-}
-
-const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 20));
-
-interface Allocation { bytes: number; packets: number }
-
-/** Young-generation bytes allocated by `run(n)` in a window with no GC, or null if every try saw one. */
-async function measureAllocation(run: (n: number) => number, packets: number): Promise<Allocation | null> {
-  for (let n = packets; n >= 1000; n = Math.floor(n / 4)) {
-    await settle();
-    const t0 = performance.now();
-    const before = youngUsed();
-    sink += run(n);
-    const after = youngUsed();
-    const t1 = performance.now();
-    await settle(); // let the observer receive GC entries
-    if (!gcStarts.some((t) => t >= t0 - 1 && t <= t1 + 1)) return { bytes: after - before, packets: n };
-  }
-  return null;
-}
-
-function fmt(n: number, digits = 0): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-}
-
-async function allocationText(c: Case, overhead: number): Promise<string> {
-  const a = await measureAllocation(c.run, ALLOC_PACKETS);
-  if (!a) return 'allocation: not measured (a GC ran in every window)';
-  const perPacket = Math.max(0, a.bytes - overhead) / a.packets;
-  return `${fmt(perPacket, perPacket < 1 ? 3 : 1)} B/packet allocated ` +
-    `(young generation grew ${fmt(a.bytes)} B over ${fmt(a.packets)} packets with no GC; empty loop: ${fmt(overhead)} B)`;
-}
-
 async function main(): Promise<void> {
   const tcpRing = Array.from({ length: RING }, (_, i) => buildTcpIpv4(i));
   const udpRing = Array.from({ length: RING }, (_, i) => buildUdpIpv6(i));
@@ -248,20 +186,19 @@ async function main(): Promise<void> {
     run: (n) => { let a = 0; for (let i = 0; i < n; i++) a += tcpIpv4(tcpRing[i & (RING - 1)]!) + sinkBuf.subarray(0, 20).length; return a; },
   };
   calibration.run(10_000);
-  console.log(`calibration (one Buffer.subarray per packet, must be > 0): ${await allocationText(calibration, overhead)}`);
+  console.log(`calibration (one Buffer.subarray per packet, must be > 0): ${await allocationText(calibration.run, ALLOC_PACKETS, overhead)}`);
   console.log('');
 
   for (const c of cases) {
-    timeCase(c, WARMUP_SECONDS);
-    const pps = timeCase(c, SECONDS);
+    packetsPerSecond(c.run, CHUNK, WARMUP_SECONDS);
+    const pps = packetsPerSecond(c.run, CHUNK, SECONDS);
     const gbit = (pps * c.bytesPerPacket * 8) / 1e9;
     console.log(c.name);
     console.log(`  ${fmt(pps)} packets/s, ${fmt(1e9 / pps, 1)} ns/packet` +
       (c.bytesPerPacket >= PACKET_LEN ? `, ${fmt(gbit, 2)} Gbit/s equivalent` : ` (${c.bytesPerPacket} B packets)`));
-    console.log(`  ${await allocationText(c, overhead)}`);
+    console.log(`  ${await allocationText(c.run, ALLOC_PACKETS, overhead)}`);
   }
-  gcObserver.disconnect();
-  if (sink === -1) console.log(''); // keeps the results alive
+  finishMeasuring();
 }
 
 const sinkBuf = Buffer.alloc(64);
