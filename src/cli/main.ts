@@ -6,6 +6,7 @@ import { genkey, pubkey, genpsk } from './keys.js';
 import { up, down, wgUserspace } from './wg-commands.js';
 import { status } from './status.js';
 import { token, nodes } from './mesh-commands.js';
+import { routes } from './routes-commands.js';
 
 export interface Command {
   name: string;
@@ -32,6 +33,7 @@ for (const c of [
   status,
   token,
   nodes,
+  routes,
 ]) registerCommand(c);
 
 const VERSION = '0.1.0';

@@ -21,6 +21,8 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
     '--listen': (v) => { out.listen = v; },
     '--interface': (v) => { out.interfaceName = v; },
     '--network': (v) => { out.networkName = v; },
+    '--advertise-routes': (v) => { out.advertiseRoutes = [...(out.advertiseRoutes ?? []), ...v.split(',').map((r) => r.trim()).filter(Boolean)]; },
+    '--exit-node': (v) => { out.exitNode = v; },
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -28,6 +30,8 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
     const flag = eq > 0 ? a.slice(0, eq) : a;
     if (flag === '--tun') out.tun = true;
     else if (flag === '--userspace') out.userspace = true;
+    else if (flag === '--advertise-exit-node') out.advertiseExitNode = true;
+    else if (flag === '--auto-approve-routes') out.autoApproveRoutes = true;
     else if (valued[flag]) {
       const v = eq > 0 ? a.slice(eq + 1) : args[++i];
       if (v === undefined || v === '') throw new UserError(`${flag} needs a value`, 'see `meshtun up --help`');

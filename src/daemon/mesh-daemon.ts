@@ -15,13 +15,15 @@ import { join } from 'node:path';
 import { Logger, UserError } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 import { LocalIdentity, type Engine } from '../wireguard/index.js';
-import { MeshNode, ControlClient, type ControlNetworkMap } from '../mesh/index.js';
+import { MeshNode, ControlClient, EXIT_ROUTES, type ControlNetworkMap } from '../mesh/index.js';
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
 } from '../control/index.js';
 import { DnsResponder, DnsServer, type NameRecord } from '../dns/index.js';
 import { WgInterface } from './wg-interface.js';
 import { UserspaceInterface } from './userspace-interface.js';
+import { MeshRouting } from './routing.js';
+import { routesApi, autoApproveRoutes } from './routes-api.js';
 import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
 import { parseWgQuickConfig } from './wg-quick-config.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
@@ -53,6 +55,19 @@ export interface MeshUpOptions {
   listenPort?: number;
   /** The userspace stack instead of a kernel TUN (no root needed). */
   userspace?: boolean;
+  /** Subnets this node routes for the mesh (once the coordinator approves them). */
+  advertiseRoutes?: string[];
+  /** Offer this node as an exit node (0.0.0.0/0 and ::/0, once approved). */
+  advertiseExitNode?: boolean;
+  /** Send all traffic through this node (by name) once it is an approved exit node. */
+  exitNode?: string;
+  /** Coordinator: approve every route nodes advertise without `meshtun routes approve`. */
+  autoApproveRoutes?: boolean;
+}
+
+/** The routes a node advertises, from its options. */
+function advertisedRoutes(opts: MeshUpOptions): string[] {
+  return [...(opts.advertiseRoutes ?? []), ...(opts.advertiseExitNode ? EXIT_ROUTES : [])];
 }
 
 interface Membership {
@@ -190,7 +205,9 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     cleanup.push(() => iface.stop('mesh stopped'));
     const dns = await startMeshDns(self.ipv4, opts.userspace === true);
     cleanup.push(() => dns.close());
-    const mesh = new MeshNode(iface.engine, { onApplied: (map) => dns.update(map) });
+    const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: net, advertised: advertisedRoutes(opts), ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
+    cleanup.push(() => routing.stop());
+    const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
     const applyOwn = () => {
       try {
         mesh.apply(coord.networkMap(id.publicKey) as unknown as ControlNetworkMap);
@@ -200,7 +217,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     };
     cleanup.push(coord.onChange(() => applyOwn()));
     try {
-      coord.reportNodeState(id.publicKey, { endpoints: underlayEndpoints(iface.engine.bind.port, ifname) });
+      coord.reportNodeState(id.publicKey, { endpoints: underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts) });
     } catch (e) {
       log.warn(`endpoints not recorded: ${(e as Error).message}`);
     }
@@ -227,8 +244,9 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
         const n = coord.removeNode(undefined, String(b.name ?? ''));
         return { status: 200, body: { removed: nodeInfo(n) } };
       }
-      return undefined;
+      return routesApi(coord)(method, url, body);
     };
+    if (opts.autoApproveRoutes) cleanup.push(autoApproveRoutes(coord));
     const apiPath = join(opts.dir, MESH_API_SOCKET);
     const api = await ApiServer.listen(apiPath, () => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'coordinator', network: net.name, node: self.name } }), routes);
     cleanup.splice(cleanup.length - 1, 0, () => api.close());
@@ -270,7 +288,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   const client = ControlClient.create({ url: `https://${formatHostPort(target.host, target.port)}`, coordinatorPublicKey: target.key, identity });
   try {
     if (!m) {
-      const r = await client.register({ token: (target as { token: string }).token, ...(opts.name ? { name: opts.name } : {}), hostname: hostname(), endpoints: [] });
+      const r = await client.register({ token: (target as { token: string }).token, ...(opts.name ? { name: opts.name } : {}), hostname: hostname(), endpoints: [], advertisedRoutes: advertisedRoutes(opts) });
       if (!r.ok) {
         throw new UserError(`the coordinator refused this node: ${r.error} (${r.reason})`,
           r.retryAfterMs > 0 ? `try again in ${Math.ceil(r.retryAfterMs / 1000)} s` : 'ask for a new token: meshtun token create');
@@ -294,12 +312,13 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     throw e;
   }
   const dns = await startMeshDns(member.ipv4, opts.userspace === true);
-  const mesh = new MeshNode(iface.engine, { onApplied: (map) => dns.update(map), onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
+  const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: member, advertised: advertisedRoutes(opts), ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
+  const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}), onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
   mesh.follow(client);
   let reportTimer: NodeJS.Timeout | null = null;
   const report = () => {
     reportTimer = null;
-    client.report({ endpoints: underlayEndpoints(iface.engine.bind.port, ifname) }).then((r) => {
+    client.report({ endpoints: underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts) }).then((r) => {
       if (!r.ok) log.warn(`endpoints not accepted: ${r.error}`);
     }, (e: Error) => {
       log.warn(`cannot report endpoints (${e.message}); retrying`);
@@ -321,6 +340,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     mesh.stop();
     client.close();
     await dns.close();
+    await routing.stop();
     await api.close();
     await iface.stop('mesh stopped');
   });

@@ -161,8 +161,9 @@ export class WgInterface {
   }
 
   /** wg-quick's policy routing for 0.0.0.0/0 and ::/0: our own packets carry fwmark 51820 and
-   * use the main table; everything else uses table 51820, whose default route is the tunnel. */
-  private async addDefaultRoute(fam: string, cidr: string): Promise<void> {
+   * use the main table; everything else uses table 51820, whose default route is the tunnel.
+   * Public for the mesh's exit node (routing.ts); undone when the interface stops. */
+  async addDefaultRoute(fam: string, cidr: string): Promise<void> {
     const t = String(DEFAULT_ROUTE_TABLE);
     this.engine.setFwmark(DEFAULT_ROUTE_TABLE);
     await run('ip', [fam, 'route', 'add', cidr, 'dev', this.name, 'table', t]);

@@ -30,7 +30,13 @@ export interface MeshNodeOptions {
   onApplied?: (map: ControlNetworkMap, result: MeshApplyResult) => void;
   /** Called when the coordinator says this node was removed (its peers are then dropped). */
   onRemoved?: (message: string) => void;
+  /** Name of the peer to send all traffic to (0.0.0.0/0 and ::/0 join its allowed IPs while the
+   * map says it is an approved exit node). */
+  exitNode?: string;
 }
+
+/** The allowed IPs an exit node gets on top of its own. */
+export const EXIT_ROUTES = ['0.0.0.0/0', '::/0'];
 
 interface AppliedPeer {
   name: string;
@@ -117,6 +123,7 @@ export class MeshNode {
       }
       const endpoints = JSON.stringify(n.endpoints ?? []);
       const allowed = peerAllowedIps(n);
+      if (this.opts.exitNode !== undefined && n.name === this.opts.exitNode && n.exitNode === true) allowed.push(...EXIT_ROUTES);
       const allowedText = JSON.stringify(allowed);
       if (!prev || prev.endpoints !== endpoints || !existing) {
         const first = (n.endpoints ?? [])[0];
