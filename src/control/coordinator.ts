@@ -7,11 +7,12 @@
 // pushes new maps from there). Admin mistakes throw UserError; a join never throws for anything a
 // joiner sent: it returns a refusal with a reason, a message and a retry-after.
 import { UserError } from '../util/index.js';
+import { parsePolicy, compilePolicy } from '../mesh/index.js';
 import { decodeBase64Key } from '../crypto/index.js';
 import { formatIpv4Address, formatIpv6Address, parseIpv4Address } from '../wire/index.js';
 import { systemClock, type Clock } from '../wireguard/index.js';
 import { Store } from './store.js';
-import type { NetworkRecord, NodeRecord, TokenRecord, EventRecord } from './store.js';
+import type { NetworkRecord, NodeRecord, TokenRecord, EventRecord, PolicyRecord } from './store.js';
 import { AuthLimiter, type AuthLimiterOptions } from './auth-limiter.js';
 import { generateJoinToken, parseDuration, tokenState, type TokenState } from './tokens.js';
 import { randomId } from './base32.js';
@@ -317,7 +318,29 @@ export class Coordinator {
     const n = this.authenticate(nodeRef) ?? (typeof nodeRef === 'string' ? this.store.node(nodeRef) : undefined);
     if (!n || n.removed) throw new UserError('no such live node');
     const net = this.network(n.networkId);
-    return buildNetworkMap(net, this.store.nodes(net.id), n.id);
+    const p = this.store.policy(net.id);
+    return buildNetworkMap(net, this.store.nodes(net.id), n.id, p ? { text: p.text, version: p.version } : null);
+  }
+
+  // --- ACL policy ---
+
+  /** The network's ACL policy, or null when none was set. */
+  policy(networkRef?: string): PolicyRecord | null {
+    return this.store.policy(this.network(networkRef).id) ?? null;
+  }
+
+  /** Sets the network's ACL policy. A bad policy throws PolicyError (file:line, rule, problem)
+   * and changes nothing: the network keeps its previous policy. Returns the new record and the
+   * compiler's warnings (rules naming nodes not in the network yet). */
+  setPolicy(networkRef: string | undefined, text: string, file = 'policy'): { policy: PolicyRecord; warnings: string[] } {
+    const net = this.network(networkRef);
+    if (typeof text !== 'string') throw new UserError('the policy must be text (the HuJSON policy file)');
+    const compiled = compilePolicy(parsePolicy(text, file), this.store.nodes(net.id).map((n) => ({ name: n.name, addresses: [n.ipv4, n.ipv6], tags: n.tags })));
+    const policy = this.change(net.id, 'policy.set', () => {
+      const p = this.store.putPolicy(net.id, text, this.clock.wallNow());
+      return { value: p, detail: { file, version: p.version, rules: compiled.ruleCount } };
+    });
+    return { policy, warnings: [...compiled.warnings] };
   }
 
   /** The network's current map version. */

@@ -7,7 +7,7 @@ export {
 } from './coordinator.js';
 export { formatWait, type JoinRequest, type JoinResult, type JoinRefusalReason } from './join.js';
 export {
-  Store, STORE_FILE_NAME, MAX_EVENTS, type StoreOptions, type NetworkRecord, type NodeRecord, type TokenRecord, type EventRecord,
+  Store, STORE_FILE_NAME, MAX_EVENTS, type StoreOptions, type NetworkRecord, type NodeRecord, type TokenRecord, type EventRecord, type PolicyRecord,
 } from './store.js';
 export { MIGRATIONS, migrate, schemaVersion, type Migration } from './schema.js';
 export {
@@ -34,7 +34,7 @@ export {
   normalizeRoute, normalizeRoutes, normalizeEndpoint, normalizeEndpoints, normalizeTags, publicKeyText, cidrsOverlap, isExitRoute,
   EXIT_ROUTES, MAX_ROUTES_PER_NODE, MAX_ENDPOINTS_PER_NODE,
 } from './node-fields.js';
-export { buildNetworkMap, mapNode, effectiveRoutes, type NetworkMap, type MapNode } from './network-map.js';
+export { buildNetworkMap, mapNode, effectiveRoutes, type NetworkMap, type MapNode, type MapPolicy } from './network-map.js';
 export { encodeBase32, decodeBase32, randomId } from './base32.js';
 export {
   ControlServer, REFUSAL_STATUS, DEFAULT_CONTROL_KEEPALIVE_MS, MAX_REQUEST_BODY, MAX_SESSIONS_PER_CONNECTION, IDLE_CONNECTION_MS,

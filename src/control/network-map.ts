@@ -38,6 +38,14 @@ export interface NetworkMap {
   self: MapNode;
   /** Other live nodes, by name. */
   peers: MapNode[];
+  /** The network's ACL policy (text in the mesh/acl format, and its version); null: none set,
+   * every packet passes. Each node compiles it against self + peers. */
+  policy: MapPolicy | null;
+}
+
+export interface MapPolicy {
+  text: string;
+  version: number;
 }
 
 /** The routes of a node that take effect: advertised and approved. */
@@ -64,7 +72,7 @@ export function mapNode(n: NodeRecord): MapNode {
 }
 
 /** The map for node `selfId` of `network`, from the network's live nodes. */
-export function buildNetworkMap(network: NetworkRecord, liveNodes: readonly NodeRecord[], selfId: string): NetworkMap {
+export function buildNetworkMap(network: NetworkRecord, liveNodes: readonly NodeRecord[], selfId: string, policy: MapPolicy | null = null): NetworkMap {
   const self = liveNodes.find((n) => n.id === selfId && !n.removed);
   if (!self) throw new Error(`buildNetworkMap: node ${selfId} is not a live node of network ${network.id}`);
   return {
@@ -72,5 +80,6 @@ export function buildNetworkMap(network: NetworkRecord, liveNodes: readonly Node
     network: { id: network.id, name: network.name, ipv4Pool: network.ipv4Pool, ulaPrefix: network.ulaPrefix },
     self: mapNode(self),
     peers: liveNodes.filter((n) => n.id !== selfId && !n.removed).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(mapNode),
+    policy: policy ? { text: policy.text, version: policy.version } : null,
   };
 }

@@ -70,6 +70,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_network ON events(network_id, id);
     `,
   },
+  {
+    version: 2,
+    description: 'ACL policy per network',
+    sql: `
+      CREATE TABLE policies (
+        network_id TEXT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE,
+        text       TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        updated    INTEGER NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 /** The schema version a database is at (0 for a new, empty one). */

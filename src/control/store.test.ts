@@ -156,15 +156,16 @@ test('event log: newest first, per network, after an id, trimmed', (t) => {
 test('migrations: a newer database is refused, a later migration is applied to an old one', (t) => {
   const dir = tempDir(t);
   Store.open(dir).close();
-  const next = [...MIGRATIONS, { version: 2, description: 'test column', sql: 'ALTER TABLE networks ADD COLUMN note TEXT' }];
+  const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+  const next = [...MIGRATIONS, { version: latest + 1, description: 'test column', sql: 'ALTER TABLE networks ADD COLUMN note TEXT' }];
   const s2 = Store.open(dir, { migrations: next });
-  assert.equal(s2.schemaVersion, 2);
+  assert.equal(s2.schemaVersion, latest + 1);
   s2.close();
   const again = Store.open(dir, { migrations: next });
-  assert.equal(again.schemaVersion, 2);
+  assert.equal(again.schemaVersion, latest + 1);
   again.close();
   assert.throws(() => Store.open(dir), (e: unknown) => e instanceof UserError
-    && /schema version 2, newer than this meshtun understands \(1\)/.test(e.message) && /upgrade meshtun/.test(e.hint ?? ''));
+    && new RegExp(`schema version ${latest + 1}, newer than this meshtun understands \\(${latest}\\)`).test(e.message) && /upgrade meshtun/.test(e.hint ?? ''));
 });
 
 test('a damaged file or an unusable directory is a UserError', (t) => {

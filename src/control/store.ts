@@ -84,6 +84,15 @@ interface TokenRow {
   id: string; secret_hash: Buffer; network_id: string; reusable: number; expires: number | null; tags: string;
   uses: number; created: number; revoked: number; revoked_at: number | null;
 }
+/** A network's ACL policy text (mesh/acl format) and its own version (bumped by each change). */
+export interface PolicyRecord {
+  networkId: string;
+  text: string;
+  version: number;
+  updated: number;
+}
+
+interface PolicyRow { network_id: string; text: string; version: number; updated: number }
 interface EventRow { id: number; time: number; network_id: string | null; node_id: string | null; kind: string; detail: string }
 
 export interface StoreOptions {
@@ -213,6 +222,9 @@ export class Store {
       events: db.prepare<[string | null, string | null, number, number, number], EventRow>(
         'SELECT * FROM events WHERE (? IS NULL OR network_id = ? OR (? AND network_id IS NULL)) AND id > ? ORDER BY id DESC LIMIT ?'),
       trimEvents: db.prepare<[number]>('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?'),
+      policy: db.prepare<[string], PolicyRow>('SELECT * FROM policies WHERE network_id = ?'),
+      putPolicy: db.prepare<[PolicyRow]>(`INSERT INTO policies (network_id, text, version, updated) VALUES (@network_id, @text, @version, @updated)
+        ON CONFLICT (network_id) DO UPDATE SET text = excluded.text, version = excluded.version, updated = excluded.updated`),
     };
   }
 
@@ -358,6 +370,23 @@ export class Store {
   /** Marks a token revoked; false when it was already revoked or does not exist. */
   revokeToken(id: string, at: number): boolean {
     return this.write(() => this.stmt.revokeToken.run(at, id).changes > 0);
+  }
+
+  // --- ACL policy ---
+
+  /** The network's policy, if one was set. */
+  policy(networkId: string): PolicyRecord | undefined {
+    const r = this.stmt.policy.get(networkId);
+    return r && { networkId: r.network_id, text: r.text, version: r.version, updated: r.updated };
+  }
+
+  /** Sets the network's policy text; returns the record (version one more than before). */
+  putPolicy(networkId: string, text: string, at: number): PolicyRecord {
+    return this.write(() => {
+      const version = (this.policy(networkId)?.version ?? 0) + 1;
+      this.stmt.putPolicy.run({ network_id: networkId, text, version, updated: at });
+      return { networkId, text, version, updated: at };
+    });
   }
 
   // --- event log ---

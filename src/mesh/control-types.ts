@@ -63,6 +63,8 @@ export interface ControlNetworkMap {
   network: { id: string; name: string; ipv4Pool: string; ulaPrefix: string };
   self: ControlMapNode;
   peers: ControlMapNode[];
+  /** The network's ACL policy text (acl/policy.ts format) and its version; null or absent: none. */
+  policy?: { text: string; version: number } | null;
 }
 
 /** POST /v1/register request. The node's key is the Noise static key of the session. */
