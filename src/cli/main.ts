@@ -6,6 +6,7 @@ import { genkey, pubkey, genpsk } from './keys.js';
 import { up, down, wgUserspace } from './wg-commands.js';
 import { status } from './status.js';
 import { token, nodes } from './mesh-commands.js';
+import { policy } from './policy-commands.js';
 import { routes } from './routes-commands.js';
 
 export interface Command {
@@ -33,6 +34,7 @@ for (const c of [
   status,
   token,
   nodes,
+  policy,
   routes,
 ]) registerCommand(c);
 

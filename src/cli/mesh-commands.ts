@@ -21,6 +21,7 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
     '--listen': (v) => { out.listen = v; },
     '--interface': (v) => { out.interfaceName = v; },
     '--network': (v) => { out.networkName = v; },
+    '--policy': (v) => { out.policyFile = v; },
     '--advertise-routes': (v) => { out.advertiseRoutes = [...(out.advertiseRoutes ?? []), ...v.split(',').map((r) => r.trim()).filter(Boolean)]; },
     '--exit-node': (v) => { out.exitNode = v; },
   };

@@ -27,6 +27,7 @@ import { routesApi, autoApproveRoutes } from './routes-api.js';
 import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
 import { parseWgQuickConfig } from './wg-quick-config.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
+import { MeshAcl } from './mesh-acl.js';
 
 export const DEFAULT_CONTROL_PORT = 7443;
 export const DEFAULT_MESH_LISTEN_PORT = 51820;
@@ -55,6 +56,8 @@ export interface MeshUpOptions {
   listenPort?: number;
   /** The userspace stack instead of a kernel TUN (no root needed). */
   userspace?: boolean;
+  /** Coordinator: an ACL policy file to set at start (a bad one refuses to start). */
+  policyFile?: string;
   /** Subnets this node routes for the mesh (once the coordinator approves them). */
   advertiseRoutes?: string[];
   /** Offer this node as an exit node (0.0.0.0/0 and ::/0, once approved). */
@@ -159,6 +162,14 @@ async function startMeshDns(address: string, userspace: boolean): Promise<{ upda
   };
 }
 
+function readPolicyFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read the policy file ${file}: ${(e as Error).message}`, 'give the path of a HuJSON ACL policy (see docs/mesh.md)');
+  }
+}
+
 function splitListen(listen: string | undefined): { host: string; port: number } {
   if (!listen) return { host: '0.0.0.0', port: DEFAULT_CONTROL_PORT };
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
@@ -199,15 +210,17 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     net ??= coord.createNetwork({ name: opts.networkName ?? DEFAULT_NETWORK_NAME, self: { publicKey: id.publicKey, ...(opts.name ? { name: opts.name } : {}) } });
     const self = coord.authenticate(id.publicKey);
     if (!self) throw new UserError(`the network in ${opts.dir} has no node with this node's key`, 'the state directory is inconsistent: move coordinator.db away to start a new network');
+    if (opts.policyFile) coord.setPolicy(undefined, readPolicyFile(opts.policyFile), opts.policyFile);
     const server = await ControlServer.listen({ coordinator: coord, identity: new LocalIdentity(id.privateKey), host: listen.host, port: listen.port, tlsDir: opts.dir });
     cleanup.push(() => server.close());
     const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
     const dns = await startMeshDns(self.ipv4, opts.userspace === true);
+    const acl = new MeshAcl(iface.engine);
     cleanup.push(() => dns.close());
     const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: net, advertised: advertisedRoutes(opts), ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
     cleanup.push(() => routing.stop());
-    const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
+    const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
     const applyOwn = () => {
       try {
         mesh.apply(coord.networkMap(id.publicKey) as unknown as ControlNetworkMap);
@@ -239,6 +252,14 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
           tags: Array.isArray(b.tags) ? b.tags.map(String) : [],
         });
         return { status: 200, body: { token: t.token, id: t.id, reusable: t.reusable, expires: t.expires, tags: t.tags, joinString, joinCommand: joinCommand(t.token) } };
+      }
+      if (method === 'GET' && url === '/v1/policy') {
+        const p = coord.policy();
+        return { status: 200, body: { network: net.name, policy: p ? { text: p.text, version: p.version, updated: p.updated } : null } };
+      }
+      if (method === 'POST' && url === '/v1/policy') {
+        const r = coord.setPolicy(undefined, typeof b.text === 'string' ? b.text : (undefined as unknown as string), typeof b.file === 'string' ? b.file : 'policy');
+        return { status: 200, body: { network: net.name, version: r.policy.version, warnings: r.warnings } };
       }
       if (method === 'POST' && url === '/v1/nodes/remove') {
         const n = coord.removeNode(undefined, String(b.name ?? ''));
@@ -312,8 +333,9 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     throw e;
   }
   const dns = await startMeshDns(member.ipv4, opts.userspace === true);
+  const acl = new MeshAcl(iface.engine);
   const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: member, advertised: advertisedRoutes(opts), ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
-  const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}), onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
+  const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}), onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
   mesh.follow(client);
   let reportTimer: NodeJS.Timeout | null = null;
   const report = () => {
