@@ -129,3 +129,33 @@ test('mesh node: unusable map entries are skipped, not thrown', async () => {
     a.engine.close();
   }
 });
+
+test('mesh node: the chosen exit node gets 0.0.0.0/0 and ::/0 only while the map says it is one', async () => {
+  const net = new MemoryNetwork();
+  const engine = new Engine({ device: new MemoryTun('mesh-exit'), bind: net.createBind('198.18.0.1') });
+  engine.setPrivateKey(generatePrivateKey());
+  await engine.setListenPort(51820);
+  await engine.up();
+  const self: ControlMapNode = {
+    id: 's', name: 'self', publicKey: encodeBase64Key(engine.publicKey!), ipv4: '100.64.0.1', ipv6: 'fd12:3456:789a::1', tags: [],
+    endpoints: [], routes: [], exitNode: false, allowedIps: [],
+  };
+  const peer = (name: string, fill: number, exitNode: boolean): ControlMapNode => ({
+    id: name, name, publicKey: encodeBase64Key(Buffer.alloc(32, fill)), ipv4: `100.64.0.${fill}`, ipv6: '', tags: [], endpoints: [],
+    routes: [`198.19.${fill}.0/24`], exitNode, allowedIps: [`100.64.0.${fill}/32`, `198.19.${fill}.0/24`],
+  });
+  const mesh = new MeshNode(engine, { exitNode: 'router' });
+  const allowedOf = (ip: string) => engine.getConfig().peers.find((p) => p.allowedIps.includes(ip))!.allowedIps.slice().sort();
+  try {
+    mesh.apply(mapFor(1, self, [peer('router', 2, false), peer('other', 3, true)]));
+    assert.deepEqual(allowedOf('100.64.0.2/32'), ['100.64.0.2/32', '198.19.2.0/24'], 'not approved as exit node yet');
+    mesh.apply(mapFor(2, self, [peer('router', 2, true), peer('other', 3, true)]));
+    assert.deepEqual(allowedOf('100.64.0.2/32'), ['0.0.0.0/0', '100.64.0.2/32', '198.19.2.0/24', '::/0']);
+    assert.ok(!allowedOf('100.64.0.3/32').includes('0.0.0.0/0'), 'an exit node this node did not choose gets no default route');
+    mesh.apply(mapFor(3, self, [peer('router', 2, false)]));
+    assert.ok(!allowedOf('100.64.0.2/32').includes('0.0.0.0/0'), 'withdrawn with the approval');
+  } finally {
+    mesh.stop();
+    engine.close();
+  }
+});
