@@ -5,7 +5,8 @@
 // 198.18.60.0/24 and itself as exit node; the client asks for it as exit node. Nothing is routed
 // until `meshtun routes approve`; then the client pings the LAN host, and with the exit route
 // approved it reaches the internet host while its underlay path to the coordinator still works.
-// Unapproving removes the client's kernel route; the router removes its nft table when it stops.
+// Unapproving removes the client's kernel route (and the exit route); the router removes its nft
+// table when it stops.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -90,6 +91,13 @@ test('mesh routes: an approved subnet route and exit node work end to end throug
   // Unapproving the subnet takes the client's kernel route away.
   cli(coord, ['routes', 'unapprove', 'router', '198.18.60.0/24']);
   await waitFor('client drops the 198.18.60.0/24 route', () => sh('ip', ['-n', kNs, 'route', 'show', '198.18.60.0/24']).trim() === '', 5_000, 100);
+
+  // Withdrawing the exit route restores the client's own routing; approving it again restores the exit.
+  cli(coord, ['routes', 'unapprove', 'router', 'exit']);
+  await waitFor('the exit route goes away', () => sh('ip', ['-n', kNs, 'route', 'show', 'table', '51820']).trim() === '', 5_000, 100);
+  assert.equal(pingOk(kNs, '198.18.70.2'), false, 'no exit node: the internet host is out of reach again');
+  cli(coord, ['routes', 'approve', 'router', 'exit']);
+  await waitFor('the exit node is back', () => pingOk(kNs, '198.18.70.2'), 10_000, 200);
 
   // The router removes its NAT table when it stops.
   assert.match(sh('ip', ['netns', 'exec', rNs, 'nft', 'list', 'tables']), /table inet meshtun/);

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { Logger } from '../util/index.js';
 import { EXIT_ROUTES, type ControlNetworkMap } from '../mesh/index.js';
-import type { WgInterface } from './wg-interface.js';
+import { DEFAULT_ROUTE_TABLE, type WgInterface } from './wg-interface.js';
 
 const log = new Logger('routing');
 
@@ -138,7 +138,10 @@ export interface MeshRoutingOptions {
 export class MeshRouting {
   private readonly routes: KernelRoutes;
   private nat: OverlayNat | null = null;
-  private exitInstalled = false;
+  /** The policy-routing rules are in place (added once, removed when the interface stops). */
+  private exitRules = false;
+  /** The default routes in table 51820 point at the tunnel. */
+  private exitActive = false;
   private queue: Promise<void> = Promise.resolve();
 
   private constructor(private readonly opts: MeshRoutingOptions) {
@@ -168,14 +171,22 @@ export class MeshRouting {
     }
     this.queue = this.queue.then(async () => {
       await this.routes.set([...subnets]);
-      if (exitReady && !this.exitInstalled) {
-        this.exitInstalled = true;
-        for (const cidr of EXIT_ROUTES) {
-          await wg.addDefaultRoute(family(cidr), cidr).then(
-            () => log.info(`${cidr} goes through exit node "${this.opts.exitNode}"`),
-            (e: Error) => log.warn(`${cidr} not routed through the exit node: ${e.message}`));
-        }
+      if (exitReady === this.exitActive) return;
+      this.exitActive = exitReady;
+      const table = String(DEFAULT_ROUTE_TABLE);
+      for (const cidr of EXIT_ROUTES) {
+        // The first time through wg-quick's policy routing; later only the table's route changes
+        // (an empty table 51820 falls through to the main table: the usual default route).
+        const change = !exitReady
+          ? run('ip', [family(cidr), 'route', 'delete', cidr, 'dev', this.opts.ifname, 'table', table])
+          : this.exitRules
+            ? run('ip', [family(cidr), 'route', 'replace', cidr, 'dev', this.opts.ifname, 'table', table])
+            : wg.addDefaultRoute(family(cidr), cidr);
+        await change.then(
+          () => log.info(exitReady ? `${cidr} goes through exit node "${this.opts.exitNode}"` : `${cidr} no longer goes through "${this.opts.exitNode}" (not an exit node now)`),
+          (e: Error) => log.warn(`${cidr} through the exit node not ${exitReady ? 'set' : 'removed'}: ${e.message}`));
       }
+      if (exitReady) this.exitRules = true;
     });
   }
 

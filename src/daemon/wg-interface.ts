@@ -20,7 +20,7 @@ const log = new Logger('daemon');
 
 export const PID_DIR = '/var/run/meshtun';
 /** wg-quick's table and fwmark for a default route through the tunnel. */
-const DEFAULT_ROUTE_TABLE = 51820;
+export const DEFAULT_ROUTE_TABLE = 51820;
 
 export async function run(cmd: string, args: string[]): Promise<string> {
   try {
