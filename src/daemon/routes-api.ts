@@ -4,10 +4,12 @@
 //   POST /v1/routes/unapprove {node, routes: [...]} -> {node: row}
 // "exit" stands for both exit routes (0.0.0.0/0 and ::/0). autoApproveRoutes approves every
 // advertised route as nodes report them.
-import { UserError } from '../util/index.js';
+import { Logger, UserError } from '../util/index.js';
 import { EXIT_ROUTES } from '../mesh/index.js';
 import type { Coordinator, NodeRecord } from '../control/index.js';
 import type { ApiRoutes } from './api-server.js';
+
+const log = new Logger('routes');
 
 export interface RouteRow {
   node: string;
@@ -55,12 +57,22 @@ export function routesApi(coord: Coordinator): ApiRoutes {
 
 /** Approves every advertised route as it appears. Returns the unsubscribe function. */
 export function autoApproveRoutes(coord: Coordinator): () => void {
+  let stopped = false;
   const sweep = () => {
-    for (const n of coord.nodes()) {
-      if (n.advertisedRoutes.some((r) => !n.approvedRoutes.includes(r))) coord.approveRoutes(undefined, n.id, 'all');
+    if (stopped) return;
+    try {
+      for (const n of coord.nodes()) {
+        if (n.advertisedRoutes.some((r) => !n.approvedRoutes.includes(r))) coord.approveRoutes(undefined, n.id, 'all');
+      }
+    } catch (e) {
+      log.warn(`routes not auto-approved: ${(e as Error).message}`);
     }
   };
   sweep();
   // Outside the change that triggered it: approving is itself a change.
-  return coord.onChange(() => { setImmediate(sweep); });
+  const unsubscribe = coord.onChange(() => { setImmediate(sweep); });
+  return () => {
+    stopped = true;
+    unsubscribe();
+  };
 }
