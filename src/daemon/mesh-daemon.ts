@@ -8,7 +8,8 @@
 // line with the map, and the node reports its underlay addresses as endpoints.
 //
 // The mesh's local API is a Unix socket in the state directory (mesh.api): GET /v1/status,
-// GET /v1/nodes, POST /v1/tokens, POST /v1/nodes/remove (coordinator only for the last three).
+// GET /v1/nodes, POST /v1/tokens, POST /v1/nodes/remove, GET/POST /v1/policy (coordinator only for
+// all but status). Every node installs the map's ACL policy on its engine (mesh-acl.ts).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
