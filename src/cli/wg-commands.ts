@@ -14,7 +14,7 @@ import type { Command } from './main.js';
 import { upMesh } from './mesh-commands.js';
 
 /** Flags of a mesh node (`meshtun up` with no file); their values are not file names. */
-const MESH_FLAGS = new Set(['--join', '--token', '--name', '--listen', '--interface', '--network']);
+const MESH_FLAGS = new Set(['--join', '--token', '--name', '--listen', '--interface', '--network', '--advertise-routes', '--exit-node']);
 
 const log = new Logger('meshtun');
 /** How long `wg-userspace` waits for its detached copy to serve the interface. */
@@ -100,12 +100,14 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF]',
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes]',
   examples: [
     'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
     'meshtun up --userspace mt0.conf # the same without root: SOCKS5 on 127.0.0.1:1080, HTTP proxy on 127.0.0.1:8080, [Meshtun] forwards',
     'meshtun up                       # a new mesh network with this node as its coordinator, on meshtun0 (root)',
     'meshtun up --join meshtun://198.18.0.1:7443/<key> --token mtj1_...  # join a mesh network',
+    'meshtun up --advertise-routes 192.0.2.0/24 --advertise-exit-node  # route a subnet and offer an exit (then: meshtun routes approve)',
+    'meshtun up --exit-node router    # send all traffic through the approved exit node "router"',
   ],
   async run(args) {
     const files = args.filter((a) => !a.startsWith('-'));
