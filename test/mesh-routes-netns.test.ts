@@ -83,6 +83,7 @@ test('mesh routes: an approved subnet route and exit node work end to end throug
   cli(coord, ['routes', 'approve', 'router', 'exit']);
   await waitFor(`client reaches the internet host through the exit node\n${client.out()}`, () => pingOk(kNs, '198.18.70.2'), 10_000, 200);
   assert.match(sh('ip', ['-n', kNs, 'rule', 'show']), /not from all fwmark 0xca6c lookup 51820/);
+  assert.match(sh('ip', ['-n', kNs, '-6', 'route', 'show', 'table', '51820']), new RegExp(`default dev ${client.iface}`), '::/0 goes through the exit node too');
   assert.ok(pingOk(kNs, '198.18.62.1'), 'the client still reaches the coordinator on the underlay');
   assert.ok(pingOk(kNs, coord.ipv4), 'and over the mesh');
   const rows = (JSON.parse(cli(coord, ['routes', 'list', '--json'])) as { routes: RouteRow[] }).routes;

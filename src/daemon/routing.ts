@@ -5,6 +5,7 @@
 // logged, since it changes the namespace/host) and OverlayNat: an nftables table `meshtun` that
 // masquerades traffic from the overlay leaving through any interface other than the mesh one, so
 // hosts behind the router need no route back to the overlay. The table is deleted on stop.
+// Everything here is kernel state of the current network namespace.
 import { execFile } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { Logger } from '../util/index.js';
