@@ -9,7 +9,9 @@
 //
 // The mesh's local API is a Unix socket in the state directory (mesh.api): GET /v1/status,
 // GET /v1/nodes, POST /v1/tokens, POST /v1/nodes/remove, GET/POST /v1/policy (coordinator only for
-// all but status). Every node installs the map's ACL policy on its engine (mesh-acl.ts).
+// all but status), and the routes endpoints of routes-api.ts. Every node installs the map's ACL
+// policy on its engine (mesh-acl.ts) and follows the map's approved routes and its chosen exit node
+// in the kernel (routing.ts); a node advertising routes forwards and NATs for the overlay.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
