@@ -100,7 +100,7 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes]',
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]',
   examples: [
     'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
     'meshtun up --userspace mt0.conf # the same without root: SOCKS5 on 127.0.0.1:1080, HTTP proxy on 127.0.0.1:8080, [Meshtun] forwards',
