@@ -66,8 +66,15 @@ export const status: Command = {
     const all: InterfaceStatus[] = [];
     for (const name of ifaces) {
       if (!isInterfaceName(name)) throw new UserError(`"${name}" is not a valid interface name`);
-      all.push(JSON.parse(await apiGet(name, '/v1/status')) as InterfaceStatus);
+      try {
+        all.push(JSON.parse(await apiGet(name, '/v1/status')) as InterfaceStatus);
+      } catch (err) {
+        // Listing every interface: a socket left behind by a process that died is skipped.
+        if (names.length > 0 || !(err instanceof UserError)) throw err;
+        process.stderr.write(`meshtun status: skipped "${name}": ${err.message} (a stale socket of a process that is gone)\n`);
+      }
     }
+    if (all.length === 0) throw new UserError('no meshtun interface is running', 'start one with `meshtun up <file.conf>`');
     process.stdout.write(json ? JSON.stringify(names.length === 1 ? all[0] : all, null, 2) + '\n' : all.map(formatStatus).join('\n'));
     return 0;
   },
