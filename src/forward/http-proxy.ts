@@ -14,9 +14,9 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Logger } from '../util/index.js';
-import { ForwardCounters } from './counters.js';
-import { errorCode, unbracket, type TunnelNet, type TunnelSocket, type TunnelListener } from './dialer.js';
-import { relay, ConnectionGate } from './relay.js';
+import { errorCode, unbracket, type TunnelNet, type TunnelSocket } from './dialer.js';
+import { relay } from './relay.js';
+import { ProxyListener } from './proxy-listener.js';
 import type { HostResolver } from './resolver.js';
 
 const log = new Logger('http-proxy');
@@ -52,18 +52,14 @@ const REASONS: Record<string, string> = {
   ECONNRESET: 'connection reset',
 };
 
-export class HttpProxy {
-  readonly counters = new ForwardCounters();
-  private readonly gate: ConnectionGate;
+export class HttpProxy extends ProxyListener {
   private readonly http: Server;
-  private listener: TunnelListener | null = null;
-  private readonly sockets = new Set<Duplex>();
   /** Connections whose request head has arrived. */
   private readonly started = new WeakSet<Duplex>();
   private readonly headersTimeoutMs: number;
 
   private constructor(private readonly opts: HttpProxyOptions) {
-    this.gate = new ConnectionGate(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    super(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     // node:http enforces its own header and request timeouts only on servers that listen
     // themselves; this one never does, so accept() times out slow request heads instead.
@@ -86,33 +82,11 @@ export class HttpProxy {
 
   static async listen(opts: HttpProxyOptions): Promise<HttpProxy> {
     const p = new HttpProxy(opts);
-    p.listener = await opts.local.listenTcp(opts.host, opts.port, (sock) => p.accept(sock));
+    await p.start(opts.local, opts.host, opts.port);
     return p;
   }
 
-  get address(): { host: string; port: number } {
-    return this.listener!.address;
-  }
-
-  get active(): number {
-    return this.gate.active;
-  }
-
-  async close(): Promise<void> {
-    const l = this.listener;
-    this.listener = null;
-    for (const s of this.sockets) s.destroy();
-    if (l) await l.close();
-  }
-
-  private accept(sock: TunnelSocket): void {
-    sock.on('error', () => undefined);
-    if (!this.gate.admit(sock)) {
-      this.counters.refused++;
-      return;
-    }
-    this.counters.connections++;
-    this.track(sock);
+  protected serve(sock: TunnelSocket): void {
     const timer = setTimeout(() => {
       if (this.started.has(sock)) return;
       this.counters.errors++;
@@ -121,11 +95,6 @@ export class HttpProxy {
     timer.unref();
     sock.once('close', () => clearTimeout(timer));
     this.http.emit('connection', sock);
-  }
-
-  private track(s: Duplex): void {
-    this.sockets.add(s);
-    s.once('close', () => this.sockets.delete(s));
   }
 
   /** Resolves and connects through the tunnel; throws a coded error. */

@@ -14,9 +14,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Logger, UserError } from '../util/index.js';
-import { ForwardCounters } from './counters.js';
-import { errorCode, type TunnelNet, type TunnelSocket, type TunnelListener } from './dialer.js';
-import { relay, ConnectionGate } from './relay.js';
+import { errorCode, type TunnelNet, type TunnelSocket } from './dialer.js';
+import { relay } from './relay.js';
+import { ProxyListener } from './proxy-listener.js';
 import type { HostResolver } from './resolver.js';
 import { StreamReader } from './stream-reader.js';
 import {
@@ -52,15 +52,11 @@ const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** How long a socket that got a failure reply may linger before it is destroyed. */
 const LINGER_MS = 2000;
 
-export class Socks5Server {
-  readonly counters = new ForwardCounters();
-  private readonly gate: ConnectionGate;
-  private listener: TunnelListener | null = null;
-  private readonly sockets = new Set<TunnelSocket>();
+export class Socks5Server extends ProxyListener {
   private readonly auth: { user: Buffer; pass: Buffer } | null;
 
   private constructor(private readonly opts: Socks5Options) {
-    this.gate = new ConnectionGate(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    super(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
     if ((opts.username === undefined) !== (opts.password === undefined)) {
       throw new UserError('SOCKS5: give both a username and a password, or neither');
     }
@@ -79,35 +75,11 @@ export class Socks5Server {
   /** Starts listening; rejects with a UserError when the address cannot be used. */
   static async listen(opts: Socks5Options): Promise<Socks5Server> {
     const s = new Socks5Server(opts);
-    s.listener = await opts.local.listenTcp(opts.host, opts.port, (sock) => s.accept(sock));
+    await s.start(opts.local, opts.host, opts.port);
     return s;
   }
 
-  get address(): { host: string; port: number } {
-    return this.listener!.address;
-  }
-
-  get active(): number {
-    return this.gate.active;
-  }
-
-  /** Stops listening and closes every connection. */
-  async close(): Promise<void> {
-    const l = this.listener;
-    this.listener = null;
-    for (const s of this.sockets) s.destroy();
-    if (l) await l.close();
-  }
-
-  private accept(sock: TunnelSocket): void {
-    sock.on('error', () => undefined);
-    if (!this.gate.admit(sock)) {
-      this.counters.refused++;
-      return;
-    }
-    this.counters.connections++;
-    this.sockets.add(sock);
-    sock.once('close', () => this.sockets.delete(sock));
+  protected serve(sock: TunnelSocket): void {
     this.handle(sock).catch((err: Error) => {
       this.counters.errors++;
       log.debug(`client ${sock.remoteAddress}:${sock.remotePort}: ${err.message}`);
@@ -193,8 +165,7 @@ export class Socks5Server {
     }
     sock.write(socksReply(SocksReply.Succeeded, upstream.localAddress ?? '0.0.0.0', upstream.localPort ?? 0));
     upstream.setNoDelay?.(true);
-    this.sockets.add(upstream);
-    upstream.once('close', () => this.sockets.delete(upstream));
+    this.track(upstream);
     const c = this.counters;
     await relay(sock, upstream, { onAToB: (n) => { c.bytesToTarget += n; }, onBToA: (n) => { c.bytesFromTarget += n; } });
   }
