@@ -20,7 +20,9 @@ export class EngineCounters {
   dropDecryptFailed = 0;
   /** Counter seen before, or too old for the window. */
   dropReplay = 0;
-  /** Decrypted packet is not a well-formed IPv4/IPv6 packet. */
+  /** Meshtun frames (relay traffic) received and handed to the frame handler. */
+  rxFrames = 0;
+  /** Decrypted packet is not a well-formed IPv4/IPv6 packet (nor a handled meshtun frame). */
   dropInvalidInnerPacket = 0;
   /** Decrypted packet's source address is not in the sending peer's allowed-ips. */
   dropSourceNotAllowed = 0;
@@ -46,6 +48,8 @@ export class EngineCounters {
   // Read from the device (to send).
   txPackets = 0;
   txBytes = 0;
+  /** Meshtun frames sent (relay traffic). */
+  txFrames = 0;
   /** Packet from the device with no peer whose allowed-ips contain its destination. */
   dropNoRoute = 0;
   /** Packet from the device the packet filter refused. */

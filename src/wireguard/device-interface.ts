@@ -37,6 +37,10 @@ export interface Endpoint {
   readonly port: number;
   /** "198.18.0.1:51820" or "[fd00::1]:51820", as wg(8) prints it. */
   toString(): string;
+  /** Optional, for endpoints that carry packets onwards themselves (a mesh relay): sees each data
+   * packet sent to this endpoint just before it is sealed, with the transport header written at
+   * buf[0, 16) and the IP packet at buf[16, 16+len). Must not keep or change the buffer. */
+  beforeSeal?(buf: Buffer, len: number): void;
 }
 
 /** A datagram transport for WireGuard messages (UDP, or a fallback tunnelled over TCP/HTTPS). */

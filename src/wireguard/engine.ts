@@ -23,6 +23,11 @@ import { Logger, RateLimitedLog, UserError } from '../util/index.js';
 import { encodeBase64Key, encodeHex, wipe } from '../crypto/index.js';
 import type { Bind, Clock, Device, Endpoint } from './device-interface.js';
 import type { PacketFilter } from './packet-filter.js';
+
+/** Handles a meshtun frame received from `peer` at buf[off, off+len) (see Engine.setFrameHandler). */
+export type FrameHandler = (peer: Peer, buf: Buffer, off: number, len: number) => void;
+/** Observes an IP packet at buf[off, off+len) on its way to the device. */
+export type InboundTap = (buf: Buffer, off: number, len: number) => void;
 import { systemClock } from './clock.js';
 import { AllowedIps } from './allowed-ips.js';
 import { EngineCounters } from './counters.js';
@@ -86,6 +91,10 @@ export class Engine implements UapiDevice {
   private closed = false;
   /** Optional firewall on both paths; null costs one branch per packet. */
   private filter: PacketFilter | null = null;
+  /** Optional handler of meshtun frames (see setFrameHandler); null: they are dropped. */
+  private frameHandler: FrameHandler | null = null;
+  /** Optional observer of every packet delivered to the device (see setInboundTap). */
+  private inboundTap: InboundTap | null = null;
 
   // Load detection for cookies: handshakes seen in the current one-second window.
   private handshakeWindowStart = 0;
@@ -108,6 +117,17 @@ export class Engine implements UapiDevice {
   private readonly batchPeers: (Peer | null)[] = new Array(BATCH_SIZE).fill(null);
   private readonly handshakeBuf = Buffer.alloc(INITIATION.SIZE);
   private readonly oneBuf: Buffer[] = [Buffer.alloc(0)];
+  // sendFrame's own arrays: it may run inside a Bind's sendBatch called from transmit (a relayed
+  // peer's datagram wrapped into a frame to the next hop), so it must not touch sendBufs or oneBuf.
+  private readonly frameBuf: Buffer[] = [Buffer.alloc(0)];
+  private readonly frameOffset = new Uint32Array(1);
+  private readonly frameSize = new Uint32Array(1);
+  // injectOutbound / deliverInbound scratch.
+  private readonly injectBuf = Buffer.alloc(BUFFER_SIZE);
+  private readonly injectSizes = new Uint32Array(1);
+  private readonly deliverBuf: Buffer[] = [Buffer.alloc(0)];
+  private readonly deliverOffset = new Uint32Array(1);
+  private readonly deliverSize = new Uint32Array(1);
   private readonly oneOffset = new Uint32Array(1);
   private readonly oneSize = new Uint32Array(1);
   // Batched AEAD scratch (allocated once). Seal: one run's IP packets at TRANSPORT_HEADER_SIZE with
@@ -249,6 +269,21 @@ export class Engine implements UapiDevice {
     return this.filter;
   }
 
+  /** Sets (or with null, removes) the handler of meshtun frames: decrypted transport payloads
+   * whose first byte's high nibble is 0 (no IP packet starts so). They carry meshtun's own
+   * peer-to-peer messages (relay frames for multi-hop); WireGuard peers never send them. The
+   * handler gets the frame in place in a receive buffer it may reuse (sendFrame it onwards) until
+   * it returns. Without a handler such payloads count as dropInvalidInnerPacket. */
+  setFrameHandler(handler: FrameHandler | null): void {
+    this.frameHandler = handler;
+  }
+
+  /** Sets (or clears) an observer of every IP packet written to the device from the tunnel
+   * (after the filter), and of those given to deliverInbound. It must not keep the buffer. */
+  setInboundTap(tap: InboundTap | null): void {
+    this.inboundTap = tap;
+  }
+
   private newHandshake(remoteStatic: Buffer, psk: Buffer | null): Handshake | null {
     return this.identity ? new Handshake(this.identity, remoteStatic, psk) : null;
   }
@@ -350,6 +385,7 @@ export class Engine implements UapiDevice {
       return;
     }
     const mtu = this.device.mtu;
+    const beforeSeal = peer.endpoint.beforeSeal;
     let count = 0;
     let bytes = 0;
     for (let i = start; i < end; i++) {
@@ -359,6 +395,7 @@ export class Engine implements UapiDevice {
       if (plen > len) buf.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + plen);
       const counter = kp.sendCounter++;
       writeTransportHeader(buf, 0, kp.remoteIndex, counter);
+      if (beforeSeal !== undefined) beforeSeal.call(peer.endpoint, buf, len);
       this.sealLengths[count] = plen;
       this.sealCounterLo[count] = counter >>> 0;
       this.sealCounterHi[count] = Math.floor(counter / TWO_POW_32) >>> 0;
@@ -380,6 +417,12 @@ export class Engine implements UapiDevice {
     const sent = this.bind.sendSegments !== undefined && count > 1 && this.segmentable(count)
       ? this.bind.sendSegments(this.sendBufs, this.sendOffsets, this.sendSizes, count, this.sendSizes[0]!, peer.endpoint!)
       : this.bind.sendBatch(this.sendBufs, this.sendOffsets, this.sendSizes, count, peer.endpoint!);
+    this.afterTransmit(peer, count, sent, bytes, isData);
+    for (let i = 0; i < count; i++) this.sendBufs[i] = undefined as unknown as Buffer;
+  }
+
+  /** Counters and the send-side timer events after `sent` of `count` datagrams went out. */
+  private afterTransmit(peer: Peer, count: number, sent: number, bytes: number, isData: boolean): void {
     if (sent < count) this.counters.dropSendFailed += count - sent;
     this.counters.txPackets += sent;
     this.counters.txBytes += bytes;
@@ -390,7 +433,75 @@ export class Engine implements UapiDevice {
     if (isData && !peer.timers.isPending(TimerKind.NewHandshake)) {
       peer.timers.set(TimerKind.NewHandshake, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
     }
-    for (let i = 0; i < count; i++) this.sendBufs[i] = undefined as unknown as Buffer;
+  }
+
+  /** Sends a meshtun frame (see setFrameHandler) at buf[TRANSPORT_HEADER_SIZE, +len) to `peer`,
+   * encrypting it in place: buf must have TRANSPORT_HEADER_SIZE bytes in front of the frame and
+   * room for padding and the tag after it. Without a session the frame is staged (copied) and a
+   * handshake starts. True when it went out now. */
+  sendFrame(peer: Peer, buf: Buffer, len: number): boolean {
+    if (!this.running) return false;
+    if (len <= 0 || buf[TRANSPORT_HEADER_SIZE]! >>> 4 !== 0 || buf.length < TRANSPORT_HEADER_SIZE + len + 16 + TAG_LEN) {
+      throw new RangeError('sendFrame: not a frame, or no room for the header, padding and tag');
+    }
+    const kp = this.usableKeypair(peer);
+    if (kp === null || peer.endpoint === null) {
+      this.stage(peer, buf, len);
+      this.sendInitiation(peer, false);
+      return false;
+    }
+    const plen = paddedLength(len, this.device.mtu);
+    if (plen > len) buf.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + plen);
+    const counter = kp.sendCounter++;
+    writeTransportHeader(buf, 0, kp.remoteIndex, counter);
+    kp.send.seal(counter, buf, TRANSPORT_HEADER_SIZE, plen, buf, TRANSPORT_HEADER_SIZE);
+    const total = TRANSPORT_HEADER_SIZE + plen + TAG_LEN;
+    this.frameBuf[0] = buf;
+    this.frameOffset[0] = 0;
+    this.frameSize[0] = total;
+    const sent = this.bind.sendBatch(this.frameBuf, this.frameOffset, this.frameSize, 1, peer.endpoint);
+    this.frameBuf[0] = this.oneBuf[0]!;
+    this.counters.txFrames++;
+    this.afterTransmit(peer, 1, sent, total, true);
+    this.keepKeyFreshSending(peer, kp);
+    return sent === 1;
+  }
+
+  /** Sends an IP packet at buf[off, off+len) into the tunnel as if read from the device
+   * (routing, filter, session), copying it first: probes such as `meshtun ping` use it.
+   * False when it has no route, is filtered, or is not an IP packet. */
+  injectOutbound(buf: Buffer, off: number, len: number): boolean {
+    if (!this.running || len <= 0 || len > 65535) return false;
+    buf.copy(this.injectBuf, TRANSPORT_HEADER_SIZE, off, off + len);
+    this.injectSizes[0] = len;
+    const before = this.counters.dropNoRoute + this.counters.dropFilteredOutbound + this.counters.dropInvalidOutgoing;
+    const tun = this.tunBufs;
+    // routeBatch works on tunBufs; swap in the scratch buffer for this one packet.
+    const saved = tun[0]!;
+    tun[0] = this.injectBuf;
+    const savedSize = this.tunSizes[0]!;
+    this.tunSizes[0] = len;
+    try {
+      this.routeBatch(1);
+    } finally {
+      tun[0] = saved;
+      this.tunSizes[0] = savedSize;
+    }
+    return this.counters.dropNoRoute + this.counters.dropFilteredOutbound + this.counters.dropInvalidOutgoing === before;
+  }
+
+  /** Writes a locally made IP packet (an ICMP error about a relayed packet, say) to the device,
+   * through the inbound tap. True when the device took it. */
+  deliverInbound(buf: Buffer, off: number, len: number): boolean {
+    if (!this.running) return false;
+    if (this.inboundTap !== null) this.inboundTap(buf, off, len);
+    this.deliverBuf[0] = buf;
+    this.deliverOffset[0] = off;
+    this.deliverSize[0] = len;
+    const ok = this.device.writeBatch(this.deliverBuf, this.deliverOffset, this.deliverSize, 1) === 1;
+    this.deliverBuf[0] = this.oneBuf[0]!;
+    if (!ok) this.counters.dropDeviceWriteFailed++;
+    return ok;
   }
 
   /** True when sendSizes[0..count) can go out as UDP GSO segments: all the size of the first,
@@ -821,6 +932,7 @@ export class Engine implements UapiDevice {
     if (kp === peer.next) this.confirmNext(peer);
     peer.endpoint = ep; // roaming: follow the latest authenticated packet
     peer.rxBytes += len;
+    peer.lastReceived = this.clock.now();
     this.keepKeyFreshReceiving(peer, kp);
     this.afterAuthenticatedReceive(peer);
     const plainLen = sealedLen - TAG_LEN;
@@ -844,6 +956,10 @@ export class Engine implements UapiDevice {
       ipLen = 40 + buf.readUInt16BE(ip + 4);
       if (ipLen > plainLen) { this.counters.dropInvalidInnerPacket++; return 0; }
       from = this.allowedIps.lookupV6(buf, ip + 8);
+    } else if (version === 0 && this.frameHandler !== null) {
+      this.counters.rxFrames++;
+      this.frameHandler(peer, buf, ip, plainLen);
+      return 0;
     } else {
       this.counters.dropInvalidInnerPacket++;
       return 0;
@@ -858,6 +974,7 @@ export class Engine implements UapiDevice {
       this.counters.dropFilteredInbound++;
       return 0;
     }
+    if (this.inboundTap !== null) this.inboundTap(buf, ip, ipLen);
     return ipLen;
   }
 

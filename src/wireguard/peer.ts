@@ -24,6 +24,8 @@ export class Peer {
 
   rxBytes = 0;
   txBytes = 0;
+  /** Clock ms of the latest authenticated transport message from the peer; -Infinity = never. */
+  lastReceived = -Infinity;
   /** Wall-clock ms of the latest completed handshake; 0 = never. */
   lastHandshakeWall = 0;
   /** Clock ms when we last sent an initiation (rate limit: one per REKEY_TIMEOUT). */
