@@ -41,6 +41,9 @@ export interface Endpoint {
    * packet sent to this endpoint just before it is sealed, with the transport header written at
    * buf[0, 16) and the IP packet at buf[16, 16+len). Must not keep or change the buffer. */
   beforeSeal?(buf: Buffer, len: number): void;
+  /** Optional: an endpoint that carries datagrams itself (a mesh relay through another peer)
+   * sends them with this instead of the engine's Bind; same contract as Bind.sendBatch. */
+  send?(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number;
 }
 
 /** A datagram transport for WireGuard messages (UDP, or a fallback tunnelled over TCP/HTTPS). */

@@ -414,9 +414,12 @@ export class Engine implements UapiDevice {
 
   /** Sends sendBufs[0..count) to the peer's endpoint and runs the send-side timer events. */
   private transmit(peer: Peer, count: number, bytes: number, isData: boolean): void {
-    const sent = this.bind.sendSegments !== undefined && count > 1 && this.segmentable(count)
-      ? this.bind.sendSegments(this.sendBufs, this.sendOffsets, this.sendSizes, count, this.sendSizes[0]!, peer.endpoint!)
-      : this.bind.sendBatch(this.sendBufs, this.sendOffsets, this.sendSizes, count, peer.endpoint!);
+    const ep = peer.endpoint!;
+    const sent = ep.send !== undefined
+      ? ep.send(this.sendBufs, this.sendOffsets, this.sendSizes, count)
+      : this.bind.sendSegments !== undefined && count > 1 && this.segmentable(count)
+        ? this.bind.sendSegments(this.sendBufs, this.sendOffsets, this.sendSizes, count, this.sendSizes[0]!, ep)
+        : this.bind.sendBatch(this.sendBufs, this.sendOffsets, this.sendSizes, count, ep);
     this.afterTransmit(peer, count, sent, bytes, isData);
     for (let i = 0; i < count; i++) this.sendBufs[i] = undefined as unknown as Buffer;
   }
@@ -459,7 +462,8 @@ export class Engine implements UapiDevice {
     this.frameBuf[0] = buf;
     this.frameOffset[0] = 0;
     this.frameSize[0] = total;
-    const sent = this.bind.sendBatch(this.frameBuf, this.frameOffset, this.frameSize, 1, peer.endpoint);
+    const ep = peer.endpoint;
+    const sent = ep.send !== undefined ? ep.send(this.frameBuf, this.frameOffset, this.frameSize, 1) : this.bind.sendBatch(this.frameBuf, this.frameOffset, this.frameSize, 1, ep);
     this.frameBuf[0] = this.oneBuf[0]!;
     this.counters.txFrames++;
     this.afterTransmit(peer, 1, sent, total, true);
@@ -608,7 +612,8 @@ export class Engine implements UapiDevice {
     this.oneBuf[0] = buf;
     this.oneOffset[0] = 0;
     this.oneSize[0] = len;
-    if (this.bind.sendBatch(this.oneBuf, this.oneOffset, this.oneSize, 1, endpoint) < 1) this.counters.dropSendFailed++;
+    const sent = endpoint.send !== undefined ? endpoint.send(this.oneBuf, this.oneOffset, this.oneSize, 1) : this.bind.sendBatch(this.oneBuf, this.oneOffset, this.oneSize, 1, endpoint);
+    if (sent < 1) this.counters.dropSendFailed++;
   }
 
   /** timersAnyAuthenticatedPacketSent + Traversal for handshake messages. */
@@ -825,6 +830,29 @@ export class Engine implements UapiDevice {
       if (n <= 0) return;
       this.receiveBatch(n);
     }
+  }
+
+  /** Handles datagrams that arrived some other way than the Bind (relayed inside a frame through
+   * another peer) exactly as received ones: datagram i is bufs[i][0, sizes[i]) from endpoints[i]
+   * (copied). Must not be called from inside the engine's own receive processing (a frame
+   * handler): queue them and call this later. */
+  receiveDatagrams(bufs: Buffer[], sizes: number[], endpoints: Endpoint[], count: number): void {
+    if (!this.running) return;
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const len = sizes[i]!;
+      if (len > BUFFER_SIZE) continue;
+      bufs[i]!.copy(this.udpBufs[n]!, 0, 0, len);
+      this.udpSizes[n] = len;
+      this.udpEndpoints[n] = endpoints[i]!;
+      n++;
+      if (n === BATCH_SIZE) {
+        this.receiveBatch(n);
+        n = 0;
+      }
+    }
+    if (n > 0) this.receiveBatch(n);
+    for (let i = 0; i < BATCH_SIZE; i++) this.udpEndpoints[i] = null;
   }
 
   /** Handles datagrams udpBufs[0..n). Consecutive transport messages for the same keypair (the
