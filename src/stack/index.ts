@@ -23,4 +23,6 @@ export { Pinger, type PingOptions } from './ping.js';
 export { IpSender } from './output.js';
 export { UdpSocket, UdpLayer, DEFAULT_UDP_LIMITS, type UdpLimits, type UdpRemoteInfo, type UdpAddressInfo } from './udp.js';
 export { PacketQueue } from './packet-queue.js';
+export { PrefixSet, parsePrefix } from './prefix-set.js';
+export { UdpForwarding, type ForwardedDatagram } from './forwarding.js';
 export { MemoryLink, type MemoryLinkStats, type MemoryLinkFilter } from './memory-link.js';

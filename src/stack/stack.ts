@@ -15,6 +15,9 @@
 // Output (IpOutput.sendIp, used by TCP, UDP and ICMP) is output.ts: header in a pooled buffer,
 // payload after it, fragmentation, the queue for the engine, loopback for our own addresses.
 // Routing is trivial: everything goes to the one device.
+// Forwarding (forwarding.ts): destinations inside setForwardPrefixes() are accepted too, for a
+// subnet router or exit node; TCP goes to listenForwarded(), UDP to udpForwarding.onDatagram,
+// ICMP echo is answered by the stack.
 // The MTU towards a destination is the device MTU lowered by the path MTU cache (ICMP).
 // No Neighbor Discovery or ARP: a WireGuard device is point to point with no link layer.
 
@@ -33,7 +36,9 @@ import { IcmpHandler } from './icmp.js';
 import { IpSender } from './output.js';
 import { PathMtuCache, type PmtuLimits } from './pmtu.js';
 import { UdpInput, UdpLayer, type UdpLimits, type UdpSocket } from './udp.js';
-import { TcpLayer, type TcpLimits, type TcpSocket } from './tcp/index.js';
+import { TcpLayer, type ListenOptions, type TcpLimits, type TcpSocket } from './tcp/index.js';
+import { PrefixSet } from './prefix-set.js';
+import { UdpForwarding } from './forwarding.js';
 import { connectTcp, listenTcp, udpSocket, ping, type ConnectTcpOptions, type ListenTcpOptions, type TcpServer } from './api.js';
 import type { PingOptions } from './ping.js';
 import type { IcmpErrorInfo, IpAddr, IpFamily, IpOutput } from './types.js';
@@ -95,6 +100,10 @@ export class UserspaceStack implements Device {
   /** The IpOutput the protocols send through (a separate object: Device.mtu is a number while
    * IpOutput.mtu is a function, so one class cannot implement both). */
   readonly ipOutput: IpOutput;
+  /** Destinations accepted for forwarding though they are not ours (empty: none). */
+  readonly forwardPrefixes = new PrefixSet();
+  /** UDP to forwarded destinations (see forwarding.ts). */
+  readonly udpForwarding: UdpForwarding;
 
   private deviceMtu: number;
   private readonly sender: IpSender;
@@ -115,6 +124,7 @@ export class UserspaceStack implements Device {
     this.udp = new UdpLayer(this, this.limits.udp);
     this.ipOutput = { sendIp: this.sendIp.bind(this), mtu: this.pathMtu.bind(this) };
     this.tcpLayer = new TcpLayer({ clock: this.clock, output: this.ipOutput, limits: this.limits.tcp });
+    this.udpForwarding = new UdpForwarding(this);
   }
 
   // ---- sockets API (api.ts) ----
@@ -137,6 +147,21 @@ export class UserspaceStack implements Device {
   /** Sends one ICMP echo request; resolves with the round-trip time in milliseconds. */
   ping(family: IpFamily, dst: string | IpAddr, opts?: PingOptions): Promise<number> {
     return ping(this, family, dst, opts);
+  }
+
+  /** Accepts packets to these prefixes (CIDR) as well as to our own addresses, for forwarding
+   * (replaces the previous list; [] turns forwarding off). Throws UserError on a bad prefix. */
+  setForwardPrefixes(prefixes: readonly string[]): void {
+    this.forwardPrefixes.set(prefixes);
+  }
+
+  /** The listener for TCP connections to forwarded destinations (socket.localAddress/localPort:
+   * the original destination). One at a time. */
+  listenForwarded(opts: ListenOptions = {}, onConnection?: (socket: TcpSocket) => void): TcpServer {
+    if (this.closed) throw new UserError(`listenForwarded: the userspace stack ${this.name} is closed`);
+    const l = this.tcpLayer.listenForwarded(opts);
+    if (onConnection) l.on('connection', onConnection);
+    return l;
   }
 
   /** True when `addr` is one of the stack's addresses. */
@@ -188,6 +213,7 @@ export class UserspaceStack implements Device {
     this.reassembler.clear();
     this.icmp.close();
     this.udp.closeAll();
+    this.udpForwarding.clear();
     this.tcpLayer.close();
   }
 
@@ -217,9 +243,11 @@ export class UserspaceStack implements Device {
     const src = r.src;
     const dst = r.dst;
     let unicast = true;
+    let forwarded = false;
     if (!this.addresses.isLocalV4(dst)) {
-      if (!this.addresses.isBroadcastV4(dst) && !isMulticastV4(dst)) { c.rxNotForUs++; return; }
-      unicast = false;
+      if (this.addresses.isBroadcastV4(dst) || isMulticastV4(dst)) unicast = false;
+      else if (this.forwardPrefixes.matchV4(dst)) forwarded = true;
+      else { c.rxNotForUs++; return; }
     }
     if (src === 0 || isMulticastV4(src) || this.addresses.isBroadcastV4(src)) { c.rxBadSource++; return; }
     const pOff = r.payloadOffset;
@@ -234,9 +262,13 @@ export class UserspaceStack implements Device {
       case IpProtocol.Tcp:
         if (!unicast) { c.rxTcpNotUnicast++; return; }
         c.rxTcp++;
-        this.tcpLayer.input(4, src, dst, buf, pOff, pLen);
+        this.tcpLayer.input(4, src, dst, buf, pOff, pLen, forwarded);
         return;
       case IpProtocol.Udp:
+        if (forwarded) {
+          if (!this.udpForwarding.input(4, src, dst, buf, pOff, pLen)) this.icmp.sendErrorV4(Icmpv4Type.DstUnreachable, Icmpv4DstUnreachable.PortUnreachable, 0, buf, off, ipLen);
+          return;
+        }
         if (this.udp.inputV4(src, dst, buf, pOff, pLen, unicast) === UdpInput.NoPort && unicast) {
           this.icmp.sendErrorV4(Icmpv4Type.DstUnreachable, Icmpv4DstUnreachable.PortUnreachable, 0, buf, off, ipLen);
         }
@@ -261,9 +293,11 @@ export class UserspaceStack implements Device {
       return;
     }
     let unicast = true;
+    let forwarded = false;
     if (!this.addresses.isLocalV6(buf, off + 24)) {
-      if (!isMulticastV6(buf, off + 24)) { c.rxNotForUs++; return; }
-      unicast = false;
+      if (isMulticastV6(buf, off + 24)) unicast = false;
+      else if (this.forwardPrefixes.matchV6(buf, off + 24)) forwarded = true;
+      else { c.rxNotForUs++; return; }
     }
     if (isMulticastV6(buf, off + 8) || isUnspecifiedV6(buf, off + 8)) { c.rxBadSource++; return; }
     const ipLen = IPV6_HEADER_LEN + r.payloadLength;
@@ -281,9 +315,13 @@ export class UserspaceStack implements Device {
       case IpProtocol.Tcp:
         if (!unicast) { c.rxTcpNotUnicast++; return; }
         c.rxTcp++;
-        this.tcpLayer.input(6, r.src, r.dst, buf, pOff, pLen);
+        this.tcpLayer.input(6, r.src, r.dst, buf, pOff, pLen, forwarded);
         return;
       case IpProtocol.Udp:
+        if (forwarded) {
+          if (!this.udpForwarding.input(6, r.src, r.dst, buf, pOff, pLen)) this.icmp.sendErrorV6(Icmpv6Type.DstUnreachable, Icmpv6DstUnreachable.PortUnreachable, 0, buf, off, ipLen);
+          return;
+        }
         if (this.udp.inputV6(r.src, r.dst, buf, pOff, pLen, unicast) === UdpInput.NoPort && unicast) {
           this.icmp.sendErrorV6(Icmpv6Type.DstUnreachable, Icmpv6DstUnreachable.PortUnreachable, 0, buf, off, ipLen);
         }

@@ -3,6 +3,9 @@
 // listening ports (listen). It demultiplexes by 4-tuple (conn-table.ts), answers segments for
 // closed ports with RST (RFC 9293 3.10.7.1), runs passive opens under the listener's backlog and
 // maxConnections, and owns the scratch repr and buffer every connection builds segments in.
+// Forwarded segments (input with `forwarded`: the destination is not the stack's but inside a
+// prefix it forwards) skip the port listeners and go to the one forwarding listener
+// (listenForwarded), whose connections keep the original destination as their local address.
 //
 // Contract with the IP layer (src/stack/types.ts): IpOutput.sendIp copies the bytes before it
 // returns and must not call back into TcpLayer.input synchronously (queue local deliveries); an
@@ -64,13 +67,14 @@ export class TcpLayer implements TcpContext {
   private readonly rxRepr = new TcpRepr();
   private readonly table: ConnectionTable;
   private readonly listeners = new Map<number, TcpListener[]>();
+  private forwardListener: TcpListener | null = null;
   private readonly randomSource: (() => number) | null;
   private readonly randomPool = new Uint32Array(RANDOM_BATCH);
   private randomLeft = 0;
   private challengeSecond = -1;
   private challengeCount = 0;
   private depth = 0;
-  private readonly deferred: { family: IpFamily; src: IpAddr; dst: IpAddr; bytes: Buffer }[] = [];
+  private readonly deferred: { family: IpFamily; src: IpAddr; dst: IpAddr; bytes: Buffer; forwarded: boolean }[] = [];
 
   constructor(opts: TcpLayerOptions) {
     this.clock = opts.clock;
@@ -85,16 +89,17 @@ export class TcpLayer implements TcpContext {
     return this.table.size;
   }
 
-  /** A received TCP segment: buf[off, off+len) from `src` to `dst` (len from the IP header). */
-  input(family: IpFamily, src: IpAddr, dst: IpAddr, buf: Buffer, off: number, len: number): void {
+  /** A received TCP segment: buf[off, off+len) from `src` to `dst` (len from the IP header);
+   * `forwarded`: `dst` is not ours but a destination the stack forwards (see the header). */
+  input(family: IpFamily, src: IpAddr, dst: IpAddr, buf: Buffer, off: number, len: number, forwarded = false): void {
     if (this.depth > 0) {
       // Delivered from inside our own sendIp (loopback): finish the current operation first.
-      this.deferred.push({ family, src: copyAddr(src), dst: copyAddr(dst), bytes: Buffer.from(buf.subarray(off, off + len)) });
+      this.deferred.push({ family, src: copyAddr(src), dst: copyAddr(dst), bytes: Buffer.from(buf.subarray(off, off + len)), forwarded });
       return;
     }
     this.enter();
     try {
-      this.inputOne(family, src, dst, buf, off, len);
+      this.inputOne(family, src, dst, buf, off, len, forwarded);
     } finally {
       this.leave();
     }
@@ -113,14 +118,14 @@ export class TcpLayer implements TcpContext {
     try {
       while (this.deferred.length > 0) {
         const d = this.deferred.shift()!;
-        this.inputOne(d.family, d.src, d.dst, d.bytes, 0, d.bytes.length);
+        this.inputOne(d.family, d.src, d.dst, d.bytes, 0, d.bytes.length, d.forwarded);
       }
     } finally {
       this.depth = 0;
     }
   }
 
-  private inputOne(family: IpFamily, src: IpAddr, dst: IpAddr, buf: Buffer, off: number, len: number): void {
+  private inputOne(family: IpFamily, src: IpAddr, dst: IpAddr, buf: Buffer, off: number, len: number, forwarded: boolean): void {
     const ctr = this.counters;
     ctr.segmentsReceived++;
     const sum = family === 4
@@ -137,14 +142,14 @@ export class TcpLayer implements TcpContext {
     if (c !== null) {
       // RFC 9293 3.10.7.4 / RFC 6191: a new SYN may reuse a TIME_WAIT 4-tuple above its sequence.
       const reuse = c.state === TcpState.TimeWait && (r.flags & (TcpFlag.Syn | TcpFlag.Ack | TcpFlag.Rst)) === TcpFlag.Syn &&
-        seqGt(r.seqNumber, c.rcvNxt) && this.findListener(family, dst, r.dstPort) !== null;
+        seqGt(r.seqNumber, c.rcvNxt) && this.listenerFor(family, dst, r.dstPort, forwarded) !== null;
       if (!reuse) {
         processSegment(c, r, buf);
         return;
       }
       c.close(null);
     }
-    const l = this.findListener(family, dst, r.dstPort);
+    const l = this.listenerFor(family, dst, r.dstPort, forwarded);
     if (l !== null) {
       this.listenInput(l, family, src, dst, r);
       return;
@@ -274,7 +279,21 @@ export class TcpLayer implements TcpContext {
     return l;
   }
 
+  /** The listener for forwarded connections (one at most): every SYN to a forwarded destination
+   * is accepted on it, and its sockets' localAddress/localPort are the original destination. */
+  listenForwarded(opts: ListenOptions = {}): TcpListener {
+    if (this.forwardListener !== null) throw new UserError('a TCP listener for forwarded connections already exists; close it first');
+    const backlog = opts.backlog ?? this.limits.defaultBacklog;
+    if (!Number.isInteger(backlog) || backlog < 0) throw new UserError(`invalid TCP backlog ${backlog} (use a non-negative integer)`);
+    this.forwardListener = new TcpListener(this, 'any', null, 0, backlog, opts);
+    return this.forwardListener;
+  }
+
   unlisten(l: TcpListener): void {
+    if (l === this.forwardListener) {
+      this.forwardListener = null;
+      return;
+    }
     const list = this.listeners.get(l.port);
     if (!list) return;
     const i = list.indexOf(l);
@@ -325,6 +344,7 @@ export class TcpLayer implements TcpContext {
   /** Aborts every connection (RST) and closes every listener. */
   close(): void {
     for (const list of [...this.listeners.values()]) for (const l of [...list]) l.close();
+    this.forwardListener?.close();
     for (const c of [...this.table]) c.abort();
   }
 
@@ -368,6 +388,10 @@ export class TcpLayer implements TcpContext {
   }
 
   // --- helpers ---
+
+  private listenerFor(family: IpFamily, local: IpAddr, port: number, forwarded: boolean): TcpListener | null {
+    return forwarded ? this.forwardListener : this.findListener(family, local, port);
+  }
 
   private findListener(family: IpFamily, local: IpAddr, port: number): TcpListener | null {
     const list = this.listeners.get(port);
