@@ -6,3 +6,4 @@ export {
   CONTROL_STREAM_IDLE_MS, type ControlClientOptions, type RegisterResult, type ReportResult,
 } from './control-client.js';
 export { MeshNode, MESH_PERSISTENT_KEEPALIVE, EXIT_ROUTES, peerAllowedIps, type MapSource, type MeshApplyResult, type MeshNodeOptions } from './node.js';
+export * from './probe.js';
