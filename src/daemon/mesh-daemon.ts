@@ -31,6 +31,7 @@ import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
 import { parseWgQuickConfig } from './wg-quick-config.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { MeshAcl } from './mesh-acl.js';
+import { MeshApi } from './mesh-api.js';
 
 export const DEFAULT_CONTROL_PORT = 7443;
 export const DEFAULT_MESH_LISTEN_PORT = 51820;
@@ -272,7 +273,9 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     };
     if (opts.autoApproveRoutes) cleanup.push(autoApproveRoutes(coord));
     const apiPath = join(opts.dir, MESH_API_SOCKET);
-    const api = await ApiServer.listen(apiPath, () => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'coordinator', network: net.name, node: self.name } }), routes);
+    const meshApi = new MeshApi(mesh);
+    cleanup.push(() => meshApi.close());
+    const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'coordinator', network: net.name, node: self.name } })), meshApi.routes(routes));
     cleanup.splice(cleanup.length - 1, 0, () => api.close());
     const token = coord.createToken(undefined, { reusable: true, expiresIn: '24h' });
     const lines = [
@@ -352,7 +355,8 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   };
   report();
   const apiPath = join(opts.dir, MESH_API_SOCKET);
-  const api = await ApiServer.listen(apiPath, () => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'member', node: member.name } }));
+  const meshApi = new MeshApi(mesh);
+  const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'member', node: member.name } })), meshApi.routes());
   const lines = [
     `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
     `${saved ? 'member of' : 'joined'} the network of coordinator ${formatHostPort(member.host, member.port)}`,
@@ -366,6 +370,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     client.close();
     await dns.close();
     await routing.stop();
+    meshApi.close();
     await api.close();
     await iface.stop('mesh stopped');
   });

@@ -14,7 +14,7 @@ import {
   emitIpv4, emitIpv6, emitIcmpv4, emitIcmpv6, parseIpv4Address, parseIpv6Address, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
   ICMPV4_HEADER_LEN, ICMPV6_HEADER_LEN,
 } from '../wire/index.js';
-import { Prober, summarize, ipFamily, type ProbeResult } from './probe.js';
+import { Prober, summarizePing, ipLiteralFamily, type ProbeResult } from './probe.js';
 
 const A4 = '100.64.0.1', B4 = '100.64.0.2', A6 = 'fd00::1', B6 = 'fd00::2';
 /** Routed to B but owned by nobody: probes to it time out. */
@@ -98,13 +98,13 @@ function pretendRelay(a: Engine): void {
   };
 }
 
-test('probe: ipFamily and summarize', () => {
-  assert.equal(ipFamily('100.64.0.1'), 4);
-  assert.equal(ipFamily('fd00::1'), 6);
-  assert.equal(ipFamily('laptop'), 0);
+test('probe: ipLiteralFamily and summarizePing', () => {
+  assert.equal(ipLiteralFamily('100.64.0.1'), 4);
+  assert.equal(ipLiteralFamily('fd00::1'), 6);
+  assert.equal(ipLiteralFamily('laptop'), 0);
   const r = (kind: ProbeResult['kind'], rttMs: number | null): ProbeResult => ({ seq: 0, ttl: 64, kind, from: null, rttMs, replyTtl: null, code: null, bytes: 56 });
-  assert.deepEqual(summarize([r('reply', 1), r('reply', 3), r('timeout', null), r('reply', 2)]), { sent: 4, received: 3, loss: 25, minMs: 1, avgMs: 2, maxMs: 3 });
-  assert.deepEqual(summarize([r('timeout', null)]), { sent: 1, received: 0, loss: 100, minMs: null, avgMs: null, maxMs: null });
+  assert.deepEqual(summarizePing([r('reply', 1), r('reply', 3), r('timeout', null), r('reply', 2)]), { sent: 4, received: 3, loss: 25, minMs: 1, avgMs: 2, maxMs: 3 });
+  assert.deepEqual(summarizePing([r('timeout', null)]), { sent: 1, received: 0, loss: 100, minMs: null, avgMs: null, maxMs: null });
 });
 
 test('probe: ping over v4 and v6 at the same time, replies matched to their probes', async () => {

@@ -129,7 +129,7 @@ interface Pending {
 const round3 = (ms: number) => Math.round(ms * 1000) / 1000;
 
 /** The family of an IP literal, or 0. */
-export function ipFamily(text: string): 0 | 4 | 6 {
+export function ipLiteralFamily(text: string): 0 | 4 | 6 {
   return isIPv4(text) ? 4 : isIPv6(text) ? 6 : 0;
 }
 
@@ -177,7 +177,7 @@ export class Prober {
 
   /** Sends a probe; `refused` is set when it could not even be sent (then `done` is 'no-route'). */
   private send(target: string, opts: ProbeOptions): { done: Promise<ProbeResult>; refused: boolean } {
-    const family = ipFamily(target);
+    const family = ipLiteralFamily(target);
     const ttl = Math.min(MAX_TTL, Math.max(1, Math.floor(opts.ttl ?? DEFAULT_PROBE_TTL)));
     const timeoutMs = Math.min(MAX_PROBE_TIMEOUT_MS, Math.max(1, opts.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS));
     const bytes = Math.min(MAX_PAYLOAD_SIZE, Math.max(0, Math.floor(opts.payloadSize ?? PROBE_PAYLOAD_SIZE)));
@@ -220,7 +220,7 @@ export class Prober {
       if (s.refused) break;
     }
     const results = await Promise.all(waits);
-    return { target, source: this.source(ipFamily(target) === 6 ? 6 : 4) ?? '', results, summary: summarize(results) };
+    return { target, source: this.source(ipLiteralFamily(target) === 6 ? 6 : 4) ?? '', results, summary: summarizePing(results) };
   }
 
   /** Probes with TTL 1, 2, ... until the destination answers (or says it is unreachable),
@@ -233,7 +233,7 @@ export class Prober {
     for (let ttl = 1; ttl <= maxHops; ttl++) {
       const results = await Promise.all(Array.from({ length: perHop }, () => this.probe(target, { ttl, ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) })));
       if (results.every((r) => r.kind === 'no-route')) {
-        return { target, source: this.source(ipFamily(target) === 6 ? 6 : 4) ?? '', hops, reached: false };
+        return { target, source: this.source(ipLiteralFamily(target) === 6 ? 6 : 4) ?? '', hops, reached: false };
       }
       const answered = results.find((r) => r.from !== null);
       const unreachable = results.find((r) => r.kind === 'unreachable');
@@ -250,7 +250,7 @@ export class Prober {
         break;
       }
     }
-    return { target, source: this.source(ipFamily(target) === 6 ? 6 : 4) ?? '', hops, reached };
+    return { target, source: this.source(ipLiteralFamily(target) === 6 ? 6 : 4) ?? '', hops, reached };
   }
 
   /** Ends every waiting probe as a timeout and removes the tap. */
@@ -416,7 +416,7 @@ function echoData(bytes: number): Buffer {
 }
 
 /** Sent, received (echo replies), loss and min/avg/max RTT of a ping's results. */
-export function summarize(results: ProbeResult[]): PingSummary {
+export function summarizePing(results: ProbeResult[]): PingSummary {
   const rtts = results.filter((r) => r.kind === 'reply' && r.rttMs !== null).map((r) => r.rttMs!);
   const sent = results.length;
   const received = rtts.length;
