@@ -1,5 +1,7 @@
-// The mesh daemon behind `meshtun up` with no file: a node of a mesh network on a kernel TUN, or
-// on the userspace stack with --userspace.
+// The mesh daemon behind `meshtun up` with no file: a node of a mesh network on the userspace
+// stack (`userspace: true`, the CLI's default) or on a kernel TUN (the CLI's --tun).
+// Beside the data plane, mesh-dns.ts runs DNS for the network's names and, in userspace mode, the
+// loopback proxies and the userspace router for approved routes.
 // With no saved membership and no join string it is the network's coordinator: it creates (or
 // reopens) the network in the state directory (coordinator.db), serves the control channel, and
 // applies its own network map in-process. With `--join` it registers through the control channel
@@ -22,7 +24,7 @@ import { MeshNode, ControlClient, EXIT_ROUTES, type ControlNetworkMap } from '..
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
 } from '../control/index.js';
-import { DnsResponder, DnsServer, type NameRecord } from '../dns/index.js';
+import { startMeshServices } from './mesh-dns.js';
 import { WgInterface } from './wg-interface.js';
 import { UserspaceInterface } from './userspace-interface.js';
 import { MeshRouting } from './routing.js';
@@ -39,8 +41,7 @@ export const DEFAULT_MESH_INTERFACE = 'meshtun0';
 export const DEFAULT_NETWORK_NAME = 'home';
 export const MEMBERSHIP_FILE = 'membership.json';
 export const MESH_API_SOCKET = 'mesh.api';
-/** The DNS port a kernel-TUN mesh node answers <name>.mesh on, at its overlay IPv4 address. */
-export const MESH_DNS_PORT = 53;
+export { MESH_DNS_PORT } from './mesh-dns.js';
 /** How often a member retries reporting its endpoints while the coordinator is unreachable. */
 const REPORT_RETRY_MS = 5_000;
 
@@ -60,6 +61,10 @@ export interface MeshUpOptions {
   listenPort?: number;
   /** The userspace stack instead of a kernel TUN (no root needed). */
   userspace?: boolean;
+  /** Userspace mode: the SOCKS5 / HTTP proxy address ("HOST:PORT" or "off"; default
+   * 127.0.0.1:1080 / 127.0.0.1:8080, skipped with a warning when busy). */
+  socks5?: string;
+  httpProxy?: string;
   /** Coordinator: an ACL policy file to set at start (a bad one refuses to start). */
   policyFile?: string;
   /** Subnets this node routes for the mesh (once the coordinator approves them). */
@@ -131,39 +136,14 @@ async function bringUp(name: string, id: NodeIdentity, ipv4: string, pool: strin
   if (!userspace) WgInterface.assertCanCreate(name);
   const cfg = parseWgQuickConfig(
     `[Interface]\nPrivateKey = ${encodeBase64Key(id.privateKey)}\nListenPort = ${listenPort}\n` +
-    `Address = ${ipv4}/${prefixLength(pool, 10)}, ${ipv6}/${prefixLength(ula, 48)}\n`,
+    `Address = ${ipv4}/${prefixLength(pool, 10)}, ${ipv6}/${prefixLength(ula, 48)}\n` +
+    // The mesh's proxies (mesh-dns.ts) resolve the network's names; the interface's own are off.
+    (userspace ? '[Meshtun]\nSocks5 = off\nHttpProxy = off\n' : ''),
     join(id.dir, 'node.key'),
   );
   const iface = userspace ? await UserspaceInterface.fromWgQuick(name, cfg) : await WgInterface.fromWgQuick(name, cfg);
   iface.writePidFile();
   return iface;
-}
-
-/** The node's DNS responder for the network's names (kernel TUN mode: on its overlay IPv4
- * address). Its records follow the map. A DNS server that cannot start is logged, not fatal. */
-async function startMeshDns(address: string, userspace: boolean): Promise<{ update(map: ControlNetworkMap): void; close(): Promise<void>; line: string | null }> {
-  const responder = new DnsResponder();
-  let server: DnsServer | null = null;
-  if (!userspace) {
-    try {
-      server = await DnsServer.start({ responder, address, port: MESH_DNS_PORT });
-    } catch (e) {
-      log.warn(`no DNS for the network's names on ${address}:${MESH_DNS_PORT}: ${(e as Error).message}`);
-    }
-  }
-  return {
-    update(map) {
-      const records: NameRecord[] = [map.self, ...(map.peers ?? [])].filter((n) => n && typeof n.name === 'string')
-        .map((n) => ({ name: n.name, network: map.network.name, ipv4: n.ipv4 || null, ipv6: n.ipv6 || null }));
-      try {
-        responder.setRecords(records);
-      } catch (e) {
-        log.warn(`DNS records not updated: ${(e as Error).message}`);
-      }
-    },
-    close: async () => { await server?.close(); },
-    line: server ? `DNS for <name>.mesh on ${address}:${MESH_DNS_PORT}` : null,
-  };
 }
 
 function readPolicyFile(file: string): string {
@@ -219,10 +199,10 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     cleanup.push(() => server.close());
     const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
-    const dns = await startMeshDns(self.ipv4, opts.userspace === true);
+    const dns = await startMeshServices(iface, { ipv4: self.ipv4, ipv6: self.ipv6, overlay: net, socks5: opts.socks5, httpProxy: opts.httpProxy });
     const acl = new MeshAcl(iface.engine);
     cleanup.push(() => dns.close());
-    const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: net, advertised: advertisedRoutes(opts), ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
+    const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: net, advertised: iface instanceof WgInterface ? advertisedRoutes(opts) : [], ...(opts.exitNode && iface instanceof WgInterface ? { exitNode: opts.exitNode } : {}) });
     cleanup.push(() => routing.stop());
     const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
     const applyOwn = () => {
@@ -283,7 +263,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
       `network "${net.name}" (${net.id}) ${createdNetwork ? 'created' : 'loaded'}: ${net.ipv4Pool}, ${net.ulaPrefix}; this node is its coordinator`,
       `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${self.name}" ${self.ipv4}, ${self.ipv6}; listening on UDP ${iface.engine.bind.port}`,
       `control channel on ${formatHostPort(listen.host, server.port)}`,
-      ...(dns.line ? [dns.line] : []),
+      ...dns.lines,
       `join another machine (reusable token, valid 24h):`,
       `  ${joinCommand(token.token)}`,
       `more tokens: meshtun token create [--reusable] [--expires 24h] [--tag web]`,
@@ -338,9 +318,16 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     client.close();
     throw e;
   }
-  const dns = await startMeshDns(member.ipv4, opts.userspace === true);
+  let dns: Awaited<ReturnType<typeof startMeshServices>>;
+  try {
+    dns = await startMeshServices(iface, { ipv4: member.ipv4, ipv6: member.ipv6, overlay: member, socks5: opts.socks5, httpProxy: opts.httpProxy });
+  } catch (e) {
+    client.close();
+    await iface.stop('setup failed');
+    throw e;
+  }
   const acl = new MeshAcl(iface.engine);
-  const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: member, advertised: advertisedRoutes(opts), ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
+  const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: member, advertised: iface instanceof WgInterface ? advertisedRoutes(opts) : [], ...(opts.exitNode && iface instanceof WgInterface ? { exitNode: opts.exitNode } : {}) });
   const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}), onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
   mesh.follow(client);
   let reportTimer: NodeJS.Timeout | null = null;
@@ -360,7 +347,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   const lines = [
     `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
     `${saved ? 'member of' : 'joined'} the network of coordinator ${formatHostPort(member.host, member.port)}`,
-    ...(dns.line ? [dns.line] : []),
+    ...dns.lines,
     `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${member.name}" ${member.ipv4}, ${member.ipv6}; listening on UDP ${iface.engine.bind.port}`,
     `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
   ];
