@@ -21,3 +21,14 @@ test('mesh up flags: mistakes are user errors', () => {
   assert.throws(() => parseMeshUpFlags(['--token', 'mtj1_x']), (e: unknown) => e instanceof UserError && /--join/.test(e.message));
   assert.throws(() => parseMeshUpFlags(['--bogus']), (e: unknown) => e instanceof UserError && /unknown option "--bogus"/.test(e.message));
 });
+
+test('mesh up flags: --tun, proxies (the userspace stack is the default: neither flag set)', () => {
+  const f = parseMeshUpFlags(['--tun']);
+  assert.equal(f.tun, true);
+  assert.equal(f.userspace, false);
+  const p = parseMeshUpFlags(['--socks5', '127.0.0.1:1081', '--http-proxy=off']);
+  assert.equal(p.socks5, '127.0.0.1:1081');
+  assert.equal(p.httpProxy, 'off');
+  assert.equal(p.tun, false);
+  assert.throws(() => parseMeshUpFlags(['--socks5']), (e: unknown) => e instanceof UserError && /--socks5 needs a value/.test(e.message));
+});

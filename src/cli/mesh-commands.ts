@@ -24,6 +24,8 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
     '--policy': (v) => { out.policyFile = v; },
     '--advertise-routes': (v) => { out.advertiseRoutes = [...(out.advertiseRoutes ?? []), ...v.split(',').map((r) => r.trim()).filter(Boolean)]; },
     '--exit-node': (v) => { out.exitNode = v; },
+    '--socks5': (v) => { out.socks5 = v; },
+    '--http-proxy': (v) => { out.httpProxy = v; },
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -45,11 +47,16 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
   return out;
 }
 
-/** `meshtun up [--join URL --token T] ...`: runs the mesh node until stopped. */
+/** `meshtun up [--join URL --token T] ...`: runs the mesh node until stopped. The userspace
+ * stack unless --tun is given (--userspace is accepted and changes nothing). */
 export async function upMesh(args: string[]): Promise<number> {
   const flags = parseMeshUpFlags(args);
-  if (flags.userspace && flags.tun) throw new UserError('--userspace and --tun exclude each other', 'give one of them');
-  const d = await startMesh({ ...flags, dir: stateDir() });
+  if (flags.userspace && flags.tun) throw new UserError('--userspace and --tun exclude each other', 'give one of them (or neither: userspace is the default)');
+  if (flags.tun && (flags.socks5 !== undefined || flags.httpProxy !== undefined)) {
+    throw new UserError('--socks5 and --http-proxy are for userspace nodes; a --tun node reaches the mesh through its interface', 'drop --tun, or the proxy flags');
+  }
+  const { tun, ...rest } = flags;
+  const d = await startMesh({ ...rest, userspace: !tun, dir: stateDir() });
   process.stderr.write(d.lines.map((l) => `meshtun: ${l}\n`).join(''));
   const onSignal = (sig: string) => {
     log.info(`${sig}: stopping`);

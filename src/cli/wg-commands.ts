@@ -14,7 +14,7 @@ import type { Command } from './main.js';
 import { upMesh } from './mesh-commands.js';
 
 /** Flags of a mesh node (`meshtun up` with no file); their values are not file names. */
-const MESH_FLAGS = new Set(['--join', '--token', '--name', '--listen', '--interface', '--network', '--advertise-routes', '--exit-node']);
+const MESH_FLAGS = new Set(['--join', '--token', '--name', '--listen', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy']);
 
 const log = new Logger('meshtun');
 /** How long `wg-userspace` waits for its detached copy to serve the interface. */
@@ -100,12 +100,19 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]',
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]\n' +
+    '  A mesh node (no file) runs on the userspace stack by default, as root too: no TUN, a SOCKS5 proxy on 127.0.0.1:1080 and an\n' +
+    '  HTTP proxy on 127.0.0.1:8080 (names like <node>.mesh resolve), DNS for <node>.mesh on its overlay addresses, and it routes\n' +
+    '  its approved subnets / exit traffic with host sockets. --tun puts it on a kernel TUN interface instead (root).\n' +
+    '  With a file, the file\'s Mode = decides (default: a kernel TUN); --userspace / --tun override it.',
   examples: [
     'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
     'meshtun up --userspace mt0.conf # the same without root: SOCKS5 on 127.0.0.1:1080, HTTP proxy on 127.0.0.1:8080, [Meshtun] forwards',
-    'meshtun up                       # a new mesh network with this node as its coordinator, on meshtun0 (root)',
-    'meshtun up --join meshtun://198.18.0.1:7443/<key> --token mtj1_...  # join a mesh network',
+    'meshtun up                       # a new mesh network with this node as its coordinator (userspace stack, no root needed)',
+    'meshtun up --tun                 # the same on a kernel TUN interface meshtun0 (root)',
+    'meshtun up --join meshtun://198.18.0.1:7443/<key> --token mtj1_...  # join a mesh network (userspace; add --tun for a kernel TUN)',
+    'curl --socks5-hostname 127.0.0.1:1080 http://web.mesh/  # reach node "web" from a userspace node through its SOCKS5 proxy',
+    'meshtun up --socks5 127.0.0.1:1081 --http-proxy off     # the proxies elsewhere, or off',
     'meshtun up --advertise-routes 192.0.2.0/24 --advertise-exit-node  # route a subnet and offer an exit (then: meshtun routes approve)',
     'meshtun up --exit-node router    # send all traffic through the approved exit node "router"',
   ],
@@ -119,7 +126,7 @@ export const up: Command = {
     if (files.length === 1 && flags.length === modeFlags) return upWgQuick(files[0]!, userspace ? 'userspace' : tun ? 'tun' : undefined);
     if (files.length === 0 || flags.some((f) => MESH_FLAGS.has(f.split('=')[0]!))) return upMesh(args);
     if (files.length > 1) throw new UserError(`give one config file, not ${files.length}`, 'e.g. `meshtun up mt0.conf`');
-    throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: \`meshtun up\` (a node with a kernel TUN), \`meshtun up <file.conf>\` (a wg-quick file) and \`meshtun up --userspace <file.conf>\` (rootless) work`, 'see `meshtun up --help`');
+    throw new UserError(`"meshtun up ${args.join(' ')}" is not available in this version yet: \`meshtun up\` (a mesh node), \`meshtun up <file.conf>\` (a wg-quick file) and \`meshtun up --userspace <file.conf>\` (rootless) work`, 'see `meshtun up --help`');
   },
 };
 
