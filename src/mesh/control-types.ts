@@ -55,7 +55,13 @@ export interface ControlMapNode {
   routes: string[];
   exitNode: boolean;
   allowedIps: string[];
+  /** Id of the node to reach this one through, when the two cannot reach each other directly
+   * (multi-hop); absent or null: directly. */
+  via?: string | null;
 }
+
+/** A node's view of its direct path to a peer: heard from on it, or never answered. */
+export type PathState = 'direct' | 'failed';
 
 /** The network map as the coordinator sends it (the same shape as control's NetworkMap). */
 export interface ControlNetworkMap {
@@ -93,6 +99,8 @@ export interface RegisterReply {
 export interface ReportRequest {
   endpoints?: string[];
   advertisedRoutes?: string[];
+  /** Direct path state per peer node id (peers still being tried are left out). */
+  paths?: Record<string, PathState>;
 }
 
 export interface ReportReply {

@@ -5,5 +5,9 @@ export {
   ControlClient, ControlError, ControlHandshakeError, CONTROL_BACKOFF_INITIAL_MS, CONTROL_BACKOFF_MAX_MS, CONTROL_REQUEST_TIMEOUT_MS,
   CONTROL_STREAM_IDLE_MS, type ControlClientOptions, type RegisterResult, type ReportResult,
 } from './control-client.js';
-export { MeshNode, MESH_PERSISTENT_KEEPALIVE, EXIT_ROUTES, peerAllowedIps, type MapSource, type MeshApplyResult, type MeshNodeOptions } from './node.js';
+export {
+  MeshNode, MESH_PERSISTENT_KEEPALIVE, EXIT_ROUTES, PROBE_MS, DIRECT_FRESH_MS, peerAllowedIps, type MapSource, type MeshApplyResult, type MeshNodeOptions, type PeerPath,
+} from './node.js';
+export { Relay, RelayEndpoint, RelayCounters, type RelayDirectory } from './relay.js';
+export * from './relay-frame.js';
 export * from './probe.js';

@@ -6,10 +6,29 @@
 // the data plane keeps running on the last map, and the next map (resync) is applied as a diff.
 // An endpoint is set for a new peer, and for an existing one only when its reported endpoints
 // changed, so a peer that roamed keeps the address it was last heard from.
+//
+// Paths: a peer is first tried directly, on each of its reported endpoints in turn (PROBE_MS
+// each). A peer heard from on a direct endpoint is "direct"; one that never answered on any is
+// "failed". These states go to the coordinator (onPathStates), which finds a node that reaches
+// both ends and puts it in the map as the peer's `via`; the peer then gets a RelayEndpoint through
+// that node (relay.ts) and the end-to-end session runs through it. MeshNode also answers the
+// Relay's questions (who has which overlay address) from the map, so this node relays for others.
 import { decodeBase64Key } from '../crypto/index.js';
 import { Logger } from '../util/index.js';
-import { parseCidr, type Engine } from '../wireguard/index.js';
-import type { ControlMapNode, ControlNetworkMap } from './control-types.js';
+import { parseIpv4Address, parseIpv6Address } from '../wire/index.js';
+import { parseCidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
+import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
+import { Relay, RelayEndpoint } from './relay.js';
+
+/** How long a direct endpoint is tried before the next one (a handshake retry is 5 s). */
+export const PROBE_MS = 6_000;
+/** A peer heard from within this long on a direct endpoint counts as directly reachable (the
+ * persistent keepalive is 25 s). */
+export const DIRECT_FRESH_MS = 70_000;
+/** How long the end with the larger key waits before starting a handshake on a new path. */
+const KICK_DELAY_MS = 1_000;
+/** How often path states are re-evaluated. */
+const PATH_TICK_MS = 1_000;
 
 /** Seconds between keepalives to each mesh peer (keeps NAT mappings open). */
 export const MESH_PERSISTENT_KEEPALIVE = 25;
@@ -33,6 +52,18 @@ export interface MeshNodeOptions {
   /** Name of the peer to send all traffic to (0.0.0.0/0 and ::/0 join its allowed IPs while the
    * map says it is an approved exit node). */
   exitNode?: string;
+  /** Called when the path states of the peers change (node id -> direct | failed); the daemon
+   * reports them to the coordinator. */
+  onPathStates?: (states: Record<string, PathState>) => void;
+}
+
+/** How a peer is reached now. */
+export interface PeerPath {
+  kind: 'direct' | 'relay' | 'none';
+  /** The relaying node's name (kind relay). */
+  via?: string;
+  /** The direct path's state: heard from, never answered on any endpoint, or still trying. */
+  state: PathState | 'trying';
 }
 
 /** The allowed IPs an exit node gets on top of its own. */
@@ -40,8 +71,18 @@ export const EXIT_ROUTES = ['0.0.0.0/0', '::/0'];
 
 interface AppliedPeer {
   name: string;
+  id: string;
   endpoints: string;
   allowedIps: string;
+  via: string | null;
+  peer: Peer;
+  /** Direct endpoints to try, in order, and the one in use. */
+  candidates: Endpoint[];
+  index: number;
+  /** Clock ms when the current direct endpoint was set. */
+  directSince: number;
+  /** Every candidate was tried at least once without an answer. */
+  triedAll: boolean;
 }
 
 const log = new Logger('mesh');
@@ -62,8 +103,21 @@ export class MeshNode {
   private current: ControlNetworkMap | null = null;
   /** Maps applied so far. */
   mapsApplied = 0;
+  readonly relay: Relay;
+  private selfAddress: number | null = null;
+  private readonly byAddress = new Map<number, { peer: Peer; ipv6: Uint8Array | null }>();
+  private pathTimer: NodeJS.Timeout | null = null;
+  private lastStates = '';
 
-  constructor(readonly engine: Engine, private readonly opts: MeshNodeOptions = {}) {}
+  constructor(readonly engine: Engine, private readonly opts: MeshNodeOptions = {}) {
+    this.relay = new Relay(engine, {
+      selfAddress: () => this.selfAddress,
+      peerByAddress: (a) => this.byAddress.get(a)?.peer,
+      ipv6ByAddress: (a) => this.byAddress.get(a)?.ipv6 ?? null,
+    });
+    this.pathTimer = setInterval(() => this.checkPaths(), PATH_TICK_MS);
+    this.pathTimer.unref();
+  }
 
   /** The last map applied. */
   get map(): ControlNetworkMap | null {
@@ -86,6 +140,86 @@ export class MeshNode {
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    if (this.pathTimer) clearInterval(this.pathTimer);
+    this.pathTimer = null;
+  }
+
+  /** How the peer with this public key (base64) is reached now, or null for an unknown peer. */
+  pathOf(publicKey: string): PeerPath | null {
+    const a = this.applied.get(publicKey);
+    if (!a) return null;
+    const ep = a.peer.endpoint;
+    const state = this.directState(a);
+    if (ep instanceof RelayEndpoint) {
+      let via = '?';
+      for (const b of this.applied.values()) if (b.peer === ep.via) via = b.name;
+      return { kind: 'relay', via, state };
+    }
+    return { kind: ep ? 'direct' : 'none', state };
+  }
+
+  /** The direct path state of every peer that has one (what goes to the coordinator). */
+  pathStates(): Record<string, PathState> {
+    const out: Record<string, PathState> = {};
+    for (const a of this.applied.values()) {
+      const st = this.directState(a);
+      if (st !== 'trying') out[a.id] = st;
+    }
+    return out;
+  }
+
+  private directState(a: AppliedPeer): PathState | 'trying' {
+    const ep = a.peer.endpoint;
+    if (ep instanceof RelayEndpoint) return 'failed';
+    const now = this.engine.clock.now();
+    if (ep !== null && a.peer.lastReceived >= a.directSince && now - a.peer.lastReceived < DIRECT_FRESH_MS) return 'direct';
+    return a.triedAll ? 'failed' : 'trying';
+  }
+
+  /** Tries the next direct endpoint of peers not heard from, and reports changed states. */
+  checkPaths(): void {
+    const now = this.engine.clock.now();
+    for (const a of this.applied.values()) {
+      if (a.peer.endpoint instanceof RelayEndpoint) continue;
+      if (this.directState(a) === 'direct') continue;
+      if (now - a.directSince < PROBE_MS) continue;
+      if (a.candidates.length === 0) {
+        a.triedAll = true;
+        continue;
+      }
+      a.index = (a.index + 1) % a.candidates.length;
+      if (a.index === 0) a.triedAll = true;
+      if (a.candidates.length > 1 || a.peer.endpoint === null) this.useEndpoint(a, a.candidates[a.index]!);
+      else a.directSince = now;
+    }
+    const states = this.pathStates();
+    const text = JSON.stringify(states);
+    if (text !== this.lastStates) {
+      this.lastStates = text;
+      this.opts.onPathStates?.(states);
+    }
+  }
+
+  private useEndpoint(a: AppliedPeer, ep: Endpoint): void {
+    this.engine.setEndpoint(a.peer, ep);
+    a.directSince = this.engine.clock.now();
+    // Start a handshake on the new path now rather than at the next retry. Both ends usually
+    // switch at once; two crossing initiations cancel each other (each side's state becomes the
+    // responder's) and cost a 5 s retry, so the end with the smaller key goes first and the other
+    // only if it has heard nothing after KICK_DELAY_MS.
+    const self = this.engine.publicKey;
+    const peer = a.peer;
+    const kick = () => {
+      if (!this.engine.isRunning || peer.endpoint !== ep) return;
+      peer.lastInitiationSent = -Infinity;
+      this.engine.sendKeepalive(peer);
+    };
+    if (self === null || Buffer.compare(self, peer.publicKey) < 0) kick();
+    else {
+      const heard = peer.lastReceived;
+      const t = setTimeout(() => { if (peer.lastReceived === heard) kick(); }, KICK_DELAY_MS);
+      t.unref();
+    }
   }
 
   /** Makes the engine's peers match `map`. Never throws for map content: a node with an
@@ -106,10 +240,15 @@ export class MeshNode {
     }
     for (const [key, prev] of this.applied) {
       if (wanted.has(key)) continue;
+      this.relay.forgetVia(prev.peer);
       this.engine.removePeer(decodeBase64Key(key)!);
       this.applied.delete(key);
       result.removed.push(prev.name);
     }
+    this.selfAddress = typeof map.self?.ipv4 === 'string' ? parseIpv4Address(map.self.ipv4) : null;
+    this.byAddress.clear();
+    const peersById = new Map<string, Peer>();
+    const touched: { n: ControlMapNode; a: AppliedPeer; endpointsChanged: boolean; viaChanged: boolean; isNew: boolean }[] = [];
     for (const [key, n] of wanted) {
       const pub = decodeBase64Key(key)!;
       const prev = this.applied.get(key);
@@ -121,16 +260,16 @@ export class MeshNode {
         log.warn(`cannot add peer "${n.name}": ${(e as Error).message}`);
         continue;
       }
+      peersById.set(n.id, peer);
+      const addr = typeof n.ipv4 === 'string' ? parseIpv4Address(n.ipv4) : null;
+      if (addr !== null) {
+        const v6 = Buffer.alloc(16);
+        this.byAddress.set(addr, { peer, ipv6: typeof n.ipv6 === 'string' && parseIpv6Address(n.ipv6, v6) ? v6 : null });
+      }
       const endpoints = JSON.stringify(n.endpoints ?? []);
       const allowed = peerAllowedIps(n);
       if (this.opts.exitNode !== undefined && n.name === this.opts.exitNode && n.exitNode === true) allowed.push(...EXIT_ROUTES);
       const allowedText = JSON.stringify(allowed);
-      if (!prev || prev.endpoints !== endpoints || !existing) {
-        const first = (n.endpoints ?? [])[0];
-        const ep = first ? this.engine.bind.parseEndpoint(first) : null;
-        if (first && !ep) log.warn(`cannot use endpoint "${first}" of "${n.name}"`);
-        if (ep || !existing) this.engine.setEndpoint(peer, ep);
-      }
       if (!prev || prev.allowedIps !== allowedText || !existing) {
         this.engine.allowedIps.removeByPeer(peer);
         for (const a of allowed) {
@@ -142,9 +281,40 @@ export class MeshNode {
         }
       }
       if (peer.persistentKeepalive !== MESH_PERSISTENT_KEEPALIVE) this.engine.setPersistentKeepalive(peer, MESH_PERSISTENT_KEEPALIVE);
+      const via = typeof n.via === 'string' && n.via !== '' ? n.via : null;
+      const endpointsChanged = !prev || prev.endpoints !== endpoints || !existing;
       if (!prev) result.added.push(n.name);
-      else if (prev.endpoints !== endpoints || prev.allowedIps !== allowedText || prev.name !== n.name) result.updated.push(n.name);
-      this.applied.set(key, { name: n.name, endpoints, allowedIps: allowedText });
+      else if (prev.endpoints !== endpoints || prev.allowedIps !== allowedText || prev.name !== n.name || prev.via !== via) result.updated.push(n.name);
+      const a: AppliedPeer = prev && existing ? { ...prev, name: n.name, id: n.id, endpoints, allowedIps: allowedText, via, peer }
+        : { name: n.name, id: n.id, endpoints, allowedIps: allowedText, via, peer, candidates: [], index: 0, directSince: this.engine.clock.now(), triedAll: false };
+      if (endpointsChanged) a.candidates = this.parseEndpoints(n);
+      this.applied.set(key, a);
+      touched.push({ n, a, endpointsChanged, viaChanged: !prev || prev.via !== via, isNew: !prev || !existing });
+    }
+    // Endpoints last: a relay needs its via peer, which may come later in the map.
+    for (const t of touched) {
+      const { n, a } = t;
+      const viaPeer = a.via !== null ? peersById.get(a.via) : undefined;
+      const addr = typeof n.ipv4 === 'string' ? parseIpv4Address(n.ipv4) : null;
+      if (viaPeer && viaPeer !== a.peer && addr !== null && !(viaPeer.endpoint instanceof RelayEndpoint)) {
+        const ep = this.relay.endpoint(viaPeer, addr);
+        if (a.peer.endpoint !== ep && (t.viaChanged || !(a.peer.endpoint instanceof RelayEndpoint))) {
+          log.info(`"${n.name}" is reached through a relay now`);
+          this.useEndpoint(a, ep);
+        }
+        continue;
+      }
+      if (a.via !== null && !viaPeer) log.warn(`"${n.name}" should be reached through node ${a.via}, which is not a peer; trying it directly`);
+      if (t.endpointsChanged || (t.viaChanged && a.peer.endpoint instanceof RelayEndpoint)) {
+        a.index = 0;
+        a.triedAll = false;
+        const first = a.candidates[0];
+        if (first) this.useEndpoint(a, first);
+        else if (t.isNew || a.peer.endpoint instanceof RelayEndpoint) {
+          this.engine.setEndpoint(a.peer, null);
+          a.directSince = this.engine.clock.now();
+        }
+      }
     }
     this.current = map;
     this.mapsApplied++;
@@ -152,9 +322,23 @@ export class MeshNode {
     return result;
   }
 
+  private parseEndpoints(n: ControlMapNode): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const text of n.endpoints ?? []) {
+      const ep = typeof text === 'string' ? this.engine.bind.parseEndpoint(text) : null;
+      if (ep) out.push(ep);
+      else log.warn(`cannot use endpoint "${String(text)}" of "${n.name}"`);
+    }
+    return out;
+  }
+
   /** Removes every peer this node added. */
   clear(): void {
-    for (const key of this.applied.keys()) this.engine.removePeer(decodeBase64Key(key)!);
+    for (const [key, a] of this.applied) {
+      this.relay.forgetVia(a.peer);
+      this.engine.removePeer(decodeBase64Key(key)!);
+    }
     this.applied.clear();
+    this.byAddress.clear();
   }
 }

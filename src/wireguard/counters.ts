@@ -41,6 +41,9 @@ export class EngineCounters {
   dropCookieReplyInvalid = 0;
   /** Handshake message arrived while we have no private key. */
   dropNoPrivateKey = 0;
+  /** Initiations from a peer we had just sent ours to, set aside because our key is larger (the
+   * peer answers ours instead; see Engine.initiationHandshake). Also counted as rejected. */
+  handshakesCrossed = 0;
   cookieRepliesSent = 0;
   handshakesInitiated = 0;
   handshakesCompleted = 0;

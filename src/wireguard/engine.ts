@@ -59,6 +59,8 @@ export const BATCH_SIZE = 64;
 const BUFFER_SIZE = 65535 + TRANSPORT_HEADER_SIZE + 16 + TAG_LEN;
 /** Batches handled per readable event before yielding to the event loop. */
 const BATCHES_PER_EVENT = 8;
+/** Two initiations sent this close together are taken as crossing (see initiationHandshake). */
+const CROSSING_WINDOW_MS = 1_000;
 /** Splits a 64-bit counter into uint32 halves for the batched AEAD. */
 const TWO_POW_32 = 0x1_0000_0000;
 
@@ -590,12 +592,12 @@ export class Engine implements UapiDevice {
       if (this.clock.now() - peer.lastInitiationSent < REKEY_TIMEOUT) return;
       peer.handshakeAttempts = 0;
     }
-    peer.lastInitiationSent = this.clock.now();
     if (peer.endpoint === null) {
       this.dropLog.debug(() => `peer ${encodeBase64Key(peer.publicKey)} has no endpoint; cannot start a handshake`);
       this.counters.dropNoEndpoint++;
       return;
     }
+    peer.lastInitiationSent = this.clock.now();
     if (peer.handshakeIndex !== 0) this.indices.remove(peer.handshakeIndex);
     peer.handshakeIndex = this.indices.newIndex({ peer, keypair: null });
     const buf = this.handshakeBuf;
@@ -671,7 +673,7 @@ export class Engine implements UapiDevice {
   private handleInitiation(buf: Buffer, len: number, ep: Endpoint): void {
     this.counters.rxHandshakeInitiations++;
     if (!this.admitHandshake(buf, len, ep)) return;
-    const hs = consumeInitiation(this.identity!, buf, len, (pub) => this.getPeer(pub)?.handshake ?? undefined, this.clock.now());
+    const hs = consumeInitiation(this.identity!, buf, len, (pub) => this.initiationHandshake(pub), this.clock.now());
     const peer = hs ? this.peerOfHandshake(hs) : undefined;
     if (!hs || !peer) {
       this.counters.dropHandshakeRejected++;
@@ -703,6 +705,21 @@ export class Engine implements UapiDevice {
     peer.timers.set(TimerKind.ZeroKeyMaterial, REJECT_AFTER_TIME * 3);
     this.afterAuthenticatedReceive(peer);
     this.afterControlSent(peer);
+  }
+
+  /** The handshake an initiation from `pub` may use, or undefined to refuse it. Crossing
+   * initiations (both ends started within CROSSING_WINDOW_MS) would each reset the other's state
+   * and fail both; the end with the larger public key keeps its own, so the other's response to
+   * it completes the handshake at once instead of after a retry. */
+  private initiationHandshake(pub: Buffer): Handshake | undefined {
+    const peer = this.getPeer(pub);
+    if (!peer || !peer.handshake) return undefined;
+    if (peer.handshakeIndex !== 0 && this.clock.now() - peer.lastInitiationSent < CROSSING_WINDOW_MS &&
+        Buffer.compare(this.identity!.publicKey, pub) > 0) {
+      this.counters.handshakesCrossed++;
+      return undefined;
+    }
+    return peer.handshake;
   }
 
   private handleResponse(buf: Buffer, len: number, ep: Endpoint): void {

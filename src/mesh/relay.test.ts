@@ -1,0 +1,203 @@
+// Multi-hop through MeshNode and Relay: three engines over a MemoryNetwork, A and D with no path to
+// each other (D's reported endpoint is an address nobody listens on), B reaching both. With the
+// map's `via`, A's packets for D go through B sealed with the A-D session: D's device gets them,
+// B's device gets nothing and B holds no keypair of that session. A packet whose TTL runs out at B
+// comes back to A's device as an ICMP / ICMPv6 Time Exceeded from B's overlay address. Malformed
+// frames and frames with nowhere to go are counted, never thrown on. Path states: a peer that
+// answers is "direct", one that never does is "failed" after every endpoint was tried.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine, ManualClock, TRANSPORT_HEADER_SIZE } from '../wireguard/index.js';
+import { MemoryTun } from '../tun/index.js';
+import { MemoryNetwork } from '../transport/index.js';
+import { generatePrivateKey, encodeBase64Key } from '../crypto/index.js';
+import { ipv4Packet, ipv6Packet, udpDatagram } from '../stack/testing.js';
+import { MeshNode, PROBE_MS } from './node.js';
+import { RelayEndpoint } from './relay.js';
+import { RelayFrameType, writeRelayHeader, RELAY_HEADER_SIZE, MAX_RELAY_HOPS } from './relay-frame.js';
+import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
+
+/** A UDP/IPv4 packet with this TTL. */
+function u4(src: string, dst: string, sport: number, dport: number, payload: Buffer, ttl = 64): Buffer {
+  return ipv4Packet(src, dst, 17, udpDatagram(src, dst, sport, dport, payload), { ttl });
+}
+
+function u6(src: string, dst: string, sport: number, dport: number, payload: Buffer, hopLimit = 64): Buffer {
+  return ipv6Packet(src, dst, 17, udpDatagram(src, dst, sport, dport, payload), hopLimit);
+}
+
+const tick = async (n = 20) => { for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r)); };
+
+interface N { tun: MemoryTun; engine: Engine; self: ControlMapNode; mesh: MeshNode; states: Record<string, PathState>[] }
+
+async function makeNode(net: MemoryNetwork, name: string, underlay: string, ipv4: string, ipv6: string, reported = underlay, clock?: ManualClock): Promise<N> {
+  const tun = new MemoryTun(`relay-${name}`);
+  const engine = new Engine({ device: tun, bind: net.createBind(underlay), ...(clock ? { clock } : {}) });
+  engine.setPrivateKey(generatePrivateKey());
+  await engine.setListenPort(51820);
+  await engine.up();
+  const self: ControlMapNode = {
+    id: `id-${name}`, name, publicKey: encodeBase64Key(engine.publicKey!), ipv4, ipv6, tags: [],
+    endpoints: [`${reported}:51820`], routes: [], exitNode: false, allowedIps: [],
+  };
+  const states: Record<string, PathState>[] = [];
+  const mesh = new MeshNode(engine, { onPathStates: (s) => states.push(s) });
+  return { tun, engine, self, mesh, states };
+}
+
+function mapFor(self: ControlMapNode, peers: ControlMapNode[]): ControlNetworkMap {
+  return { version: 1, network: { id: 'net-1', name: 'test', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd00:1:2::/48' }, self, peers };
+}
+
+/** A, B, D where D reports an unreachable endpoint; A and D reach each other via B. */
+async function triangle() {
+  const net = new MemoryNetwork();
+  const a = await makeNode(net, 'a', '198.18.0.1', '100.64.0.1', 'fd00:1:2::1');
+  const b = await makeNode(net, 'b', '198.18.0.2', '100.64.0.2', 'fd00:1:2::2');
+  const d = await makeNode(net, 'd', '198.18.0.4', '100.64.0.4', 'fd00:1:2::4', '198.19.9.9');
+  // A cannot reach D's reported endpoint; D does not know A's real one either.
+  const aForD = { ...a.self, endpoints: ['198.19.9.1:51820'] };
+  a.mesh.apply(mapFor(a.self, [b.self, { ...d.self, via: b.self.id }]));
+  // B knows D at its real address (the LAN between them).
+  b.mesh.apply(mapFor(b.self, [a.self, { ...d.self, endpoints: ['198.18.0.4:51820'] }]));
+  d.mesh.apply(mapFor(d.self, [{ ...aForD, via: b.self.id }, { ...b.self }]));
+  const close = () => { for (const n of [a, b, d]) { n.mesh.stop(); n.engine.close(); } };
+  return { a, b, d, close };
+}
+
+test('relay: A reaches D through B end to end; B cannot read it', async () => {
+  const { a, b, d, close } = await triangle();
+  try {
+    const peerD = a.engine.getPeer(d.engine.publicKey!)!;
+    assert.ok(peerD.endpoint instanceof RelayEndpoint);
+    assert.equal(a.mesh.pathOf(d.self.publicKey)?.kind, 'relay');
+    assert.equal(a.mesh.pathOf(d.self.publicKey)?.via, 'b');
+    const payload = Buffer.from('end-to-end through b');
+    for (let i = 0; i < 20 && d.tun.written.length === 0; i++) {
+      a.tun.inject(u4('100.64.0.1', '100.64.0.4', 1000, 2000, payload, 64));
+      await tick();
+    }
+    const got = d.tun.takeWritten();
+    assert.ok(got.length >= 1, 'D received the packet');
+    assert.ok(got[0]!.includes(payload));
+    // And back: D's peer A roamed to "A via B".
+    d.tun.inject(u4('100.64.0.4', '100.64.0.1', 2000, 1000, Buffer.from('reply'), 64));
+    await tick();
+    assert.ok(a.tun.takeWritten().some((p) => p.includes(Buffer.from('reply'))));
+    // IPv6 too.
+    a.tun.inject(u6('fd00:1:2::1', 'fd00:1:2::4', 1, 2, Buffer.from('v6 through b')));
+    await tick();
+    assert.ok(d.tun.takeWritten().some((p) => p.includes(Buffer.from('v6 through b'))));
+    // B moved frames but never delivered anything, and has no keypair of the A-D session.
+    assert.ok(b.mesh.relay.counters.forwarded >= 3);
+    assert.equal(b.tun.written.length, 0);
+    // B's keypairs are those of its own sessions with A and D: the A-D session's index (D's
+    // local index, in every A-to-D message) is not among them.
+    const bIndices = new Set<number>();
+    for (const p of b.engine.listPeers()) for (const kp of [p.previous, p.current, p.next]) if (kp) bIndices.add(kp.localIndex);
+    const aToD = peerD.current!;
+    assert.ok(aToD, 'A has a session with D');
+    assert.equal(bIndices.has(aToD.remoteIndex), false);
+    assert.deepEqual(b.engine.listPeers().map((p) => p.publicKey.toString('base64')).sort(), [a.self.publicKey, d.self.publicKey].sort());
+    assert.equal(b.engine.counters.dropInvalidInnerPacket, 0);
+  } finally {
+    close();
+  }
+});
+
+test('relay: a TTL that runs out at B comes back as Time Exceeded from B (v4 and v6)', async () => {
+  const { a, b, d, close } = await triangle();
+  try {
+    // Establish the A-D session first.
+    for (let i = 0; i < 20 && d.tun.written.length === 0; i++) {
+      a.tun.inject(u4('100.64.0.1', '100.64.0.4', 1000, 2000, Buffer.from('x'), 64));
+      await tick();
+    }
+    d.tun.takeWritten();
+    a.tun.takeWritten();
+    a.tun.inject(u4('100.64.0.1', '100.64.0.4', 33434, 33435, Buffer.alloc(24), 1));
+    await tick();
+    const te = a.tun.takeWritten();
+    assert.equal(te.length, 1, 'one ICMP error');
+    const p = te[0]!;
+    assert.equal(p[9], 1); // ICMP
+    assert.equal(p.subarray(12, 16).join('.'), '100.64.0.2'); // from B
+    assert.equal(p.subarray(16, 20).join('.'), '100.64.0.1');
+    assert.equal(p[20], 11); // time exceeded
+    assert.equal(p.readUInt16BE(20 + 8 + 20 + 2), 33435, 'quotes the UDP header');
+    assert.equal(d.tun.written.length, 0, 'D never got it');
+    assert.equal(b.mesh.relay.counters.timeExceededSent, 1);
+    // TTL 2 reaches D.
+    a.tun.inject(u4('100.64.0.1', '100.64.0.4', 33434, 33436, Buffer.alloc(24), 2));
+    await tick();
+    assert.equal(d.tun.takeWritten().length, 1);
+    // IPv6 hop limit 1.
+    a.tun.inject(u6('fd00:1:2::1', 'fd00:1:2::4', 33434, 33437, Buffer.alloc(8), 1));
+    await tick();
+    const te6 = a.tun.takeWritten();
+    assert.equal(te6.length, 1);
+    assert.equal(te6[0]![6], 58);
+    assert.equal(te6[0]![40], 3);
+    assert.equal(a.mesh.relay.counters.timeExceededDelivered, 2);
+  } finally {
+    close();
+  }
+});
+
+test('relay: malformed frames and frames with nowhere to go are counted', async () => {
+  const { a, b, close } = await triangle();
+  try {
+    const handle = (buf: Buffer, len: number) => b.mesh.relay.handleFrame(b.engine.getPeer(a.engine.publicKey!)!, buf, TRANSPORT_HEADER_SIZE, len);
+    const buf = Buffer.alloc(256);
+    handle(buf, 5);
+    buf[TRANSPORT_HEADER_SIZE] = 9;
+    handle(buf, 40);
+    assert.equal(b.mesh.relay.counters.dropMalformed, 2);
+    writeRelayHeader(buf, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, MAX_RELAY_HOPS, 0x64400001, 0x64400063, 40);
+    handle(buf, RELAY_HEADER_SIZE + 40);
+    assert.equal(b.mesh.relay.counters.dropNoRoute, 1);
+    // A frame to A from A would go back where it came from.
+    writeRelayHeader(buf, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, MAX_RELAY_HOPS, 0x64400004, 0x64400001, 40);
+    handle(buf, RELAY_HEADER_SIZE + 40);
+    assert.equal(b.mesh.relay.counters.dropNoRoute, 2);
+    // Random frames never throw.
+    for (let i = 0; i < 2000; i++) {
+      const len = 1 + Math.floor(Math.random() * 200);
+      const r = Buffer.alloc(TRANSPORT_HEADER_SIZE + len + 64);
+      for (let j = 0; j < len; j++) r[TRANSPORT_HEADER_SIZE + j] = Math.floor(Math.random() * 256);
+      r[TRANSPORT_HEADER_SIZE] = Math.random() < 0.5 ? 1 : 2;
+      handle(r, len);
+    }
+    await tick();
+  } finally {
+    close();
+  }
+});
+
+test('paths: a peer that answers is direct, one that never does fails after every endpoint was tried', async () => {
+  const clock = new ManualClock();
+  const net = new MemoryNetwork();
+  const a = await makeNode(net, 'a', '198.18.0.1', '100.64.0.1', 'fd00:1:2::1', '198.18.0.1', clock);
+  const b = await makeNode(net, 'b', '198.18.0.2', '100.64.0.2', 'fd00:1:2::2', '198.18.0.2', clock);
+  const gone = { ...b.self, id: 'id-gone', name: 'gone', publicKey: encodeBase64Key(Buffer.from(generatePrivateKey().map((x, i) => (x + i) & 255))), ipv4: '100.64.0.9', endpoints: ['198.19.0.9:51820', '198.19.0.10:51820'] };
+  try {
+    a.mesh.apply(mapFor(a.self, [b.self, gone]));
+    b.mesh.apply(mapFor(b.self, [a.self]));
+    await tick();
+    a.mesh.checkPaths();
+    assert.equal(a.mesh.pathStates()['id-b'], 'direct');
+    assert.equal(a.mesh.pathStates()['id-gone'], undefined, 'still trying');
+    const goneKey = Buffer.from(gone.publicKey, 'base64');
+    assert.equal(a.engine.getPeer(goneKey)!.endpoint!.toString(), '198.19.0.9:51820');
+    clock.advance(PROBE_MS);
+    a.mesh.checkPaths();
+    assert.equal(a.engine.getPeer(goneKey)!.endpoint!.toString(), '198.19.0.10:51820', 'next endpoint tried');
+    assert.equal(a.mesh.pathStates()['id-gone'], undefined);
+    clock.advance(PROBE_MS);
+    a.mesh.checkPaths();
+    assert.equal(a.mesh.pathStates()['id-gone'], 'failed');
+    assert.deepEqual(a.states.at(-1), { 'id-b': 'direct', 'id-gone': 'failed' });
+  } finally {
+    for (const n of [a, b]) { n.mesh.stop(); n.engine.close(); }
+  }
+});

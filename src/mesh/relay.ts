@@ -1,0 +1,341 @@
+// Multi-hop forwarding (relay-frame.ts has the frame format). When node A cannot reach node D
+// directly, A's peer D gets a RelayEndpoint "D via B": the engine seals A's packets for D with the
+// A-D session keys as always, and the endpoint, instead of a UDP socket, wraps each sealed datagram
+// in a Forward frame and sends it to B inside the A-B session (Engine.sendFrame). B's engine
+// decrypts the A-B message, finds a frame (Engine.setFrameHandler), lowers the hop limit and sends
+// the frame on inside the B-D session; D finds a frame addressed to itself and hands the inner
+// datagram to its engine as if it had come from the network, from the endpoint "A via B"
+// (Engine.receiveDatagrams), so its replies travel back the same way. B never holds a key of the
+// A-D session: it moves sealed datagrams.
+//
+// The next hop toward a node is whatever the engine's peer for that node uses: its direct UDP
+// endpoint, or for a node that is itself relayed, its relay. A frame whose hop limit runs out at a
+// relay becomes a TimeExceeded frame back to its source; the source finds the packet it sent
+// (it keeps the first bytes of packets whose TTL could run out, by session counter) and writes an
+// ICMP Time Exceeded from the relay's overlay address to its own host, so traceroute shows the
+// relay. Every frame that is not forwarded or delivered is counted in RelayCounters.
+import { Logger, RateLimitedLog } from '../util/index.js';
+import { TRANSPORT_HEADER_SIZE, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
+import {
+  RELAY_FRAME, RELAY_HEADER_SIZE, RELAY_QUOTE_SIZE, ICMP_QUOTE_MAX, MAX_RELAY_HOPS, MAX_RELAY_PAYLOAD, RelayFrameType,
+  writeRelayHeader, hopLimitOf, buildTimeExceeded,
+} from './relay-frame.js';
+
+/** Datagrams arrived through relays waiting for the engine (handed over on the next turn). */
+const RECEIVE_QUEUE = 256;
+/** Queue slot size: a full-MTU WireGuard datagram fits; larger ones get their own buffer. */
+const SLOT_SIZE = 2048;
+/** Scratch size for frames being built: any datagram plus the headers, padding and tag. */
+const SCRATCH_SIZE = 65535 + TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + 64;
+/** Hop limits remembered per relayed peer, indexed by session counter (a send batch is 64). */
+const HOP_RING = 256;
+/** Packets remembered per relayed peer for Time Exceeded (those whose TTL may run out). */
+const QUOTE_RING = 32;
+const WG_TRANSPORT_TYPE = 4;
+const WG_RECEIVER = 4;
+const WG_COUNTER = 8;
+
+/** What a Relay needs to know about the network (MeshNode answers from its map). */
+export interface RelayDirectory {
+  /** This node's overlay IPv4 address as a number, or null before the first map. */
+  selfAddress(): number | null;
+  /** The engine peer of the node with this overlay IPv4 address. */
+  peerByAddress(address: number): Peer | undefined;
+  /** The overlay IPv6 address (16 bytes) of the node with this IPv4 address, for ICMPv6 errors. */
+  ipv6ByAddress(address: number): Uint8Array | null;
+}
+
+export class RelayCounters {
+  /** Frames this node passed on toward another node. */
+  forwarded = 0;
+  /** Datagrams that arrived through relays and went to this node's engine. */
+  delivered = 0;
+  /** Datagrams this node sent to relayed peers (wrapped into frames). */
+  sent = 0;
+  /** Frames dropped because the hop limit ran out here. */
+  dropHopLimit = 0;
+  /** TimeExceeded frames this node sent back to sources. */
+  timeExceededSent = 0;
+  /** ICMP Time Exceeded written to the host for a packet that expired at a relay. */
+  timeExceededDelivered = 0;
+  /** TimeExceeded frames for packets this node no longer remembers. */
+  dropTimeExceededUnmatched = 0;
+  /** Frames shorter than the header, of an unknown type, or with a bad payload. */
+  dropMalformed = 0;
+  /** Frames for a node this node has no peer for (or that would go back where they came from). */
+  dropNoRoute = 0;
+  /** Relayed datagrams dropped because the queue to the engine was full. */
+  dropQueueFull = 0;
+  /** Frames the engine could not send at once (staged for a handshake, or the socket refused). */
+  sendDeferred = 0;
+}
+
+/** A peer reached through another peer: "remote via via". Interned per (via, remote) by Relay. */
+export class RelayEndpoint implements Endpoint {
+  readonly family = 4 as const;
+  // Hop limit per session counter of the datagrams being sent (set in beforeSeal, read in send).
+  private readonly hopCounter = new Uint32Array(HOP_RING);
+  private readonly hopLimit = new Uint8Array(HOP_RING);
+  // Packets whose TTL may run out at a relay: receiver index + counter -> first bytes.
+  private readonly quoteReceiver = new Uint32Array(QUOTE_RING);
+  private readonly quoteCounter = new Uint32Array(QUOTE_RING);
+  private readonly quoteLength = new Uint16Array(QUOTE_RING);
+  private readonly quotes: Buffer = Buffer.alloc(QUOTE_RING * ICMP_QUOTE_MAX);
+  private quoteNext = 0;
+
+  /** @internal use Relay.endpoint. */
+  constructor(private readonly relay: Relay, readonly via: Peer, readonly remote: number) {}
+
+  /** The underlay address the datagrams really go to (the relay's), as wg(8) shows it. */
+  get address(): string {
+    return this.via.endpoint?.address ?? '0.0.0.0';
+  }
+
+  get port(): number {
+    return this.via.endpoint?.port ?? 0;
+  }
+
+  toString(): string {
+    return this.via.endpoint && !(this.via.endpoint instanceof RelayEndpoint) ? this.via.endpoint.toString() : '0.0.0.0:0';
+  }
+
+  beforeSeal(buf: Buffer, len: number): void {
+    const counter = buf.readUInt32LE(WG_COUNTER);
+    const hop = hopLimitOf(buf, TRANSPORT_HEADER_SIZE, len);
+    const slot = counter & (HOP_RING - 1);
+    this.hopCounter[slot] = counter;
+    this.hopLimit[slot] = hop;
+    if (hop < MAX_RELAY_HOPS) {
+      const q = this.quoteNext;
+      this.quoteNext = (q + 1) % QUOTE_RING;
+      this.quoteReceiver[q] = buf.readUInt32LE(WG_RECEIVER);
+      this.quoteCounter[q] = counter;
+      const n = Math.min(len, ICMP_QUOTE_MAX);
+      this.quoteLength[q] = n;
+      buf.copy(this.quotes, q * ICMP_QUOTE_MAX, TRANSPORT_HEADER_SIZE, TRANSPORT_HEADER_SIZE + n);
+    }
+  }
+
+  /** The hop limit for the sealed datagram at buf[off]: from beforeSeal for data, else the most. */
+  hopLimitFor(buf: Buffer, off: number, len: number): number {
+    if (len < TRANSPORT_HEADER_SIZE || buf.readUInt32LE(off) !== WG_TRANSPORT_TYPE) return MAX_RELAY_HOPS;
+    const counter = buf.readUInt32LE(off + WG_COUNTER);
+    const slot = counter & (HOP_RING - 1);
+    return this.hopCounter[slot] === counter && this.hopLimit[slot] !== 0 ? this.hopLimit[slot]! : MAX_RELAY_HOPS;
+  }
+
+  /** The remembered packet for (receiver index, counter) copied to out[0]: its length, or 0. */
+  findQuote(receiver: number, counter: number, out: Buffer): number {
+    for (let q = 0; q < QUOTE_RING; q++) {
+      if (this.quoteLength[q] !== 0 && this.quoteReceiver[q] === receiver && this.quoteCounter[q] === counter) {
+        const n = this.quoteLength[q]!;
+        this.quotes.copy(out, 0, q * ICMP_QUOTE_MAX, q * ICMP_QUOTE_MAX + n);
+        return n;
+      }
+    }
+    return 0;
+  }
+
+  send(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number {
+    let sent = 0;
+    for (let i = 0; i < count; i++) {
+      if (this.relay.forwardDatagram(this, bufs[i]!, offsets[i]!, sizes[i]!)) sent++;
+    }
+    return sent;
+  }
+}
+
+const log = new Logger('relay');
+
+export class Relay {
+  readonly counters = new RelayCounters();
+  private readonly endpoints = new Map<string, RelayEndpoint>();
+  private readonly scratch = Buffer.alloc(SCRATCH_SIZE);
+  private readonly icmp = Buffer.alloc(ICMP_QUOTE_MAX + 64);
+  private readonly quote = Buffer.alloc(ICMP_QUOTE_MAX);
+  private readonly dropLog = new RateLimitedLog(log);
+  // Receive queue: datagrams that arrived in frames, for Engine.receiveDatagrams.
+  private readonly queueBufs: Buffer[] = [];
+  private readonly queueSizes: number[] = [];
+  private readonly queueEndpoints: Endpoint[] = [];
+  private queued = 0;
+  private flushScheduled = false;
+  private closed = false;
+
+  constructor(private readonly engine: Engine, private readonly dir: RelayDirectory) {
+    for (let i = 0; i < RECEIVE_QUEUE; i++) {
+      this.queueBufs.push(Buffer.alloc(SLOT_SIZE));
+      this.queueSizes.push(0);
+    }
+    engine.setFrameHandler((peer, buf, off, len) => this.handleFrame(peer, buf, off, len));
+  }
+
+  /** The endpoint for reaching the node with overlay IPv4 `remote` through peer `via`. */
+  endpoint(via: Peer, remote: number): RelayEndpoint {
+    const key = `${via.id}/${remote >>> 0}`;
+    let ep = this.endpoints.get(key);
+    if (!ep) {
+      ep = new RelayEndpoint(this, via, remote >>> 0);
+      this.endpoints.set(key, ep);
+    }
+    return ep;
+  }
+
+  /** Forgets the endpoints through `via` (its node left the map). */
+  forgetVia(via: Peer): void {
+    for (const [k, ep] of this.endpoints) if (ep.via === via) this.endpoints.delete(k);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.engine.setFrameHandler(null);
+    this.endpoints.clear();
+  }
+
+  /** Wraps the sealed datagram at buf[off, off+len) for ep.remote into a Forward frame to ep.via. */
+  forwardDatagram(ep: RelayEndpoint, buf: Buffer, off: number, len: number): boolean {
+    const self = this.dir.selfAddress();
+    if (self === null || len > MAX_RELAY_PAYLOAD) {
+      this.counters.dropNoRoute++;
+      return false;
+    }
+    const s = this.scratch;
+    writeRelayHeader(s, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, ep.hopLimitFor(buf, off, len), self, ep.remote, len);
+    buf.copy(s, TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE, off, off + len);
+    this.counters.sent++;
+    return this.send(ep.via, s, RELAY_HEADER_SIZE + len);
+  }
+
+  private send(peer: Peer, buf: Buffer, frameLen: number): boolean {
+    if (peer.endpoint instanceof RelayEndpoint) {
+      // A relay is always a direct neighbour; a relayed one would nest frames.
+      this.counters.dropNoRoute++;
+      return false;
+    }
+    const ok = this.engine.sendFrame(peer, buf, frameLen);
+    if (!ok) this.counters.sendDeferred++;
+    return ok;
+  }
+
+  /** The engine's frame handler: frame at buf[off, off+len) from neighbour `from`. */
+  handleFrame(from: Peer, buf: Buffer, off: number, len: number): void {
+    if (len < RELAY_HEADER_SIZE) {
+      this.counters.dropMalformed++;
+      return;
+    }
+    const type = buf[off + RELAY_FRAME.TYPE]!;
+    const payload = buf.readUInt16BE(off + RELAY_FRAME.LENGTH);
+    if ((type !== RelayFrameType.Forward && type !== RelayFrameType.TimeExceeded) || RELAY_HEADER_SIZE + payload > len) {
+      this.counters.dropMalformed++;
+      return;
+    }
+    // What follows the payload is the hop session's padding.
+    len = RELAY_HEADER_SIZE + payload;
+    const source = buf.readUInt32BE(off + RELAY_FRAME.SOURCE);
+    const dest = buf.readUInt32BE(off + RELAY_FRAME.DEST);
+    const self = this.dir.selfAddress();
+    if (self !== null && dest === self) {
+      if (type === RelayFrameType.Forward) this.deliver(from, source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
+      else this.timeExceeded(source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
+      return;
+    }
+    const hop = buf[off + RELAY_FRAME.HOP_LIMIT]!;
+    if (hop <= 1) {
+      this.counters.dropHopLimit++;
+      if (type === RelayFrameType.Forward) this.sendTimeExceeded(source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
+      return;
+    }
+    const next = this.dir.peerByAddress(dest);
+    const hopPeer = next?.endpoint instanceof RelayEndpoint ? next.endpoint.via : next;
+    if (hopPeer === undefined || hopPeer === from) {
+      this.counters.dropNoRoute++;
+      this.dropLog.debug(() => `no route onward for a relayed frame to ${formatAddress(dest)}`);
+      return;
+    }
+    buf[off + RELAY_FRAME.HOP_LIMIT] = hop - 1;
+    this.counters.forwarded++;
+    // The frame sits right after the (consumed) transport header of the message it came in:
+    // exactly where sendFrame wants it.
+    if (off === TRANSPORT_HEADER_SIZE) this.send(hopPeer, buf, len);
+    else {
+      buf.copy(this.scratch, TRANSPORT_HEADER_SIZE, off, off + len);
+      this.send(hopPeer, this.scratch, len);
+    }
+  }
+
+  /** A Forward frame for us: queue its datagram for the engine, from "source via from". */
+  private deliver(from: Peer, source: number, buf: Buffer, off: number, len: number): void {
+    if (len <= 0) {
+      this.counters.dropMalformed++;
+      return;
+    }
+    if (this.queued >= RECEIVE_QUEUE) {
+      this.counters.dropQueueFull++;
+      return;
+    }
+    const i = this.queued++;
+    if (len > this.queueBufs[i]!.length) this.queueBufs[i] = Buffer.alloc(len);
+    buf.copy(this.queueBufs[i]!, 0, off, off + len);
+    this.queueSizes[i] = len;
+    this.queueEndpoints[i] = this.endpoint(from, source);
+    this.counters.delivered++;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed) return;
+    const n = this.queued;
+    this.queued = 0;
+    this.engine.receiveDatagrams(this.queueBufs, this.queueSizes, this.queueEndpoints, n);
+    for (let i = 0; i < n; i++) {
+      if (this.queueBufs[i]!.length > SLOT_SIZE) this.queueBufs[i] = Buffer.alloc(SLOT_SIZE);
+    }
+  }
+
+  /** Our hop limit ran out on a datagram from `source`: tell it, quoting the datagram's header. */
+  private sendTimeExceeded(source: number, buf: Buffer, off: number, len: number): void {
+    const self = this.dir.selfAddress();
+    if (self === null || len < RELAY_QUOTE_SIZE || buf.readUInt32LE(off) !== WG_TRANSPORT_TYPE) return;
+    const back = this.dir.peerByAddress(source);
+    const hopPeer = back?.endpoint instanceof RelayEndpoint ? back.endpoint.via : back;
+    if (hopPeer === undefined) {
+      this.counters.dropNoRoute++;
+      return;
+    }
+    const s = this.scratch;
+    writeRelayHeader(s, TRANSPORT_HEADER_SIZE, RelayFrameType.TimeExceeded, MAX_RELAY_HOPS, self, source, RELAY_QUOTE_SIZE);
+    buf.copy(s, TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE, off, off + RELAY_QUOTE_SIZE);
+    this.counters.timeExceededSent++;
+    this.send(hopPeer, s, RELAY_HEADER_SIZE + RELAY_QUOTE_SIZE);
+  }
+
+  /** A TimeExceeded frame for us from relay `relayAddress`: an ICMP error to our host. */
+  private timeExceeded(relayAddress: number, buf: Buffer, off: number, len: number): void {
+    if (len < RELAY_QUOTE_SIZE) {
+      this.counters.dropMalformed++;
+      return;
+    }
+    const receiver = buf.readUInt32LE(off + WG_RECEIVER);
+    const counter = buf.readUInt32LE(off + WG_COUNTER);
+    let n = 0;
+    for (const ep of this.endpoints.values()) {
+      n = ep.findQuote(receiver, counter, this.quote);
+      if (n > 0) break;
+    }
+    const out = this.icmp;
+    const len2 = n > 0 ? buildTimeExceeded(out, this.quote, n, relayAddress, this.dir.ipv6ByAddress(relayAddress)) : 0;
+    if (len2 === 0) {
+      this.counters.dropTimeExceededUnmatched++;
+      return;
+    }
+    if (this.engine.deliverInbound(out, 0, len2)) this.counters.timeExceededDelivered++;
+  }
+}
+
+function formatAddress(a: number): string {
+  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+}
