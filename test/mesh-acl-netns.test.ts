@@ -74,7 +74,7 @@ test('mesh ACL: only TCP/22 from tag:ops passes, both directions; a bad policy i
   const start = (i: number, args: string[]): Node => {
     const dir = mkdtempSync(join(work, `${names[i]}-`));
     const iface = `ma${tag}${names[i]}`;
-    const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--interface', iface, ...args]);
+    const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--tun', '--interface', iface, ...args]);
     return { ns: nss[i]!, dir, iface, ipv4: '', out: captureOutput(p).text, proc: p };
   };
   const upped = async (n: Node): Promise<Node> => {

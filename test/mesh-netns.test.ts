@@ -47,7 +47,7 @@ test('mesh: a coordinator and four joined nodes (one userspace) ping each other;
   });
   const start = (i: number, args: string[], dir: string): Node => {
     const iface = `mt${tag}${names[i]}`;
-    const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--interface', iface, ...args]);
+    const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--interface', iface, ...(args.includes('--userspace') ? [] : ['--tun']), ...args]);
     const out = captureOutput(p);
     return { ns: nss[i]!, dir, iface, ipv4: '', ipv6: '', out: out.text, proc: p };
   };

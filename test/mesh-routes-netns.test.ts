@@ -49,7 +49,7 @@ test('mesh routes: an approved subnet route and exit node work end to end throug
   const start = (i: number, args: string[]): Node => {
     const dir = mkdtempSync(join(tmpdir(), `mtroutes-${names[i]}-`));
     const iface = `mr${tag}${names[i]}`;
-    const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--interface', iface, ...args]);
+    const p = topo.spawn(nss[i]!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--tun', '--interface', iface, ...args]);
     return { ns: nss[i]!, dir, iface, ipv4: '', out: captureOutput(p).text, proc: p };
   };
   const upped = async (n: Node): Promise<Node> => {

@@ -15,7 +15,7 @@ test('node: meshtun up creates and then reuses a node identity', { skip: !isRoot
   const ns = topo.ns('n');
   const state = mkdtempSync(join(tmpdir(), 'mtnode-'));
   const run = async () => {
-    const p = topo.spawn(ns, 'env', [`MESHTUN_STATE_DIR=${state}`, process.execPath, bin, 'up']);
+    const p = topo.spawn(ns, 'env', [`MESHTUN_STATE_DIR=${state}`, process.execPath, bin, 'up', '--tun']);
     const out = captureOutput(p);
     await waitFor(`node up: ${out.text()}`, () => /meshtun0 is up/.test(out.text()), 15_000);
     const addr = topo.exec(ns, 'ip', ['-4', 'addr', 'show', 'meshtun0']);
