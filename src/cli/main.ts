@@ -8,6 +8,7 @@ import { status } from './status.js';
 import { token, nodes } from './mesh-commands.js';
 import { policy } from './policy-commands.js';
 import { routes } from './routes-commands.js';
+import { peers, ping, traceroute } from './mesh-net-commands.js';
 
 export interface Command {
   name: string;
@@ -36,6 +37,9 @@ for (const c of [
   nodes,
   policy,
   routes,
+  peers,
+  ping,
+  traceroute,
 ]) registerCommand(c);
 
 const VERSION = '0.1.0';
