@@ -301,3 +301,30 @@ test('state survives a restart of the coordinator', (t) => {
   const r2 = joined(reopened.join(req(tok.token, { hostname: 'web1' })));
   assert.equal(r2.node.name, 'web1-2');
 });
+
+test('reported paths: a node others fail to reach gets a relay in their maps, with one version bump', (t) => {
+  const { coord, selfKey } = setup(t);
+  const tok = coord.createToken(undefined, { reusable: true }).token;
+  const b = joined(coord.join(req(tok))).node;
+  const d = joined(coord.join(req(tok))).node;
+  const self = coord.networkMap(selfKey).self;
+  const v = coord.version();
+  coord.reportNodeState(b.publicKey, { paths: { [self.id]: 'direct', [d.id]: 'direct' } });
+  assert.equal(coord.version(), v, 'only direct paths: no relay, no new map');
+  coord.reportNodeState(selfKey, { paths: { [b.id]: 'direct', [d.id]: 'failed' } });
+  assert.equal(coord.version(), v + 1);
+  assert.equal(coord.networkMap(selfKey).peers.find((p) => p.id === d.id)!.via, b.id);
+  assert.equal(coord.networkMap(d.publicKey).peers.find((p) => p.id === self.id)!.via, b.id);
+  assert.equal(coord.networkMap(b.publicKey).peers.every((p) => p.via === undefined), true);
+  coord.reportNodeState(selfKey, { paths: { [b.id]: 'direct', [d.id]: 'failed' } });
+  assert.equal(coord.version(), v + 1, 'the same report again: nothing new');
+  // The direct path comes back: the relay goes.
+  coord.reportNodeState(d.publicKey, { paths: { [self.id]: 'direct' } });
+  assert.equal(coord.version(), v + 2);
+  assert.equal(coord.networkMap(selfKey).peers.find((p) => p.id === d.id)!.via, undefined);
+  // Removing the relay node forgets its reports.
+  coord.reportNodeState(d.publicKey, { paths: { [self.id]: 'failed', [b.id]: 'direct' } });
+  assert.equal(coord.networkMap(selfKey).peers.find((p) => p.id === d.id)!.via, b.id);
+  coord.removeNode(undefined, b.name);
+  assert.equal(coord.networkMap(selfKey).peers.find((p) => p.id === d.id)!.via, undefined);
+});

@@ -23,6 +23,7 @@ import {
 } from './ip-pool.js';
 import { normalizeRoutes, normalizeEndpoints, normalizeTags, publicKeyText } from './node-fields.js';
 import { buildNetworkMap, type NetworkMap } from './network-map.js';
+import { PathTable, type PathState } from './paths.js';
 import { admitJoin, type JoinRequest, type JoinResult } from './join.js';
 
 export const DEFAULT_TOKEN_LIFETIME = '24h';
@@ -76,6 +77,8 @@ export class Coordinator {
   readonly clock: Clock;
   readonly limiter: AuthLimiter;
   private readonly listeners = new Set<ChangeListener>();
+  /** Reported direct / failed paths and the relays picked from them (in memory; see paths.ts). */
+  readonly paths = new PathTable();
 
   /** Opens the store in `stateDir` (coordinator.db) and a coordinator over it. */
   static open(stateDir: string, opts: CoordinatorOptions = {}): Coordinator {
@@ -252,6 +255,7 @@ export class Coordinator {
     if (n.tokenId === null) throw new UserError(`"${n.name}" is the coordinator's own node and cannot be removed`);
     const now = this.clock.wallNow();
     const removed: NodeRecord = { ...n, removed: true, removedAt: now, endpoints: [] };
+    this.paths.forget(n.id);
     return this.change(n.networkId, 'node.removed', () => {
       this.store.updateNode(removed);
       return { value: removed, nodeId: n.id, detail: { name: n.name, ipv4: n.ipv4 } };
@@ -290,10 +294,11 @@ export class Coordinator {
 
   /** What a connected node reports about itself. Bumps the version only when something changed.
    * UserError for a bad value (the control channel answers with the message). */
-  reportNodeState(publicKey: string | Uint8Array, state: { endpoints?: string[]; advertisedRoutes?: string[] }): NodeRecord {
+  reportNodeState(publicKey: string | Uint8Array, state: { endpoints?: string[]; advertisedRoutes?: string[]; paths?: Record<string, PathState> }): NodeRecord {
     const n = this.authenticate(publicKey);
     if (!n) throw new UserError('this node is not a member of any network (removed?)', 'join again with a new token');
     const net = this.network(n.networkId);
+    if (state.paths !== undefined) this.reportPaths(n, state.paths);
     const endpoints = state.endpoints === undefined ? n.endpoints : normalizeEndpoints(state.endpoints);
     const advertisedRoutes = state.advertisedRoutes === undefined ? n.advertisedRoutes : normalizeRoutes(state.advertisedRoutes, net);
     const u: NodeRecord = { ...n, endpoints, advertisedRoutes, lastSeen: this.clock.wallNow() };
@@ -305,6 +310,17 @@ export class Coordinator {
       this.store.updateNode(u);
       return { value: u, nodeId: n.id, detail: { name: n.name, endpoints, advertisedRoutes } };
     });
+  }
+
+  /** Records a node's direct / failed paths; a change in the relays picked bumps the version. */
+  private reportPaths(n: NodeRecord, paths: Record<string, PathState>): void {
+    if (typeof paths !== 'object' || paths === null) throw new UserError('paths must be an object of node id -> "direct" | "failed"');
+    const ids = this.store.nodes(n.networkId).filter((x) => !x.removed).map((x) => x.id);
+    const before = this.paths.fingerprint(ids);
+    if (!this.paths.report(n.id, paths)) return;
+    const after = this.paths.fingerprint(ids);
+    if (after === before) return;
+    this.change(n.networkId, 'paths.changed', () => ({ value: null, nodeId: n.id, detail: { name: n.name, relays: after } }));
   }
 
   /** Marks a node as seen now (no version bump: last-seen is not part of maps). */
@@ -319,7 +335,9 @@ export class Coordinator {
     if (!n || n.removed) throw new UserError('no such live node');
     const net = this.network(n.networkId);
     const p = this.store.policy(net.id);
-    return buildNetworkMap(net, this.store.nodes(net.id), n.id, p ? { text: p.text, version: p.version } : null);
+    const nodes = this.store.nodes(net.id);
+    const vias = this.paths.viasFor(n.id, nodes.filter((x) => !x.removed).map((x) => x.id));
+    return buildNetworkMap(net, nodes, n.id, p ? { text: p.text, version: p.version } : null, vias);
   }
 
   // --- ACL policy ---

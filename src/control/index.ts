@@ -42,3 +42,4 @@ export {
 } from './server.js';
 export { ControlResponder, MAX_REMEMBERED_HANDSHAKES, type ControlHandshakeResult, type HandshakeFailure } from './channel.js';
 export { loadOrCreateTlsCert, TLS_KEY_FILE, TLS_CERT_FILE } from './channel-tls.js';
+export { PathTable, type PathState } from './paths.js';

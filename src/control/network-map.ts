@@ -25,6 +25,8 @@ export interface MapNode {
   exitNode: boolean;
   /** "100.64.0.7/32", "fd..::/128" and the subnet routes: the WireGuard allowed-ips. */
   allowedIps: string[];
+  /** Id of the node to reach this one through (multi-hop, see paths.ts); absent: directly. */
+  via?: string;
 }
 
 export interface NetworkMap {
@@ -72,14 +74,20 @@ export function mapNode(n: NodeRecord): MapNode {
 }
 
 /** The map for node `selfId` of `network`, from the network's live nodes. */
-export function buildNetworkMap(network: NetworkRecord, liveNodes: readonly NodeRecord[], selfId: string, policy: MapPolicy | null = null): NetworkMap {
+export function buildNetworkMap(
+  network: NetworkRecord, liveNodes: readonly NodeRecord[], selfId: string, policy: MapPolicy | null = null, vias: ReadonlyMap<string, string> = new Map(),
+): NetworkMap {
   const self = liveNodes.find((n) => n.id === selfId && !n.removed);
   if (!self) throw new Error(`buildNetworkMap: node ${selfId} is not a live node of network ${network.id}`);
   return {
     version: network.version,
     network: { id: network.id, name: network.name, ipv4Pool: network.ipv4Pool, ulaPrefix: network.ulaPrefix },
     self: mapNode(self),
-    peers: liveNodes.filter((n) => n.id !== selfId && !n.removed).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(mapNode),
+    peers: liveNodes.filter((n) => n.id !== selfId && !n.removed).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((n) => {
+      const m = mapNode(n);
+      const via = vias.get(n.id);
+      return via === undefined ? m : { ...m, via };
+    }),
     policy: policy ? { text: policy.text, version: policy.version } : null,
   };
 }

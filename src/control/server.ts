@@ -8,7 +8,7 @@
 //   GET  /v1/map         header meshtun-frame: base64 frame {version}; 200 then a stream of frames
 //                        {type:'map', map} on every change, {type:'keepalive'} every keepaliveMs,
 //                        {type:'removed'} when the node is removed (the stream then ends)
-//   POST /v1/report      frame {endpoints?, advertisedRoutes?}; 200 {ok, version}
+//   POST /v1/report      frame {endpoints?, advertisedRoutes?, paths?}; 200 {ok, version}
 //
 // Every request after the handshake names its session (meshtun-session) and the session must be
 // on the same TLS connection. Frames are sealed with the session's keys (see mesh/control-types).
@@ -26,6 +26,7 @@ import {
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
 } from '../mesh/index.js';
 import type { Coordinator } from './coordinator.js';
+import type { PathState } from './paths.js';
 import type { JoinRefusalReason } from './join.js';
 import type { NodeRecord } from './store.js';
 import { ControlResponder } from './channel.js';
@@ -77,6 +78,20 @@ interface MapSubscriber {
 }
 
 const log = new Logger('control');
+
+/** A JSON list as strings, or undefined when absent or not a list. */
+function strings(v: unknown): string[] | undefined {
+  return Array.isArray(v) ? v.map(String) : undefined;
+}
+
+/** A report's paths object (node id -> "direct" | "failed"), other values dropped; undefined
+ * when absent or not an object. */
+function pathStates(v: unknown): Record<string, PathState> | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: Record<string, PathState> = {};
+  for (const [k, s] of Object.entries(v as Record<string, unknown>)) if (s === 'direct' || s === 'failed') out[k] = s;
+  return out;
+}
 
 export class ControlServer {
   private readonly sessions = new Map<string, Session>();
@@ -215,7 +230,6 @@ export class ControlServer {
   }
 
   private register(stream: ServerHttp2Stream, session: Session, source: string, msg: Record<string, unknown>): void {
-    const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.map(String) : undefined);
     const r = this.coordinator.join({
       publicKey: session.peerKey,
       token: typeof msg.token === 'string' ? msg.token : '',
@@ -247,9 +261,10 @@ export class ControlServer {
   }
 
   private report(stream: ServerHttp2Stream, session: Session, msg: Record<string, unknown>): void {
-    const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.map(String) : undefined);
     try {
-      const n = this.coordinator.reportNodeState(session.peerKey, { endpoints: strings(msg.endpoints), advertisedRoutes: strings(msg.advertisedRoutes) });
+      const n = this.coordinator.reportNodeState(session.peerKey, {
+        endpoints: strings(msg.endpoints), advertisedRoutes: strings(msg.advertisedRoutes), paths: pathStates(msg.paths),
+      });
       this.framed(stream, session, CONTROL_PATH_REPORT, 200, { ok: true, version: this.coordinator.version(n.networkId) });
     } catch (e) {
       if (!(e instanceof UserError)) throw e;

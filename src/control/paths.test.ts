@@ -1,0 +1,59 @@
+// PathTable: relays are picked only for pairs reported failed and never direct, along the
+// shortest chain of direct links (first hop named), deterministically; chains longer than one
+// relay; no path means no via; reports that change nothing say so; removed nodes are forgotten.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PathTable } from './paths.js';
+
+const ALL = ['a', 'b', 'c', 'd', 'coord'];
+
+test('paths: a node behind b is reached via b by everyone who failed to reach it', () => {
+  const t = new PathTable();
+  assert.equal(t.report('b', { a: 'direct', c: 'direct', d: 'direct', coord: 'direct' }), true);
+  assert.equal(t.report('a', { b: 'direct', c: 'direct', coord: 'direct', d: 'failed' }), true);
+  t.report('d', { b: 'direct', a: 'failed', c: 'failed', coord: 'failed' });
+  assert.deepEqual([...t.viasFor('a', ALL)], [['d', 'b']]);
+  assert.deepEqual([...t.viasFor('d', ALL)].sort(), [['a', 'b'], ['c', 'b'], ['coord', 'b']]);
+  // c never reported d, but d reported c failed: c relays through b too.
+  assert.deepEqual([...t.viasFor('c', ALL)], [['d', 'b']]);
+  assert.deepEqual([...t.viasFor('b', ALL)], []);
+  // The same report again changes nothing.
+  assert.equal(t.report('a', { b: 'direct', c: 'direct', coord: 'direct', d: 'failed' }), false);
+});
+
+test('paths: a direct report from either end wins over a failure; unknown pairs are left alone', () => {
+  const t = new PathTable();
+  t.report('a', { b: 'failed' });
+  t.report('b', { a: 'direct' });
+  t.report('c', { a: 'direct', b: 'direct' });
+  assert.deepEqual([...t.viasFor('a', ALL)], []);
+  t.report('x', { y: 'direct' });
+  assert.deepEqual([...t.viasFor('a', ['a', 'b', 'c', 'x'])], []);
+});
+
+test('paths: chains of relays name the first hop; no chain, no via', () => {
+  const t = new PathTable();
+  t.report('a', { b: 'direct', c: 'failed', d: 'failed' });
+  t.report('b', { c: 'direct' });
+  t.report('c', { d: 'direct' });
+  assert.deepEqual([...t.viasFor('a', ALL)].sort(), [['c', 'b'], ['d', 'b']]);
+  // b reaches d through c.
+  t.report('b', { c: 'direct', d: 'failed' });
+  assert.deepEqual([...t.viasFor('b', ALL)], [['d', 'c']]);
+  // Cut b-c: nothing reaches c or d from a.
+  t.report('b', { c: 'failed' });
+  t.report('c', {});
+  assert.deepEqual([...t.viasFor('a', ALL)], []);
+});
+
+test('paths: ties go the same way every time; a removed node is forgotten', () => {
+  const t = new PathTable();
+  t.report('a', { b: 'direct', c: 'direct', d: 'failed' });
+  t.report('d', { b: 'direct', c: 'direct' });
+  assert.deepEqual([...t.viasFor('a', ['d', 'c', 'b', 'a'])], [['d', 'b']]);
+  const f = t.fingerprint(['a', 'b', 'c', 'd']);
+  assert.equal(t.fingerprint(['d', 'c', 'b', 'a']), f);
+  t.forget('b');
+  assert.deepEqual([...t.viasFor('a', ['a', 'c', 'd'])], [['d', 'c']]);
+  assert.deepEqual(t.reported('b'), {});
+});
