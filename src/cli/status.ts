@@ -1,10 +1,16 @@
 // `meshtun status`: asks running interfaces for their state through the local API and prints
-// peers and every non-zero counter (drops by reason included).
+// peers and every non-zero counter (drops by reason included). On a mesh node (a mesh daemon runs
+// for the state directory) it shows that node first: its network, name, addresses and role, and
+// each peer by name with its path (direct, or relayed via a node); `--json` then prints that node's
+// status object (with its `mesh` block and `meshPeers`).
 
 import { request } from 'node:http';
 import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { UserError } from '../util/index.js';
-import { PID_DIR, apiSocketPath, isInterfaceName, userRunDir, type InterfaceStatus } from '../daemon/index.js';
+import { PID_DIR, MESH_API_SOCKET, apiSocketPath, isInterfaceName, stateDir, userRunDir, type InterfaceStatus } from '../daemon/index.js';
+import type { MeshPeerInfo, MeshStatusBlock } from '../daemon/mesh-api.js';
+import { meshApiRequest, describePath } from './mesh-net-commands.js';
 import type { Command } from './main.js';
 
 /** GETs `path` from the API socket of `iface`. */
@@ -49,23 +55,69 @@ function formatStatus(st: InterfaceStatus): string {
   return out.join('\n') + '\n';
 }
 
+/** A mesh node's status: the interface's, its mesh block, and its peers by name. */
+export type MeshNodeStatus = InterfaceStatus & { mesh: MeshStatusBlock; meshPeers: MeshPeerInfo[] };
+
+/** The status of the mesh daemon of the state directory, or null when none runs. */
+async function meshNodeStatus(): Promise<MeshNodeStatus | null> {
+  if (!existsSync(join(stateDir(), MESH_API_SOCKET))) return null;
+  try {
+    const st = await meshApiRequest('GET', '/v1/status') as InterfaceStatus & { mesh: MeshStatusBlock };
+    const peers = await meshApiRequest('GET', '/v1/mesh/peers') as { peers: MeshPeerInfo[] };
+    return { ...st, meshPeers: peers.peers };
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    process.stderr.write(`meshtun status: no mesh node: ${err.message}\n`);
+    return null;
+  }
+}
+
+function counterLines(st: InterfaceStatus): string[] {
+  const nonzero = Object.entries(st.counters).filter(([, v]) => v !== 0);
+  return ['  counters:' + (nonzero.length ? '' : ' all zero'), ...nonzero.map(([k, v]) => `    ${k}: ${v}`)];
+}
+
+export function formatMeshStatus(st: MeshNodeStatus): string {
+  const m = st.mesh;
+  const out = [
+    `mesh node ${m.node ?? '?'} in network "${m.network ?? '?'}"${m.role ? ` (${m.role})` : ''}: ${[m.ipv4, m.ipv6].filter(Boolean).join(', ') || 'no address yet'}; ${m.peers.online} of ${m.peers.total} peers online`,
+    `  interface ${st.interface} (pid ${st.pid}), public key ${st.publicKey ?? '(none)'}, listening port ${st.listenPort}, mtu ${st.mtu}`,
+  ];
+  for (const p of st.meshPeers) {
+    out.push(`  peer ${p.name} (${[p.ipv4, p.ipv6].filter(Boolean).join(', ')}): ${p.online ? 'online' : 'offline'}, ${describePath(p.path)}${p.endpoint ? `, endpoint ${p.endpoint}` : ''}`,
+      `    latest handshake: ${ago(p.latestHandshake)}; transfer: ${p.rxBytes} B received, ${p.txBytes} B sent`);
+  }
+  out.push(...counterLines(st));
+  return out.join('\n') + '\n';
+}
+
 export const status: Command = {
   name: 'status',
-  summary: 'show running interfaces, their peers and counters (drops by reason)',
+  summary: 'show running interfaces (a mesh node with its peers and paths), their peers and counters',
   usage: 'meshtun status [iface] [--json]',
-  examples: ['meshtun status', 'meshtun status mt0 --json'],
+  examples: ['meshtun status', 'meshtun status --json   (on a mesh node: its status with the mesh block and meshPeers)', 'meshtun status mt0 --json'],
   async run(args) {
     const json = args.includes('--json');
     const names = args.filter((a) => !a.startsWith('-'));
     for (const a of args) if (a.startsWith('-') && a !== '--json') throw new UserError(`unknown option "${a}"`, 'usage: meshtun status [iface] [--json]');
+    const mesh = await meshNodeStatus();
+    if (mesh && json && names.length === 0) {
+      process.stdout.write(JSON.stringify(mesh, null, 2) + '\n');
+      return 0;
+    }
     let ifaces = names;
     if (ifaces.length === 0) {
       ifaces = [...new Set(apiDirs().flatMap((d) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.api')).map((f) => f.slice(0, -4)) : [])))];
-      if (ifaces.length === 0) throw new UserError('no meshtun interface is running', 'start one with `meshtun up <file.conf>`');
+      ifaces = ifaces.filter((n) => n !== mesh?.interface);
+      if (ifaces.length === 0 && !mesh) throw new UserError('no meshtun interface is running', 'start one with `meshtun up <file.conf>`');
     }
-    const all: InterfaceStatus[] = [];
+    const all: InterfaceStatus[] = mesh && names.length === 0 ? [mesh] : [];
     for (const name of ifaces) {
       if (!isInterfaceName(name)) throw new UserError(`"${name}" is not a valid interface name`);
+      if (mesh && name === mesh.interface) {
+        all.push(mesh);
+        continue;
+      }
       try {
         all.push(JSON.parse(await apiGet(name, '/v1/status')) as InterfaceStatus);
       } catch (err) {
@@ -75,7 +127,8 @@ export const status: Command = {
       }
     }
     if (all.length === 0) throw new UserError('no meshtun interface is running', 'start one with `meshtun up <file.conf>`');
-    process.stdout.write(json ? JSON.stringify(names.length === 1 ? all[0] : all, null, 2) + '\n' : all.map(formatStatus).join('\n'));
+    const text = (st: InterfaceStatus) => ('meshPeers' in st ? formatMeshStatus(st as MeshNodeStatus) : formatStatus(st));
+    process.stdout.write(json ? JSON.stringify(names.length === 1 ? all[0] : all, null, 2) + '\n' : all.map(text).join('\n'));
     return 0;
   },
 };
