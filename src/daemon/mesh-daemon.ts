@@ -33,6 +33,7 @@ import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
 import { parseWgQuickConfig } from './wg-quick-config.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { MeshAcl } from './mesh-acl.js';
+import { MeshReporter } from './mesh-reporter.js';
 import { MeshApi } from './mesh-api.js';
 
 export const DEFAULT_CONTROL_PORT = 7443;
@@ -42,8 +43,6 @@ export const DEFAULT_NETWORK_NAME = 'home';
 export const MEMBERSHIP_FILE = 'membership.json';
 export const MESH_API_SOCKET = 'mesh.api';
 export { MESH_DNS_PORT } from './mesh-dns.js';
-/** How often a member retries reporting its endpoints while the coordinator is unreachable. */
-const REPORT_RETRY_MS = 5_000;
 
 const log = new Logger('mesh');
 
@@ -204,7 +203,11 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     cleanup.push(() => dns.close());
     const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: net, advertised: iface instanceof WgInterface ? advertisedRoutes(opts) : [], ...(opts.exitNode && iface instanceof WgInterface ? { exitNode: opts.exitNode } : {}) });
     cleanup.push(() => routing.stop());
-    const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}) });
+    let reporter: MeshReporter | null = null;
+    const mesh = new MeshNode(iface.engine, {
+      onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}),
+      onPathStates: () => reporter?.poke(),
+    });
     const applyOwn = () => {
       try {
         mesh.apply(coord.networkMap(id.publicKey) as unknown as ControlNetworkMap);
@@ -213,11 +216,13 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
       }
     };
     cleanup.push(coord.onChange(() => applyOwn()));
-    try {
-      coord.reportNodeState(id.publicKey, { endpoints: underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts) });
-    } catch (e) {
-      log.warn(`endpoints not recorded: ${(e as Error).message}`);
-    }
+    reporter = new MeshReporter({
+      send: async (req) => { coord.reportNodeState(id.publicKey, req); },
+      endpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(),
+    });
+    reporter.start();
+    const reporterRef = reporter;
+    cleanup.push(() => reporterRef.stop());
     applyOwn();
     const host = advertisedHost(listen.host, ifname);
     const joinString = formatJoinString({ host, port: server.port, publicKey: id.publicKey });
@@ -328,19 +333,22 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   }
   const acl = new MeshAcl(iface.engine);
   const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: member, advertised: iface instanceof WgInterface ? advertisedRoutes(opts) : [], ...(opts.exitNode && iface instanceof WgInterface ? { exitNode: opts.exitNode } : {}) });
-  const mesh = new MeshNode(iface.engine, { onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}), onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`) });
+  let reporter: MeshReporter | null = null;
+  const mesh = new MeshNode(iface.engine, {
+    onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}),
+    onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`),
+    onPathStates: () => reporter?.poke(),
+  });
   mesh.follow(client);
-  let reportTimer: NodeJS.Timeout | null = null;
-  const report = () => {
-    reportTimer = null;
-    client.report({ endpoints: underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts) }).then((r) => {
-      if (!r.ok) log.warn(`endpoints not accepted: ${r.error}`);
-    }, (e: Error) => {
-      log.warn(`cannot report endpoints (${e.message}); retrying`);
-      reportTimer = setTimeout(report, REPORT_RETRY_MS);
-    });
-  };
-  report();
+  reporter = new MeshReporter({
+    send: async (req) => {
+      const r = await client.report(req);
+      if (!r.ok) log.warn(`report not accepted: ${r.error}`);
+    },
+    endpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(),
+  });
+  reporter.start();
+  const reporterRef = reporter;
   const apiPath = join(opts.dir, MESH_API_SOCKET);
   const meshApi = new MeshApi(mesh);
   const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'member', node: member.name } })), meshApi.routes());
@@ -352,7 +360,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
   ];
   return daemon('member', iface, mesh, lines, apiPath, async () => {
-    if (reportTimer) clearTimeout(reportTimer);
+    reporterRef.stop();
     mesh.stop();
     client.close();
     await dns.close();
