@@ -10,6 +10,8 @@
 //   - the userspace member advertises 198.19.5.0/24 (auto-approved by the coordinator) and the TUN
 //     member reaches a TCP server and a UDP echo on the LAN through it (the userspace router relays
 //     with host sockets; the LAN host needs no route back to the overlay); ping is answered;
+//   - it is also an exit node (auto-approved) and the TUN member, started with --exit-node, reaches
+//     an "internet" host behind it (198.19.7.2, outside the advertised subnet);
 //   - the other way round: the TUN member advertises 198.19.6.0/24 (its own LAN, kernel NAT) and
 //     the userspace member reaches a server there through its SOCKS5 proxy (routes it uses).
 import { test, after } from 'node:test';
@@ -64,6 +66,8 @@ test('mesh userspace: the default node is userspace; proxies resolve <name>.mesh
   const [, uNs, kNs] = nss as [string, string, string];
   const lan = topo.ns('lan');
   topo.link(uNs, '198.19.5.1/24', lan, '198.19.5.2/24');
+  const inet = topo.ns('inet');
+  topo.link(uNs, '198.19.7.1/24', inet, '198.19.7.2/24');
   const lan2 = topo.ns('lan2');
   topo.link(kNs, '198.19.6.1/24', lan2, '198.19.6.2/24');
   const work = mkdtempSync(join(tmpdir(), 'mtus-'));
@@ -83,8 +87,8 @@ test('mesh userspace: the default node is userspace; proxies resolve <name>.mesh
   const joinArgs = (c: Node) => (JSON.parse(cli(c, ['token', 'create', '--json'])) as { joinCommand: string }).joinCommand.split(' ').slice(2);
 
   const coord = await upped(start(0, ['--tun', '--auto-approve-routes']));
-  const us = await upped(start(1, [...joinArgs(coord), '--name', 'us', '--advertise-routes', '198.19.5.0/24']));
-  const tk = await upped(start(2, [...joinArgs(coord), '--tun', '--name', 'tk', '--advertise-routes', '198.19.6.0/24']));
+  const us = await upped(start(1, [...joinArgs(coord), '--name', 'us', '--advertise-routes', '198.19.5.0/24', '--advertise-exit-node']));
+  const tk = await upped(start(2, [...joinArgs(coord), '--tun', '--name', 'tk', '--advertise-routes', '198.19.6.0/24', '--exit-node', 'us']));
 
   // Userspace by default, with its proxies and in-tunnel DNS announced.
   assert.match(us.out(), /is up \(userspace\): node "us"/);
@@ -128,6 +132,14 @@ test('mesh userspace: the default node is userspace; proxies resolve <name>.mesh
   assert.match(echo, /^echo:ping-\d+$/);
   assert.equal(run(kNs, 'ping', ['-c', '1', '-W', '2', '198.19.5.2']).ok, true, 'ping to the routed subnet is answered (by the userspace stack)');
   assert.equal(run(kNs, 'curl', ['-s', '--max-time', '2', 'http://198.19.5.2:9999/']).ok, false, 'a closed port on the LAN fails');
+
+  // The userspace member as exit node: a host outside its subnet, from the TUN member.
+  topo.spawn(inet, process.execPath, ['-e', SERVERS, '198.19.7.2', '9000']);
+  const viaExit = await waitFor(`TUN member reaches the internet host through the exit node\n${us.out()}\n${tk.out()}`, () => {
+    const r = run(kNs, 'curl', ['-s', '--max-time', '3', 'http://198.19.7.2:9000/']);
+    return r.ok ? r.out : null;
+  }, 20_000, 300);
+  assert.equal(viaExit, 'hello 198.19.7.2');
 
   // A route the userspace member uses: the TUN member's LAN, through the SOCKS5 proxy.
   topo.spawn(lan2, process.execPath, ['-e', SERVERS, '198.19.6.2', '9000']);
