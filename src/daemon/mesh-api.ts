@@ -17,7 +17,8 @@ import {
 } from '../mesh/index.js';
 import type { ApiRoutes, InterfaceStatus } from './api-server.js';
 
-/** A peer counts as online when it was heard from within this window (three keepalives and some). */
+/** A peer counts as online when it was heard from, or completed a handshake, within this window
+ * (three keepalives and some). */
 export const MESH_ONLINE_WINDOW_MS = 3 * MESH_PERSISTENT_KEEPALIVE * 1000 + 15_000;
 /** The domain `<name>.mesh` (as the node's DNS answers it). */
 export const MESH_DOMAIN = 'mesh';
@@ -189,7 +190,8 @@ export class MeshApi {
         lastReceived: heard ? Math.round(wallNow - (now - peer.lastReceived)) : 0,
         rxBytes: Number(peer?.rxBytes ?? 0),
         txBytes: Number(peer?.txBytes ?? 0),
-        online: heard && now - peer.lastReceived <= MESH_ONLINE_WINDOW_MS,
+        // Heard from lately, or a handshake completed lately (its answer is authenticated too).
+        online: (heard && now - peer.lastReceived <= MESH_ONLINE_WINDOW_MS) || (peer !== undefined && peer.lastHandshakeWall > 0 && wallNow - peer.lastHandshakeWall <= MESH_ONLINE_WINDOW_MS),
         exitNode: n.exitNode === true,
         routes: n.routes ?? [],
       });
