@@ -292,6 +292,8 @@ export class MeshNode {
       touched.push({ n, a, endpointsChanged, viaChanged: !prev || prev.via !== via, isNew: !prev || !existing });
     }
     // Endpoints last: a relay needs its via peer, which may come later in the map.
+    const relayUsable = new Set<Peer>();
+    for (const p of peersById.values()) if (!(p.endpoint instanceof RelayEndpoint)) relayUsable.add(p);
     for (const t of touched) {
       const { n, a } = t;
       const viaPeer = a.via !== null ? peersById.get(a.via) : undefined;
@@ -305,7 +307,14 @@ export class MeshNode {
         continue;
       }
       if (a.via !== null && !viaPeer) log.warn(`"${n.name}" should be reached through node ${a.via}, which is not a peer; trying it directly`);
-      if (t.endpointsChanged || (t.viaChanged && a.peer.endpoint instanceof RelayEndpoint)) {
+      const cur = a.peer.endpoint;
+      if (cur instanceof RelayEndpoint && relayUsable.has(cur.via)) {
+        // The map no longer names a relay, but this node could not reach the peer directly
+        // either (a restarted coordinator forgot the paths until nodes report again). Stay on
+        // the relay: if the peer reaches us directly, roaming moves us to the direct path.
+        continue;
+      }
+      if (t.endpointsChanged || cur instanceof RelayEndpoint) {
         a.index = 0;
         a.triedAll = false;
         const first = a.candidates[0];

@@ -183,13 +183,17 @@ test('paths: a peer that answers is direct, one that never does fails after ever
   try {
     a.mesh.apply(mapFor(a.self, [b.self, gone]));
     b.mesh.apply(mapFor(b.self, [a.self]));
+    // Whichever end started first may have been refused (the other had no peer yet): data after
+    // the 5 s handshake retry interval starts one for sure.
+    clock.advance(5_000);
+    a.tun.inject(u4('100.64.0.1', '100.64.0.2', 1, 2, Buffer.from('hello')));
     await tick();
     a.mesh.checkPaths();
     assert.equal(a.mesh.pathStates()['id-b'], 'direct');
     assert.equal(a.mesh.pathStates()['id-gone'], undefined, 'still trying');
     const goneKey = Buffer.from(gone.publicKey, 'base64');
     assert.equal(a.engine.getPeer(goneKey)!.endpoint!.toString(), '198.19.0.9:51820');
-    clock.advance(PROBE_MS);
+    clock.advance(PROBE_MS - 5_000);
     a.mesh.checkPaths();
     assert.equal(a.engine.getPeer(goneKey)!.endpoint!.toString(), '198.19.0.10:51820', 'next endpoint tried');
     assert.equal(a.mesh.pathStates()['id-gone'], undefined);

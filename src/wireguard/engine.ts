@@ -626,6 +626,7 @@ export class Engine implements UapiDevice {
 
   /** timersAnyAuthenticatedPacketReceived + Traversal. */
   private afterAuthenticatedReceive(peer: Peer): void {
+    peer.lastReceived = this.clock.now();
     peer.timers.clear(TimerKind.NewHandshake);
     if (peer.persistentKeepalive > 0) peer.timers.set(TimerKind.PersistentKeepalive, peer.persistentKeepalive * 1000);
   }
@@ -977,7 +978,6 @@ export class Engine implements UapiDevice {
     if (kp === peer.next) this.confirmNext(peer);
     peer.endpoint = ep; // roaming: follow the latest authenticated packet
     peer.rxBytes += len;
-    peer.lastReceived = this.clock.now();
     this.keepKeyFreshReceiving(peer, kp);
     this.afterAuthenticatedReceive(peer);
     const plainLen = sealedLen - TAG_LEN;

@@ -24,7 +24,7 @@ export class Peer {
 
   rxBytes = 0;
   txBytes = 0;
-  /** Clock ms of the latest authenticated transport message from the peer; -Infinity = never. */
+  /** Clock ms of the latest authenticated message (handshake or transport) from the peer; -Infinity = never. */
   lastReceived = -Infinity;
   /** Wall-clock ms of the latest completed handshake; 0 = never. */
   lastHandshakeWall = 0;
