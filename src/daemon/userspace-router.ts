@@ -117,10 +117,14 @@ export class UserspaceRouter {
       out.destroy();
       resetSocket(s);
     };
+    // The peer gave up before the host connect finished: drop the connect too.
+    const peerGone = (): void => { if (out.connecting) out.destroy(); };
+    s.once('close', peerGone);
     out.once('timeout', () => fail(new Error('connect timed out')));
     out.once('error', fail);
     out.once('connect', () => {
       out.removeListener('error', fail);
+      s.removeListener('close', peerGone);
       out.setTimeout(0);
       out.on('error', () => undefined);
       void relay(s, out);
