@@ -260,7 +260,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     const apiPath = join(opts.dir, MESH_API_SOCKET);
     const meshApi = new MeshApi(mesh);
     cleanup.push(() => meshApi.close());
-    const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'coordinator', network: net.name, node: self.name } })), meshApi.routes(routes));
+    const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'coordinator', network: net.name, node: self.name, relay: { ...mesh.relay.counters } } })), meshApi.routes(routes));
     cleanup.splice(cleanup.length - 1, 0, () => api.close());
     const token = coord.createToken(undefined, { reusable: true, expiresIn: '24h' });
     const lines = [
@@ -351,7 +351,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   const reporterRef = reporter;
   const apiPath = join(opts.dir, MESH_API_SOCKET);
   const meshApi = new MeshApi(mesh);
-  const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'member', node: member.name } })), meshApi.routes());
+  const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'member', node: member.name, relay: { ...mesh.relay.counters } } })), meshApi.routes());
   const lines = [
     `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
     `${saved ? 'member of' : 'joined'} the network of coordinator ${formatHostPort(member.host, member.port)}`,
