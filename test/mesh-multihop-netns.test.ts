@@ -1,0 +1,140 @@
+// Multi-hop end to end: a coordinator and nodes a, b, c on one underlay bridge (198.18.61.0/24),
+// and a fourth node d whose only link is to b (198.19.61.0/24). b lets d reach the coordinator's
+// control port (TCP 7443, masqueraded) and nothing else, so d's WireGuard traffic can reach only b.
+// Joined with tokens, every node finds that it cannot reach d (or d them) directly, the coordinator
+// names b as the relay, and then:
+//   - every node pings d and d pings every node (IPv4 and IPv6), and names resolve on d;
+//   - `traceroute` from a to d shows b's overlay address as hop 1 and d as hop 2;
+//   - `meshtun traceroute d` on a shows b, then d;
+//   - b relays (its relay counters move) but never sees a packet between a and d on its TUN
+//     (tcpdump there stays empty), so it never had the end-to-end plaintext; the src/mesh
+//     relay unit test checks that b holds no keypair of the a-d session.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Topology, sh, waitFor, captureOutput, isRoot } from './netns.js';
+
+const bin = join(process.cwd(), 'bin/meshtun.js');
+const topo = new Topology();
+after(() => topo.destroy());
+
+function pingOk(ns: string, addr: string): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', addr.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+function resolveIn(ns: string, server: string, name: string): { a: string[]; aaaa: string[] } | null {
+  const script = `const r = new (require('node:dns').promises.Resolver)({ timeout: 1000, tries: 2 }); r.setServers([${JSON.stringify(server)}]);` +
+    `Promise.all([r.resolve4(${JSON.stringify(name)}), r.resolve6(${JSON.stringify(name)})]).then(([a, aaaa]) => console.log(JSON.stringify({ a, aaaa })), () => console.log('null'))`;
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8' });
+  try { return JSON.parse(r.stdout) as { a: string[]; aaaa: string[] } | null; } catch { return null; }
+}
+
+interface Node { name: string; ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string; proc: ChildProcess }
+
+test('multi-hop: a node reachable only through b is reached through b, end to end; traceroute shows b', { skip: !isRoot && 'needs root', timeout: 150_000 }, async () => {
+  const br = topo.ns('br');
+  sh('ip', ['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
+  sh('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
+  const tag = `${process.pid % 10000}`;
+  const onBridge = ['c0', 'a', 'b', 'c'];
+  const nss = new Map<string, string>();
+  for (const [i, n] of onBridge.entries()) {
+    const ns = topo.ns(n);
+    const l = topo.link(ns, `198.18.61.${i + 1}/24`, br, '');
+    sh('ip', ['-n', br, 'link', 'set', l.ifB, 'master', 'br0']);
+    nss.set(n, ns);
+  }
+  // d hangs off b only; b forwards d's TCP to the coordinator's control port (masqueraded) and
+  // drops everything else d sends onward.
+  const nsB = nss.get('b')!;
+  const nsD = topo.ns('d');
+  nss.set('d', nsD);
+  const bl = topo.link(nsB, '198.19.61.1/24', nsD, '198.19.61.2/24');
+  sh('ip', ['-n', nsD, 'route', 'add', 'default', 'via', '198.19.61.1']);
+  sh('ip', ['netns', 'exec', nsB, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  topo.exec(nsB, 'nft', ['-f', '-'], {
+    input: `table inet mhtest {
+      chain forward_d { type filter hook forward priority 0; policy drop;
+        ct state established,related accept
+        iifname "${bl.ifA}" ip daddr 198.18.61.1 tcp dport 7443 accept
+      }
+      chain nat_d { type nat hook postrouting priority 100; ip saddr 198.19.61.0/24 oifname != "${bl.ifA}" masquerade; }
+    }\n`,
+  });
+
+  const start = (name: string, args: string[], dir: string): Node => {
+    const iface = `mh${tag}${name}`.slice(0, 15);
+    const p = topo.spawn(nss.get(name)!, 'env', [`MESHTUN_STATE_DIR=${dir}`, process.execPath, bin, 'up', '--tun', '--interface', iface, ...args]);
+    const out = captureOutput(p);
+    return { name, ns: nss.get(name)!, dir, iface, ipv4: '', ipv6: '', out: out.text, proc: p };
+  };
+  const upped = async (n: Node): Promise<Node> => {
+    const m = await waitFor(`${n.iface} up: ${n.out()}`, () => /is up(?: \(userspace\))?: node "[^"]+" (\S+), (\S+);/.exec(n.out()), 30_000);
+    return { ...n, ipv4: m[1]!, ipv6: m[2]! };
+  };
+  const cli = (n: Node, args: string[], allowFail = false) => topo.exec(n.ns, 'env', [`MESHTUN_STATE_DIR=${n.dir}`, process.execPath, bin, ...args], { allowFail });
+
+  const coord = await upped(start('c0', ['--name', 'coord'], mkdtempSync(join(tmpdir(), 'mtmh-c0-'))));
+  const nodes: Record<string, Node> = { coord };
+  for (const name of ['a', 'b', 'c', 'd']) {
+    const t = JSON.parse(cli(coord, ['token', 'create', '--json'])) as { joinCommand: string };
+    nodes[name] = await upped(start(name, [...t.joinCommand.split(' ').slice(2), '--name', name], mkdtempSync(join(tmpdir(), `mtmh-${name}-`))));
+  }
+  const { a, b, c, d } = nodes as Record<'a' | 'b' | 'c' | 'd', Node>;
+  const all = [coord, a, b, c, d];
+
+  // Everyone reaches everyone; d only through b.
+  for (const from of all) {
+    for (const to of all) {
+      if (from === to) continue;
+      await waitFor(`${from.name} pings ${to.name} ${to.ipv4}\n${from.out()}\n${to.out()}`, () => pingOk(from.ns, to.ipv4), 45_000, 300);
+      await waitFor(`${from.name} pings ${to.name} ${to.ipv6}`, () => pingOk(from.ns, to.ipv6), 15_000, 300);
+    }
+  }
+  for (const [name, to] of Object.entries(nodes)) {
+    const r = await waitFor(`${name}.mesh on d`, () => {
+      const x = resolveIn(d.ns, d.ipv4, `${name}.mesh`);
+      return x && x.a[0] === to.ipv4 ? x : null;
+    }, 10_000, 300);
+    assert.deepEqual(r, { a: [to.ipv4], aaaa: [to.ipv6] });
+  }
+
+  // a's peer d goes through b.
+  const peers = JSON.parse(cli(a, ['peers', '--json'])) as { peers: { name: string; path?: { kind: string; via?: string } }[] };
+  const pd = peers.peers.find((p) => p.name === 'd');
+  assert.equal(pd?.path?.kind, 'relay', JSON.stringify(peers));
+  assert.equal(pd?.path?.via, 'b');
+
+  // The system traceroute from a: hop 1 is b's overlay address, hop 2 is d.
+  const tr = topo.exec(a.ns, 'traceroute', ['-n', '-q', '1', '-w', '2', '-m', '5', d.ipv4]);
+  const hops = tr.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[1]);
+  assert.deepEqual(hops.slice(0, 2), [b.ipv4, d.ipv4], tr);
+  const tr6 = topo.exec(a.ns, 'traceroute', ['-6', '-n', '-q', '1', '-w', '2', '-m', '5', d.ipv6]);
+  assert.deepEqual(tr6.split('\n').slice(1).map((l) => l.trim().split(/\s+/)[1]).slice(0, 2), [b.ipv6, d.ipv6], tr6);
+  // And meshtun's own.
+  const mtr = JSON.parse(cli(a, ['traceroute', 'd', '--json'])) as { hops: { hop: number; address: string | null; reached?: boolean }[] };
+  assert.deepEqual(mtr.hops.map((h) => h.address), [b.ipv4, d.ipv4], JSON.stringify(mtr));
+
+  // b relays but its TUN never carries a packet between a and d.
+  const dump = spawn('ip', ['netns', 'exec', b.ns, 'tcpdump', '-n', '-l', '-i', b.iface, `host ${a.ipv4} and host ${d.ipv4}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let seen = '';
+  dump.stdout.on('data', (x: Buffer) => { seen += x.toString(); });
+  let dumpErr = '';
+  dump.stderr.on('data', (x: Buffer) => { dumpErr += x.toString(); });
+  try {
+    await waitFor('tcpdump listening', () => /listening on/.test(dumpErr), 10_000);
+    const before = JSON.parse(cli(b, ['status', '--json'])) as { mesh?: { relay?: { forwarded: number } } };
+    for (let i = 0; i < 5; i++) assert.ok(pingOk(a.ns, d.ipv4));
+    const afterS = JSON.parse(cli(b, ['status', '--json'])) as { mesh?: { relay?: { forwarded: number } } };
+    assert.ok((afterS.mesh?.relay?.forwarded ?? 0) >= (before.mesh?.relay?.forwarded ?? 0) + 10, `b relayed: ${JSON.stringify(afterS.mesh)}`);
+  } finally {
+    dump.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.equal(seen.trim(), '', 'b\'s TUN saw no a-d packet');
+});
