@@ -3,7 +3,8 @@
 // control port (TCP 7443, masqueraded) and nothing else, so d's WireGuard traffic can reach only b.
 // Joined with tokens, every node finds that it cannot reach d (or d them) directly, the coordinator
 // names b as the relay, and then:
-//   - every node pings d and d pings every node (IPv4 and IPv6), and names resolve on d;
+//   - every node pings every other, d included (IPv4 and IPv6), by address and by <name>.mesh
+//     through its own DNS responder (A and AAAA), and names resolve on d;
 //   - `traceroute` from a to d shows b's overlay address as hop 1 and d as hop 2;
 //   - `meshtun traceroute d` on a shows b, then d;
 //   - b relays (its relay counters move) but never sees a packet between a and d on its TUN
@@ -12,7 +13,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -22,8 +23,8 @@ const bin = join(process.cwd(), 'bin/meshtun.js');
 const topo = new Topology();
 after(() => topo.destroy());
 
-function pingOk(ns: string, addr: string): boolean {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', addr.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
+function pingOk(ns: string, addr: string, family: 4 | 6 = addr.includes(':') ? 6 : 4): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', `-${family}`, '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
   return r.status === 0;
 }
 
@@ -94,6 +95,22 @@ test('multi-hop: a node reachable only through b is reached through b, end to en
       if (from === to) continue;
       await waitFor(`${from.name} pings ${to.name} ${to.ipv4}\n${from.out()}\n${to.out()}`, () => pingOk(from.ns, to.ipv4), 45_000, 300);
       await waitFor(`${from.name} pings ${to.name} ${to.ipv6}`, () => pingOk(from.ns, to.ipv6), 15_000, 300);
+    }
+  }
+  // By name, through each node's own resolver: `ip netns exec` mounts /etc/netns/<ns>/resolv.conf
+  // over /etc/resolv.conf, pointing ping's lookups at the node's DNS responder (A for -4, AAAA for -6).
+  for (const n of all) {
+    mkdirSync(`/etc/netns/${n.ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${n.ns}/resolv.conf`, `nameserver ${n.ipv4}\n`);
+    topo.onDestroy(() => rmSync(`/etc/netns/${n.ns}`, { recursive: true, force: true }));
+  }
+  for (const from of all) {
+    for (const to of all) {
+      if (from === to) continue;
+      for (const family of [4, 6] as const) {
+        const name = to === coord ? 'coord' : to.name;
+        await waitFor(`${from.name} pings ${name}.mesh -${family}`, () => pingOk(from.ns, `${name}.mesh`, family), 10_000, 300);
+      }
     }
   }
   for (const [name, to] of Object.entries(nodes)) {
