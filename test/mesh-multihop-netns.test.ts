@@ -154,4 +154,8 @@ test('multi-hop: a node reachable only through b is reached through b, end to en
     await new Promise((r) => setTimeout(r, 300));
   }
   assert.equal(seen.trim(), '', 'b\'s TUN saw no a-d packet');
+  // The relay's counters are in b's Prometheus metrics.
+  const metrics = topo.exec(b.ns, 'curl', ['-sS', '--unix-socket', join(b.dir, 'mesh.api'), 'http://meshtun/metrics']);
+  const fwd = /meshtun_relay_events_total\{[^}]*event="forwarded"\} (\d+)/.exec(metrics);
+  assert.ok(fwd && Number(fwd[1]) > 0, metrics.split('\n').filter((l) => l.includes('relay')).join('\n'));
 });
