@@ -316,10 +316,11 @@ interface PathResult {
   id: RunId; label: string; target: string; rttMs: number | null; pingLoss: string;
   gbps: number | null; gbit: number | null; retransmits: number | null; wallS: number;
   cpu: Record<string, number>; wireBytesPerPayloadByte: number | null; wirePacketsPerMss: number | null;
-  relayDelta?: Record<string, number>; error?: string;
+  /** Change of the relay counters of each node during the run (b: forwarded; a: sent; d: delivered). */
+  relayDelta?: Record<string, Record<string, number>>; error?: string;
 }
 
-async function measurePath(id: RunId, label: string, a: Node, target: Node, involved: Node[], o: Options, underIfA: string, relay: Node | null): Promise<PathResult> {
+async function measurePath(id: RunId, label: string, a: Node, target: Node, involved: Node[], o: Options, underIfA: string, relayed: boolean): Promise<PathResult> {
   const res: PathResult = {
     id, label, target: target.name, rttMs: null, pingLoss: '?', gbps: null, gbit: null, retransmits: null, wallS: 0, cpu: {},
     wireBytesPerPayloadByte: null, wirePacketsPerMss: null,
@@ -332,7 +333,7 @@ async function measurePath(id: RunId, label: string, a: Node, target: Node, invo
     const mss = id === 'relay-mss' ? ['-M', String(o.mss)] : [];
     const args = ['netns', 'exec', a.ns, 'iperf3', '-c', target.ipv4, '-p', String(IPERF_PORT), '-t', String(o.duration), '-P', '1',
       '--connect-timeout', '5000', '-J', ...mss];
-    const relayBefore = relay ? await relayCounters(relay) : null;
+    const relayBefore = relayed ? await Promise.all(involved.map(relayCounters)) : null;
     for (let attempt = 1; ; attempt++) {
       if (aborted) throw new Error('interrupted');
       progress(`${id}: iperf3 a -> ${target.name}${mss.length ? ` (MSS ${o.mss})` : ''} for ${o.duration} s ...`);
@@ -362,12 +363,13 @@ async function measurePath(id: RunId, label: string, a: Node, target: Node, invo
       }
       break;
     }
-    if (relay && relayBefore) {
-      const relayAfter = await relayCounters(relay);
-      res.relayDelta = Object.fromEntries(Object.keys(relayAfter).map((k) => [k, (relayAfter[k] ?? 0) - (relayBefore[k] ?? 0)]));
+    if (relayBefore) {
+      const relayAfter = await Promise.all(involved.map(relayCounters));
+      res.relayDelta = Object.fromEntries(involved.map((n, i) => [n.name,
+        Object.fromEntries(Object.keys(relayAfter[i]!).map((k) => [k, (relayAfter[i]![k] ?? 0) - (relayBefore[i]![k] ?? 0)]))]));
     }
     progress(`${id}: ${fmt(res.gbps, 3)} Gbit/s, retr ${res.retransmits ?? '?'}, CPU-s ${Object.entries(res.cpu).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' ')}` +
-      (res.relayDelta ? `; b relay forwarded +${res.relayDelta.forwarded ?? 0}` : ''));
+      (res.relayDelta ? `; b relay forwarded +${res.relayDelta.b?.forwarded ?? 0}` : ''));
   } catch (err) {
     res.error = (err as Error).message;
     progress(`${id}: FAILED: ${res.error}`);
@@ -398,7 +400,7 @@ function report(results: PathResult[], o: Options): string {
     `host: ${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; node ${process.version}; meshtun ${rev}; tun MTU ${TUN_MTU}, underlay MTU ${UNDERLAY_MTU}`,
     `iperf3 TCP a -> target, 1 stream, ${o.duration} s (receiver rate); RTT: avg of ${o.pings} pings at 0.05 s, unloaded; ` +
       'CPU-s/Gbit: CPU seconds (user + system) of a meshtun daemon during the run per Gbit received; ' +
-      'wire: bytes a\'s underlay interface sent per payload byte, and packets per TCP segment (2 = every segment fragmented).',
+      'wire: bytes a\'s underlay interface sent per payload byte, and packets it sent per full TCP segment of payload (a UDP GSO batch counts as one packet; 2 = every segment fragmented).',
     '',
     '| path | Gbit/s | RTT ms | CPU-s/Gbit a | CPU-s/Gbit b | CPU-s/Gbit d | CPU-s/Gbit total | CPU % a / b / d | wire B/B | wire pkts/seg | retr |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -412,12 +414,13 @@ function report(results: PathResult[], o: Options): string {
   }
   const relayRuns = results.filter((r) => r.relayDelta);
   if (relayRuns.length) {
-    lines.push('', 'b\'s relay counters (GET /v1/status mesh.relay), change during each relayed iperf3 run:', '');
+    lines.push('', 'Relay counters (GET /v1/status on each node\'s mesh.api, mesh.relay), change during each relayed iperf3 run:', '');
     for (const r of relayRuns) {
-      const moved = (r.relayDelta!.forwarded ?? 0) > 0;
-      const nonZero = Object.entries(r.relayDelta!).filter(([, v]) => v !== 0).map(([k, v]) => `${k} +${v}`).join(', ') || 'none';
-      lines.push(`- ${r.label}: ${moved ? 'OK, forwarded moved' : 'FAILED: forwarded did not move'} (${nonZero})` +
-        (r.gbit ? `; ${fmt((r.relayDelta!.forwarded ?? 0) / (r.gbit * 1e3), 0)} frames per Mbit` : ''));
+      const forwarded = r.relayDelta!.b?.forwarded ?? 0;
+      const nonZero = (n: string) => Object.entries(r.relayDelta![n] ?? {}).filter(([, v]) => v !== 0).map(([k, v]) => `${k} +${v}`).join(', ') || 'none';
+      lines.push(`- ${r.label}: ${forwarded > 0 ? 'OK, b\'s forwarded moved' : 'FAILED: b\'s forwarded did not move'}` +
+        (r.gbit ? ` (${fmt(forwarded / (r.gbit * 1e3), 0)} frames per Mbit received)` : '') +
+        `; b: ${nonZero('b')}; a: ${nonZero('a')}; d: ${nonZero('d')}`);
     }
   }
   lines.push('', `Per relayed hop: ${RELAY_HEADER} B relay frame header + ${WG_OVERHEAD} B outer WireGuard (header 16 + tag 16) = ` +
@@ -474,7 +477,7 @@ async function run(o: Options): Promise<PathResult[]> {
     const joinArgs = (JSON.parse(t.stdout) as { joinCommand: string }).joinCommand.split(' ').slice(2);
     const nodeArgs = name === 'b' && o.profRelay ? [...o.nodeArgs, '--cpu-prof', `--cpu-prof-dir=${o.profRelay}`] : o.nodeArgs;
     nodes[name] = await startNode(name, topo.ns[name], joinArgs, nodeArgs);
-    progress(`node ${name} is up: ${nodes[name].ipv4}`);
+    progress(`node ${name} is up: ${nodes[name].ipv4} (pid ${nodes[name].proc.pid})`);
   }
   const { a, b, d } = nodes as Record<'a' | 'b' | 'd', Node>;
   const all = [coord, a, b, d];
@@ -500,9 +503,9 @@ async function run(o: Options): Promise<PathResult[]> {
   const results: PathResult[] = [];
   for (const id of o.runs) {
     if (aborted) break;
-    if (id === 'direct') results.push(await measurePath(id, 'direct a -> b', a, b, [a, b], o, topo.underIf.a, null));
-    else if (id === 'relay') results.push(await measurePath(id, 'relayed a -> b -> d', a, d, [a, b, d], o, topo.underIf.a, b));
-    else results.push(await measurePath(id, `relayed a -> b -> d (MSS ${o.mss})`, a, d, [a, b, d], o, topo.underIf.a, b));
+    if (id === 'direct') results.push(await measurePath(id, 'direct a -> b', a, b, [a, b], o, topo.underIf.a, false));
+    else if (id === 'relay') results.push(await measurePath(id, 'relayed a -> b -> d', a, d, [a, b, d], o, topo.underIf.a, true));
+    else results.push(await measurePath(id, `relayed a -> b -> d (MSS ${o.mss})`, a, d, [a, b, d], o, topo.underIf.a, true));
   }
   return results;
 }
@@ -522,7 +525,7 @@ async function main(): Promise<void> {
     const results = await run(o);
     if (o.json) console.log(JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2));
     else console.log(`${report(results, o)}\n\n${summary(results, o)}`);
-    if (results.some((r) => r.error) || results.some((r) => r.relayDelta && !(r.relayDelta.forwarded! > 0))) code = 1;
+    if (results.some((r) => r.error) || results.some((r) => r.relayDelta && !((r.relayDelta.b?.forwarded ?? 0) > 0))) code = 1;
   } catch (err) {
     progress(`FAILED: ${(err as Error).message}`);
     code = 1;
