@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Topology, sh, waitFor, captureOutput, isRoot } from './netns.js';
+import { Topology, sh, waitFor, captureOutput, isRoot, pingOk } from './netns.js';
 
 const bin = join(process.cwd(), 'bin/meshtun.js');
 const topo = new Topology();
@@ -42,9 +42,6 @@ const CLIENT = `const s = require('net').connect(Number(process.argv[2]), proces
 s.on('data', (d) => { got += d; }); s.on('end', () => { process.stdout.write(got); process.exit(got ? 0 : 1); });
 s.on('error', () => process.exit(1)); setTimeout(() => process.exit(1), 1500);`;
 
-function pingOk(ns: string, addr: string): boolean {
-  return spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '1', addr], { stdio: 'ignore' }).status === 0;
-}
 
 function tcp(ns: string, addr: string, port: number): string | null {
   const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', CLIENT, addr, String(port)], { encoding: 'utf8' });

@@ -7,33 +7,24 @@
 //     through its own DNS responder (A and AAAA), and names resolve on d;
 //   - `traceroute` from a to d shows b's overlay address as hop 1 and d as hop 2;
 //   - `meshtun traceroute d` on a shows b, then d;
+//   - the coordinator stopped and restarted (with no memory of the paths): a and d keep talking;
 //   - b relays (its relay counters move) but never sees a packet between a and d on its TUN
 //     (tcpdump there stays empty), so it never had the end-to-end plaintext; the src/mesh
 //     relay unit test checks that b holds no keypair of the a-d session.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Topology, sh, waitFor, captureOutput, isRoot } from './netns.js';
+import { Topology, sh, waitFor, waitExit, captureOutput, isRoot, pingOk, resolveIn } from './netns.js';
 
 const bin = join(process.cwd(), 'bin/meshtun.js');
 const topo = new Topology();
 after(() => topo.destroy());
 
-function pingOk(ns: string, addr: string, family: 4 | 6 = addr.includes(':') ? 6 : 4): boolean {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', `-${family}`, '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
-  return r.status === 0;
-}
 
-function resolveIn(ns: string, server: string, name: string): { a: string[]; aaaa: string[] } | null {
-  const script = `const r = new (require('node:dns').promises.Resolver)({ timeout: 1000, tries: 2 }); r.setServers([${JSON.stringify(server)}]);` +
-    `Promise.all([r.resolve4(${JSON.stringify(name)}), r.resolve6(${JSON.stringify(name)})]).then(([a, aaaa]) => console.log(JSON.stringify({ a, aaaa })), () => console.log('null'))`;
-  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8' });
-  try { return JSON.parse(r.stdout) as { a: string[]; aaaa: string[] } | null; } catch { return null; }
-}
 
 interface Node { name: string; ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string; proc: ChildProcess }
 
@@ -158,4 +149,22 @@ test('multi-hop: a node reachable only through b is reached through b, end to en
   const metrics = topo.exec(b.ns, 'curl', ['-sS', '--unix-socket', join(b.dir, 'mesh.api'), 'http://meshtun/metrics']);
   const fwd = /meshtun_relay_events_total\{[^}]*event="forwarded"\} (\d+)/.exec(metrics);
   assert.ok(fwd && Number(fwd[1]) > 0, metrics.split('\n').filter((l) => l.includes('relay')).join('\n'));
+
+  // The coordinator stops: relayed pairs keep talking (b relays without it). It restarts with an
+  // empty path table and pushes maps without relays until nodes report again: d stays reachable.
+  process.kill(coord.proc.pid!, 'SIGTERM');
+  assert.ok(await waitExit(coord.proc, 10_000), 'the coordinator stops');
+  assert.ok(pingOk(a.ns, d.ipv4) && pingOk(d.ns, c.ipv6), 'relayed pairs talk without the coordinator');
+  const coord2 = await upped(start('c0', [], coord.dir));
+  await waitFor('d reaches the restarted coordinator', () => pingOk(d.ns, coord2.ipv4), 30_000, 300);
+  // An outage would fail several pings in a row; one lost ping on a busy machine is not one.
+  const t0 = Date.now();
+  let tries = 0;
+  let lost = 0;
+  while (Date.now() - t0 < 8_000) {
+    tries++;
+    if (!pingOk(a.ns, d.ipv4)) lost++;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(lost <= 2, `a reaches d all along after the coordinator restart (${lost} of ${tries} pings lost)`);
 });

@@ -7,29 +7,17 @@
 // node off within 5 s.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Topology, sh, waitFor, waitExit, captureOutput, isRoot } from './netns.js';
+import { Topology, sh, waitFor, waitExit, captureOutput, isRoot, pingOk, resolveIn } from './netns.js';
 
 const bin = join(process.cwd(), 'bin/meshtun.js');
 const topo = new Topology();
 after(() => topo.destroy());
 
-function pingOk(ns: string, addr: string): boolean {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', addr.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
-  return r.status === 0;
-}
 
-/** A and AAAA of `name` asked of the DNS server at `server` from inside `ns`. */
-function resolveIn(ns: string, server: string, name: string): { a: string[]; aaaa: string[] } | null {
-  const script = `const r = new (require('node:dns').promises.Resolver)({ timeout: 1000, tries: 2 }); r.setServers([${JSON.stringify(server)}]);` +
-    `Promise.all([r.resolve4(${JSON.stringify(name)}), r.resolve6(${JSON.stringify(name)})]).then(([a, aaaa]) => console.log(JSON.stringify({ a, aaaa })), () => console.log('null'))`;
-  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8' });
-  try { return JSON.parse(r.stdout) as { a: string[]; aaaa: string[] } | null; } catch { return null; }
-}
 
 interface Node { ns: string; dir: string; iface: string; ipv4: string; ipv6: string; out: () => string; proc: ChildProcess }
 

@@ -9,21 +9,16 @@
 // table when it stops.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Topology, sh, waitFor, waitExit, captureOutput, isRoot } from './netns.js';
+import { Topology, sh, waitFor, waitExit, captureOutput, isRoot, pingOk } from './netns.js';
 
 const bin = join(process.cwd(), 'bin/meshtun.js');
 const topo = new Topology();
 after(() => topo.destroy());
 
-function pingOk(ns: string, addr: string): boolean {
-  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
-  return r.status === 0;
-}
 
 interface Node { ns: string; dir: string; iface: string; ipv4: string; out: () => string; proc: ChildProcess }
 interface RouteRow { node: string; advertised: string[]; approved: string[]; pending: string[]; exitNode: boolean }

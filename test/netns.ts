@@ -2,7 +2,7 @@
 // them, start processes, and remove everything (processes by PID, then namespaces) at the end,
 // also when the test fails. Use one Topology per test file and call `destroy()` in `after`.
 
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
 let counter = 0;
 
@@ -123,3 +123,19 @@ export function captureOutput(p: ChildProcess): { text: () => string } {
 }
 
 export const isRoot = process.getuid?.() === 0;
+
+/** True when one ping from inside `ns` to `addr` (an address or a name) is answered. The family
+ * is -6 for IPv6 literals, else -4 unless given. */
+export function pingOk(ns: string, addr: string, family: 4 | 6 = addr.includes(':') ? 6 : 4): boolean {
+  const r = spawnSync('ip', ['netns', 'exec', ns, 'ping', `-${family}`, '-c', '1', '-W', '1', addr], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+/** The A and AAAA records of `name` from the DNS server at `server`, asked from inside `ns`
+ * (null when either lookup fails). */
+export function resolveIn(ns: string, server: string, name: string): { a: string[]; aaaa: string[] } | null {
+  const script = `const r = new (require('node:dns').promises.Resolver)({ timeout: 1000, tries: 2 }); r.setServers([${JSON.stringify(server)}]);` +
+    `Promise.all([r.resolve4(${JSON.stringify(name)}), r.resolve6(${JSON.stringify(name)})]).then(([a, aaaa]) => console.log(JSON.stringify({ a, aaaa })), () => console.log('null'))`;
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { encoding: 'utf8' });
+  try { return JSON.parse(r.stdout) as { a: string[]; aaaa: string[] } | null; } catch { return null; }
+}
