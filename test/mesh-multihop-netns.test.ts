@@ -13,7 +13,7 @@
 //     relay unit test checks that b holds no keypair of the a-d session.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +110,13 @@ test('multi-hop: a node reachable only through b is reached through b, end to en
       return x && x.a[0] === to.ipv4 ? x : null;
     }, 10_000, 300);
     assert.deepEqual(r, { a: [to.ipv4], aaaa: [to.ipv6] });
+  }
+
+  // Full-size packets (1420 bytes, the interface MTU) cross the relay too: with the frame and the
+  // second WireGuard header they exceed the underlay MTU and are fragmented there.
+  for (const fam of ['-4', '-6']) {
+    const r = spawnSync('ip', ['netns', 'exec', a.ns, 'ping', fam, '-c', '2', '-W', '2', '-M', 'do', '-s', fam === '-4' ? '1392' : '1372', fam === '-4' ? d.ipv4 : d.ipv6], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `full-size ping ${fam} a -> d: ${r.stdout}${r.stderr}`);
   }
 
   // a's peer d goes through b.
