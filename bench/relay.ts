@@ -34,6 +34,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmt as fmtNumber, finishMeasuring } from './measure.js';
+import { paddedLength, TRANSPORT_HEADER_SIZE, TAG_LEN } from '../src/wireguard/index.js';
+import { RELAY_HEADER_SIZE } from '../src/mesh/relay-frame.js';
 
 const MESHTUN_BIN = fileURLToPath(new URL('../../bin/meshtun.js', import.meta.url));
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -43,10 +45,10 @@ const IPERF_PORT = 5201;
 const UNDERLAY_MTU = 1500;
 /** The mesh daemons' TUN MTU (the default of `meshtun up`). */
 const TUN_MTU = 1420;
-/** Relay frame header (src/mesh/relay-frame.ts RELAY_HEADER_SIZE). */
-const RELAY_HEADER = 12;
 /** WireGuard transport header (16) + Poly1305 tag (16), added by every session that seals. */
-const WG_OVERHEAD = 32;
+const WG_OVERHEAD = TRANSPORT_HEADER_SIZE + TAG_LEN;
+const IPV4_TCP_HEADERS = 40;
+const TCP_TIMESTAMPS = 12;
 const IPV4_UDP_HEADERS = 28;
 const UP_TIMEOUT_MS = 40_000;
 const RELAY_TIMEOUT_MS = 90_000;
@@ -358,7 +360,8 @@ async function measurePath(id: RunId, label: string, a: Node, target: Node, invo
       const sent = j.end?.sum_sent?.bytes;
       if (sent) {
         res.wireBytesPerPayloadByte = (txAfter.bytes - txBefore.bytes) / sent;
-        const segment = o.mss !== null && id === 'relay-mss' ? o.mss : TUN_MTU - 40 - 12; // IPv4 + TCP with timestamps
+        // Data per segment: the MSS less TCP's timestamp option.
+        const segment = (o.mss !== null && id === 'relay-mss' ? o.mss : TUN_MTU - IPV4_TCP_HEADERS) - TCP_TIMESTAMPS;
         res.wirePacketsPerMss = (txAfter.packets - txBefore.packets) / (sent / segment);
       }
       break;
@@ -383,6 +386,22 @@ function fmt(v: number | null | undefined, digits: number): string {
   return v === null || v === undefined || !Number.isFinite(v) ? '-' : fmtNumber(v, digits);
 }
 
+/** Sizes of an inner IP packet of `ip` bytes on the relayed path: the sealed a-d datagram, the hop
+ * session's datagram carrying it in a frame, and that datagram with its IPv4 and UDP headers. */
+function relayedSizes(ip: number): { inner: number; hop: number; wire: number } {
+  const inner = WG_OVERHEAD + paddedLength(ip, TUN_MTU);
+  const frame = RELAY_HEADER_SIZE + inner;
+  const hop = WG_OVERHEAD + paddedLength(frame, TUN_MTU);
+  return { inner, hop, wire: hop + IPV4_UDP_HEADERS };
+}
+
+/** The largest TCP MSS (IPv4, iperf3 -M) whose relayed packets fit the underlay MTU. */
+function largestUnfragmentedMss(): number {
+  let ip = TUN_MTU;
+  while (relayedSizes(ip).wire > UNDERLAY_MTU) ip--;
+  return ip - IPV4_TCP_HEADERS;
+}
+
 function perGbit(cpuS: number | undefined, r: PathResult): number | null {
   return cpuS === undefined || !r.gbit ? null : cpuS / r.gbit;
 }
@@ -393,8 +412,8 @@ function totalCpu(r: PathResult): number {
 
 function report(results: PathResult[], o: Options): string {
   const rev = sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).trim() || '?';
-  const innerDatagram = TUN_MTU + WG_OVERHEAD;
-  const hopDatagram = innerDatagram + RELAY_HEADER + WG_OVERHEAD;
+  const full = relayedSizes(TUN_MTU);
+  const fitMss = largestUnfragmentedMss();
   const lines = [
     `## meshtun multi-hop relay benchmark: ${new Date().toISOString().slice(0, 19)}Z`,
     `host: ${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; node ${process.version}; meshtun ${rev}; tun MTU ${TUN_MTU}, underlay MTU ${UNDERLAY_MTU}`,
@@ -423,11 +442,10 @@ function report(results: PathResult[], o: Options): string {
         `; b: ${nonZero('b')}; a: ${nonZero('a')}; d: ${nonZero('d')}`);
     }
   }
-  lines.push('', `Per relayed hop: ${RELAY_HEADER} B relay frame header + ${WG_OVERHEAD} B outer WireGuard (header 16 + tag 16) = ` +
-    `${RELAY_HEADER + WG_OVERHEAD} B. A full-size packet (${TUN_MTU} B) is a ${innerDatagram} B a-d datagram, ` +
-    `${hopDatagram} B inside each hop session, ${hopDatagram + IPV4_UDP_HEADERS} B on the underlay ` +
-    `(${hopDatagram + IPV4_UDP_HEADERS > UNDERLAY_MTU ? `> ${UNDERLAY_MTU}: IP-fragmented` : 'fits'}); ` +
-    `inner TCP MSS that fits unfragmented: ${UNDERLAY_MTU - IPV4_UDP_HEADERS - 2 * WG_OVERHEAD - RELAY_HEADER - 40} (IPv4, no options).`);
+  lines.push('', `Per relayed hop: ${RELAY_HEADER_SIZE} B relay frame header + ${WG_OVERHEAD} B outer WireGuard (header ${TRANSPORT_HEADER_SIZE} + tag ${TAG_LEN}) = ` +
+    `${RELAY_HEADER_SIZE + WG_OVERHEAD} B, plus padding to 16 B. A full-size packet (${TUN_MTU} B) is a ${full.inner} B a-d datagram, ` +
+    `${full.hop} B inside each hop session, ${full.wire} B on the underlay (${full.wire > UNDERLAY_MTU ? `> ${UNDERLAY_MTU}: IP-fragmented` : 'fits'}); ` +
+    `the largest inner IPv4 packet that is not fragmented is ${fitMss + IPV4_TCP_HEADERS} B (iperf3 -M ${fitMss}).`);
   for (const r of results) if (r.error && r.gbps !== null) lines.push('', `note: ${r.label}: ${r.error}`);
   return lines.join('\n');
 }
