@@ -541,6 +541,7 @@ async function main(): Promise<void> {
   let code = 0;
   try {
     const results = await run(o);
+    if (aborted) return;
     if (o.json) console.log(JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2));
     else console.log(`${report(results, o)}\n\n${summary(results, o)}`);
     if (results.some((r) => r.error) || results.some((r) => r.relayDelta && !((r.relayDelta.b?.forwarded ?? 0) > 0))) code = 1;
