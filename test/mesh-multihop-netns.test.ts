@@ -112,12 +112,20 @@ test('multi-hop: a node reachable only through b is reached through b, end to en
     assert.deepEqual(r, { a: [to.ipv4], aaaa: [to.ipv6] });
   }
 
-  // Full-size packets (1420 bytes, the interface MTU) cross the relay too: with the frame and the
-  // second WireGuard header they exceed the underlay MTU and are fragmented there.
-  for (const fam of ['-4', '-6']) {
-    const r = spawnSync('ip', ['netns', 'exec', a.ns, 'ping', fam, '-c', '2', '-W', '2', '-M', 'do', '-s', fam === '-4' ? '1392' : '1372', fam === '-4' ? d.ipv4 : d.ipv6], { encoding: 'utf8' });
-    assert.equal(r.status, 0, `full-size ping ${fam} a -> d: ${r.stdout}${r.stderr}`);
-  }
+  // Packet size: a relayed path carries 1376-byte packets unfragmented (1420 less the 12-byte
+  // frame header and the second 32-byte WireGuard header). A full-size IPv4 packet with DF gets
+  // "fragmentation needed, mtu 1376" back; without DF it crosses (fragmented on the underlay).
+  // IPv6 gets Packet Too Big; the kernel then fragments at the source and later pings pass.
+  const ping = (args: string[]) => spawnSync('ip', ['netns', 'exec', a.ns, 'ping', ...args], { encoding: 'utf8' });
+  const df = ping(['-4', '-c', '1', '-W', '2', '-M', 'do', '-s', '1392', d.ipv4]);
+  assert.notEqual(df.status, 0);
+  assert.match(df.stdout + df.stderr, /mtu ?= ?1376/i, 'DF ping learns the relayed path MTU');
+  const noDf = ping(['-4', '-c', '2', '-W', '2', '-M', 'dont', '-s', '1392', d.ipv4]);
+  assert.equal(noDf.status, 0, `full-size ping without DF a -> d: ${noDf.stdout}${noDf.stderr}`);
+  const fits = ping(['-4', '-c', '2', '-W', '2', '-M', 'do', '-s', `${1376 - 28}`, d.ipv4]);
+  assert.equal(fits.status, 0, `1376-byte DF ping: ${fits.stdout}${fits.stderr}`);
+  const v6 = ping(['-6', '-c', '3', '-i', '0.3', '-W', '2', '-s', '1372', d.ipv6]);
+  assert.equal(v6.status, 0, `full-size ping -6 a -> d: ${v6.stdout}${v6.stderr}`);
 
   // a's peer d goes through b.
   const peers = JSON.parse(cli(a, ['peers', '--json'])) as { peers: { name: string; path?: { kind: string; via?: string } }[] };

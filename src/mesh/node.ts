@@ -105,6 +105,7 @@ export class MeshNode {
   mapsApplied = 0;
   readonly relay: Relay;
   private selfAddress: number | null = null;
+  private readonly byPeer = new Map<Peer, { ipv4: number | null; ipv6: Uint8Array | null }>();
   private readonly byAddress = new Map<number, { peer: Peer; ipv6: Uint8Array | null }>();
   private pathTimer: NodeJS.Timeout | null = null;
   private lastStates = '';
@@ -114,6 +115,7 @@ export class MeshNode {
       selfAddress: () => this.selfAddress,
       peerByAddress: (a) => this.byAddress.get(a)?.peer,
       ipv6ByAddress: (a) => this.byAddress.get(a)?.ipv6 ?? null,
+      addressesOfPeer: (p) => this.byPeer.get(p) ?? { ipv4: null, ipv6: null },
     });
     this.pathTimer = setInterval(() => this.checkPaths(), PATH_TICK_MS);
     this.pathTimer.unref();
@@ -247,6 +249,7 @@ export class MeshNode {
     }
     this.selfAddress = typeof map.self?.ipv4 === 'string' ? parseIpv4Address(map.self.ipv4) : null;
     this.byAddress.clear();
+    this.byPeer.clear();
     const peersById = new Map<string, Peer>();
     const touched: { n: ControlMapNode; a: AppliedPeer; endpointsChanged: boolean; viaChanged: boolean; isNew: boolean }[] = [];
     for (const [key, n] of wanted) {
@@ -262,10 +265,10 @@ export class MeshNode {
       }
       peersById.set(n.id, peer);
       const addr = typeof n.ipv4 === 'string' ? parseIpv4Address(n.ipv4) : null;
-      if (addr !== null) {
-        const v6 = Buffer.alloc(16);
-        this.byAddress.set(addr, { peer, ipv6: typeof n.ipv6 === 'string' && parseIpv6Address(n.ipv6, v6) ? v6 : null });
-      }
+      const v6 = Buffer.alloc(16);
+      const ipv6 = typeof n.ipv6 === 'string' && parseIpv6Address(n.ipv6, v6) ? v6 : null;
+      if (addr !== null) this.byAddress.set(addr, { peer, ipv6 });
+      this.byPeer.set(peer, { ipv4: addr, ipv6 });
       const endpoints = JSON.stringify(n.endpoints ?? []);
       const allowed = peerAllowedIps(n);
       if (this.opts.exitNode !== undefined && n.name === this.opts.exitNode && n.exitNode === true) allowed.push(...EXIT_ROUTES);
@@ -349,5 +352,6 @@ export class MeshNode {
     }
     this.applied.clear();
     this.byAddress.clear();
+    this.byPeer.clear();
   }
 }

@@ -70,56 +70,63 @@ const ICMPV4_PROTOCOL = 1;
 const ICMPV6_NEXT_HEADER = 58;
 const ICMPV4_TIME_EXCEEDED = 11;
 const ICMPV6_TIME_EXCEEDED = 3;
+const ICMPV4_UNREACHABLE = 3;
+const ICMPV4_FRAGMENTATION_NEEDED = 4;
+const ICMPV6_PACKET_TOO_BIG = 2;
 const ERROR_TTL = 64;
 
+/** Which ICMP error buildIcmpError makes: Time Exceeded in transit, or "packet too big" (IPv4
+ * Fragmentation Needed / ICMPv6 Packet Too Big) carrying the MTU the path takes. */
+export type RelayIcmpError = { kind: 'time-exceeded' } | { kind: 'too-big'; mtu: number };
+
 /**
- * Writes at out[0] an ICMP (IPv4) or ICMPv6 Time Exceeded "in transit" from `from` (the relay's
- * overlay address: a 4-byte number for IPv4, 16 bytes at from6[0] for IPv6) to the source of the
- * quoted packet quote[0, quoteLen), quoting it. Returns the packet length, or 0 when the quote is
- * not an IP packet of the family there is an address for.
+ * Writes at out[0] an ICMP (IPv4) or ICMPv6 error from `from` (an overlay address: a 4-byte number
+ * for IPv4, 16 bytes at from6[0] for IPv6) to the source of the quoted packet quote[qOff,
+ * qOff+quoteLen), quoting up to ICMP_QUOTE_MAX bytes of it. Returns the packet length, or 0 when
+ * the quote is not an IP packet of a family there is an address for.
  */
-export function buildTimeExceeded(out: Buffer, quote: Buffer, quoteLen: number, from4: number | null, from6: Uint8Array | null): number {
-  const v = quoteLen > 0 ? quote[0]! >>> 4 : 0;
+export function buildIcmpError(
+  out: Buffer, quote: Buffer, qOff: number, quoteLen: number, from4: number | null, from6: Uint8Array | null, error: RelayIcmpError,
+): number {
+  const v = quoteLen > 0 ? quote[qOff]! >>> 4 : 0;
+  const q = Math.min(quoteLen, ICMP_QUOTE_MAX);
+  const tooBig = error.kind === 'too-big';
+  let icmp: number;
   if (v === 4 && quoteLen >= IPV4_HEADER && from4 !== null) {
-    const q = Math.min(quoteLen, ICMP_QUOTE_MAX);
-    const total = IPV4_HEADER + ICMP_HEADER + q;
+    icmp = IPV4_HEADER;
     out[0] = 0x45;
     out[1] = 0;
-    out.writeUInt16BE(total, 2);
+    out.writeUInt16BE(IPV4_HEADER + ICMP_HEADER + q, 2);
     out.writeUInt32BE(0, 4); // id, flags, fragment offset
     out[8] = ERROR_TTL;
     out[9] = ICMPV4_PROTOCOL;
     out.writeUInt16BE(0, 10);
     out.writeUInt32BE(from4 >>> 0, 12);
-    quote.copy(out, 16, 12, 16); // to the quoted packet's source
+    quote.copy(out, 16, qOff + 12, qOff + 16); // to the quoted packet's source
     out.writeUInt16BE(checksumFinish(checksumAdd(0, out, 0, IPV4_HEADER)), 10);
-    const icmp = IPV4_HEADER;
-    out[icmp] = ICMPV4_TIME_EXCEEDED;
-    out[icmp + 1] = 0;
-    out.writeUInt16BE(0, icmp + 2);
-    out.writeUInt32BE(0, icmp + 4);
-    quote.copy(out, icmp + ICMP_HEADER, 0, q);
-    out.writeUInt16BE(checksumFinish(checksumAdd(0, out, icmp, ICMP_HEADER + q)), icmp + 2);
-    return total;
-  }
-  if (v === 6 && quoteLen >= IPV6_HEADER && from6 !== null) {
-    const q = Math.min(quoteLen, ICMP_QUOTE_MAX);
-    const payload = ICMP_HEADER + q;
+    out[icmp] = tooBig ? ICMPV4_UNREACHABLE : ICMPV4_TIME_EXCEEDED;
+    out[icmp + 1] = tooBig ? ICMPV4_FRAGMENTATION_NEEDED : 0;
+    // RFC 1191: unused (16 bits), next-hop MTU (16 bits).
+    out.writeUInt32BE(tooBig ? error.mtu & 0xffff : 0, icmp + 4);
+  } else if (v === 6 && quoteLen >= IPV6_HEADER && from6 !== null) {
+    icmp = IPV6_HEADER;
     out.writeUInt32BE(0x60000000, 0);
-    out.writeUInt16BE(payload, 4);
+    out.writeUInt16BE(ICMP_HEADER + q, 4);
     out[6] = ICMPV6_NEXT_HEADER;
     out[7] = ERROR_TTL;
     out.set(from6.subarray(0, 16), 8);
-    quote.copy(out, 24, 8, 24);
-    const icmp = IPV6_HEADER;
-    out[icmp] = ICMPV6_TIME_EXCEEDED;
+    quote.copy(out, 24, qOff + 8, qOff + 24);
+    out[icmp] = tooBig ? ICMPV6_PACKET_TOO_BIG : ICMPV6_TIME_EXCEEDED;
     out[icmp + 1] = 0;
-    out.writeUInt16BE(0, icmp + 2);
-    out.writeUInt32BE(0, icmp + 4);
-    quote.copy(out, icmp + ICMP_HEADER, 0, q);
-    const sum = checksumAdd(pseudoHeaderSumV6(out, 8, out, 24, ICMPV6_NEXT_HEADER, payload), out, icmp, payload);
-    out.writeUInt16BE(checksumFinish(sum), icmp + 2);
-    return IPV6_HEADER + payload;
+    out.writeUInt32BE(tooBig ? error.mtu >>> 0 : 0, icmp + 4);
+  } else {
+    return 0;
   }
-  return 0;
+  out.writeUInt16BE(0, icmp + 2);
+  quote.copy(out, icmp + ICMP_HEADER, qOff, qOff + q);
+  const payload = ICMP_HEADER + q;
+  const sum = icmp === IPV4_HEADER ? checksumAdd(0, out, icmp, payload)
+    : checksumAdd(pseudoHeaderSumV6(out, 8, out, 24, ICMPV6_NEXT_HEADER, payload), out, icmp, payload);
+  out.writeUInt16BE(checksumFinish(sum), icmp + 2);
+  return icmp + payload;
 }

@@ -88,8 +88,14 @@ test('relay: A reaches D through B end to end; B cannot read it', async () => {
     a.tun.inject(u6('fd00:1:2::1', 'fd00:1:2::4', 1, 2, Buffer.from('v6 through b')));
     await tick();
     assert.ok(d.tun.takeWritten().some((p) => p.includes(Buffer.from('v6 through b'))));
+    // A burst goes through in batches, nothing dropped on the way.
+    for (let i = 0; i < 300; i++) a.tun.inject(u4('100.64.0.1', '100.64.0.4', 1000, 2000, Buffer.alloc(1200, i & 255), 64));
+    for (let i = 0; i < 20 && d.tun.written.length < 300; i++) await tick();
+    assert.equal(d.tun.takeWritten().length, 300);
+    assert.equal(d.mesh.relay.counters.dropQueueFull, 0);
+    assert.equal(b.mesh.relay.counters.dropNoRoute, 0);
     // B moved frames but never delivered anything, and has no keypair of the A-D session.
-    assert.ok(b.mesh.relay.counters.forwarded >= 3);
+    assert.ok(b.mesh.relay.counters.forwarded >= 303);
     assert.equal(b.tun.written.length, 0);
     // B's keypairs are those of its own sessions with A and D: the A-D session's index (D's
     // local index, in every A-to-D message) is not among them.
@@ -139,6 +145,40 @@ test('relay: a TTL that runs out at B comes back as Time Exceeded from B (v4 and
     assert.equal(te6[0]![6], 58);
     assert.equal(te6[0]![40], 3);
     assert.equal(a.mesh.relay.counters.timeExceededDelivered, 2);
+  } finally {
+    close();
+  }
+});
+
+test('relay: a packet too big for the relayed path gets ICMP "too big" when it may not be fragmented', async () => {
+  const { a, d, close } = await triangle();
+  try {
+    for (let i = 0; i < 20 && d.tun.written.length === 0; i++) {
+      a.tun.inject(u4('100.64.0.1', '100.64.0.4', 1000, 2000, Buffer.from('x'), 64));
+      await tick();
+    }
+    d.tun.takeWritten();
+    a.tun.takeWritten();
+    const max = a.mesh.relay.maxRelayedPacket();
+    assert.equal(max, a.engine.device.mtu - 44);
+    const big = ipv4Packet('100.64.0.1', '100.64.0.4', 17, udpDatagram('100.64.0.1', '100.64.0.4', 5, 6, Buffer.alloc(max)), { df: true });
+    a.tun.inject(big);
+    await tick();
+    const err = a.tun.takeWritten();
+    assert.equal(err.length, 1);
+    assert.deepEqual([err[0]![20], err[0]![21], err[0]!.readUInt16BE(26)], [3, 4, max], 'fragmentation needed, next-hop MTU');
+    assert.equal(err[0]!.subarray(12, 16).join('.'), '100.64.0.2', 'from the relay');
+    assert.equal(a.engine.counters.dropTooBigForPath, 1);
+    assert.equal(d.tun.written.length, 0);
+    // Without DF it goes (the underlay fragments it); IPv6 always gets Packet Too Big.
+    a.tun.inject(ipv4Packet('100.64.0.1', '100.64.0.4', 17, udpDatagram('100.64.0.1', '100.64.0.4', 5, 6, Buffer.alloc(max)), { df: false }));
+    a.tun.inject(u6('fd00:1:2::1', 'fd00:1:2::4', 5, 6, Buffer.alloc(max)));
+    await tick();
+    assert.equal(d.tun.takeWritten().length, 1);
+    const ptb = a.tun.takeWritten();
+    assert.equal(ptb.length, 1);
+    assert.deepEqual([ptb[0]![40], ptb[0]!.readUInt32BE(44)], [2, max]);
+    assert.equal(a.mesh.relay.counters.tooBigSent, 2);
   } finally {
     close();
   }

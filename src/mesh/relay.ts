@@ -15,14 +15,17 @@
 // ICMP Time Exceeded from the relay's overlay address to its own host, so traceroute shows the
 // relay. Every frame that is not forwarded or delivered is counted in RelayCounters.
 import { Logger, RateLimitedLog } from '../util/index.js';
-import { TRANSPORT_HEADER_SIZE, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
+import { BATCH_SIZE, TRANSPORT_HEADER_SIZE, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
 import {
   RELAY_FRAME, RELAY_HEADER_SIZE, RELAY_QUOTE_SIZE, ICMP_QUOTE_MAX, MAX_RELAY_HOPS, MAX_RELAY_PAYLOAD, RelayFrameType,
-  writeRelayHeader, hopLimitOf, buildTimeExceeded,
+  writeRelayHeader, hopLimitOf, buildIcmpError,
 } from './relay-frame.js';
 
-/** Datagrams arrived through relays waiting for the engine (handed over on the next turn). */
-const RECEIVE_QUEUE = 256;
+/** Datagrams arrived through relays waiting for the engine (handed over on the next turn). The
+ * engine reads up to 8 batches of BATCH_SIZE per wake-up, all of which may be frames for us. */
+const RECEIVE_QUEUE = 8 * BATCH_SIZE * 2;
+/** Size of the buffers frames are built in at the source (a full-MTU datagram and more). */
+const TX_SLOT_SIZE = 2048 + TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + 64;
 /** Queue slot size: a full-MTU WireGuard datagram fits; larger ones get their own buffer. */
 const SLOT_SIZE = 2048;
 /** Scratch size for frames being built: any datagram plus the headers, padding and tag. */
@@ -31,7 +34,12 @@ const SCRATCH_SIZE = 65535 + TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + 64;
 const HOP_RING = 256;
 /** Packets remembered per relayed peer for Time Exceeded (those whose TTL may run out). */
 const QUOTE_RING = 32;
+/** What one relay adds to a packet: the frame header and a second WireGuard header and tag. */
+export const RELAY_OVERHEAD = RELAY_HEADER_SIZE + TRANSPORT_HEADER_SIZE + 16;
+/** The least maxPacket a relayed path claims (IPv6's minimum MTU). */
+const MIN_RELAYED_PACKET = 1280;
 const WG_TRANSPORT_TYPE = 4;
+const TIME_EXCEEDED = { kind: 'time-exceeded' } as const;
 const WG_RECEIVER = 4;
 const WG_COUNTER = 8;
 
@@ -43,6 +51,8 @@ export interface RelayDirectory {
   peerByAddress(address: number): Peer | undefined;
   /** The overlay IPv6 address (16 bytes) of the node with this IPv4 address, for ICMPv6 errors. */
   ipv6ByAddress(address: number): Uint8Array | null;
+  /** The overlay addresses of the node behind engine peer `peer` (IPv4 as a number). */
+  addressesOfPeer(peer: Peer): { ipv4: number | null; ipv6: Uint8Array | null };
 }
 
 export class RelayCounters {
@@ -64,6 +74,9 @@ export class RelayCounters {
   dropMalformed = 0;
   /** Frames for a node this node has no peer for (or that would go back where they came from). */
   dropNoRoute = 0;
+  /** ICMP "packet too big" answers to this node's host for packets larger than a relayed path
+   * carries (the engine counts the packets as dropTooBigForPath). */
+  tooBigSent = 0;
   /** Relayed datagrams dropped because the queue to the engine was full. */
   dropQueueFull = 0;
   /** Frames the engine could not send at once (staged for a handshake, or the socket refused). */
@@ -97,6 +110,16 @@ export class RelayEndpoint implements Endpoint {
 
   toString(): string {
     return this.via.endpoint && !(this.via.endpoint instanceof RelayEndpoint) ? this.via.endpoint.toString() : '0.0.0.0:0';
+  }
+
+  /** The largest inner packet that crosses one relay without fragmenting on the underlay: what
+   * a direct path carries (the device MTU) less the frame header and the second WireGuard header. */
+  get maxPacket(): number {
+    return this.relay.maxRelayedPacket();
+  }
+
+  tooBig(buf: Buffer, off: number, len: number): void {
+    this.relay.answerTooBig(this.via, buf, off, len, this.maxPacket);
   }
 
   beforeSeal(buf: Buffer, len: number): void {
@@ -137,11 +160,7 @@ export class RelayEndpoint implements Endpoint {
   }
 
   send(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number {
-    let sent = 0;
-    for (let i = 0; i < count; i++) {
-      if (this.relay.forwardDatagram(this, bufs[i]!, offsets[i]!, sizes[i]!)) sent++;
-    }
-    return sent;
+    return this.relay.forwardDatagrams(this, bufs, offsets, sizes, count);
   }
 }
 
@@ -151,6 +170,17 @@ export class Relay {
   readonly counters = new RelayCounters();
   private readonly endpoints = new Map<string, RelayEndpoint>();
   private readonly scratch = Buffer.alloc(SCRATCH_SIZE);
+  // Frames being built at the source (one send batch at most).
+  private readonly txBufs: Buffer[] = [];
+  private readonly txLengths = new Uint32Array(BATCH_SIZE);
+  // Frames of the current receive batch waiting to go on (in the engine's receive buffers, in
+  // place), sent per next hop when the batch ends.
+  private readonly pendingPeers: Peer[] = [];
+  private readonly pendingBufs: Buffer[] = [];
+  private readonly pendingLengths = new Uint32Array(BATCH_SIZE);
+  private readonly runBufs: Buffer[] = new Array(BATCH_SIZE);
+  private readonly runLengths = new Uint32Array(BATCH_SIZE);
+  private pending = 0;
   private readonly icmp = Buffer.alloc(ICMP_QUOTE_MAX + 64);
   private readonly quote = Buffer.alloc(ICMP_QUOTE_MAX);
   private readonly dropLog = new RateLimitedLog(log);
@@ -167,7 +197,8 @@ export class Relay {
       this.queueBufs.push(Buffer.alloc(SLOT_SIZE));
       this.queueSizes.push(0);
     }
-    engine.setFrameHandler((peer, buf, off, len) => this.handleFrame(peer, buf, off, len));
+    for (let i = 0; i < BATCH_SIZE; i++) this.txBufs.push(Buffer.alloc(TX_SLOT_SIZE));
+    engine.setFrameHandler((peer, buf, off, len) => this.handleFrame(peer, buf, off, len), () => this.flushPending());
   }
 
   /** The endpoint for reaching the node with overlay IPv4 `remote` through peer `via`. */
@@ -181,6 +212,24 @@ export class Relay {
     return ep;
   }
 
+  /** See RelayEndpoint.maxPacket. */
+  maxRelayedPacket(): number {
+    return Math.max(MIN_RELAYED_PACKET, this.engine.device.mtu - RELAY_OVERHEAD);
+  }
+
+  /** Tells this node's host that the packet at buf[off, off+len) is too big for the path through
+   * relay `via` (ICMP Fragmentation Needed / ICMPv6 Packet Too Big with `mtu`, from the relay's
+   * overlay address: the host drops ICMP from its own addresses), on the next turn. The host then
+   * sends smaller packets to that destination (TCP lowers its segment size). */
+  answerTooBig(via: Peer, buf: Buffer, off: number, len: number, mtu: number): void {
+    const from = this.dir.addressesOfPeer(via);
+    const out = Buffer.alloc(ICMP_QUOTE_MAX + 64);
+    const n = buildIcmpError(out, buf, off, len, from.ipv4, from.ipv6, { kind: 'too-big', mtu });
+    if (n === 0) return;
+    this.counters.tooBigSent++;
+    setImmediate(() => { if (!this.closed) this.engine.deliverInbound(out, 0, n); });
+  }
+
   /** Forgets the endpoints through `via` (its node left the map). */
   forgetVia(via: Peer): void {
     for (const [k, ep] of this.endpoints) if (ep.via === via) this.endpoints.delete(k);
@@ -192,18 +241,35 @@ export class Relay {
     this.endpoints.clear();
   }
 
-  /** Wraps the sealed datagram at buf[off, off+len) for ep.remote into a Forward frame to ep.via. */
-  forwardDatagram(ep: RelayEndpoint, buf: Buffer, off: number, len: number): boolean {
+  /** Wraps the sealed datagrams bufs[i][offsets[i], +sizes[i]) for ep.remote into Forward frames
+   * and sends them to ep.via in one batch. Returns how many went out. */
+  forwardDatagrams(ep: RelayEndpoint, bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number {
     const self = this.dir.selfAddress();
-    if (self === null || len > MAX_RELAY_PAYLOAD) {
-      this.counters.dropNoRoute++;
-      return false;
+    if (self === null || ep.via.endpoint instanceof RelayEndpoint) {
+      this.counters.dropNoRoute += count;
+      return 0;
     }
-    const s = this.scratch;
-    writeRelayHeader(s, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, ep.hopLimitFor(buf, off, len), self, ep.remote, len);
-    buf.copy(s, TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE, off, off + len);
-    this.counters.sent++;
-    return this.send(ep.via, s, RELAY_HEADER_SIZE + len);
+    let n = 0;
+    for (let i = 0; i < count; i++) {
+      const len = sizes[i]!;
+      const off = offsets[i]!;
+      if (len > MAX_RELAY_PAYLOAD) {
+        this.counters.dropMalformed++;
+        continue;
+      }
+      let t = this.txBufs[n]!;
+      // A datagram larger than a slot (a jumbo inner packet) gets a buffer of its own once.
+      if (TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + len + 32 > t.length) t = this.txBufs[n] = Buffer.alloc(TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + len + 64);
+      writeRelayHeader(t, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, ep.hopLimitFor(bufs[i]!, off, len), self, ep.remote, len);
+      bufs[i]!.copy(t, TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE, off, off + len);
+      this.txLengths[n] = RELAY_HEADER_SIZE + len;
+      n++;
+    }
+    if (n === 0) return 0;
+    this.counters.sent += n;
+    const sent = this.engine.sendFrames(ep.via, this.txBufs, this.txLengths, n);
+    if (sent < n) this.counters.sendDeferred += n - sent;
+    return sent;
   }
 
   private send(peer: Peer, buf: Buffer, frameLen: number): boolean {
@@ -252,15 +318,39 @@ export class Relay {
       this.dropLog.debug(() => `no route onward for a relayed frame to ${formatAddress(dest)}`);
       return;
     }
+    if (off !== TRANSPORT_HEADER_SIZE || hopPeer.endpoint instanceof RelayEndpoint || this.pending >= BATCH_SIZE) {
+      this.counters.dropNoRoute++;
+      return;
+    }
     buf[off + RELAY_FRAME.HOP_LIMIT] = hop - 1;
     this.counters.forwarded++;
     // The frame sits right after the (consumed) transport header of the message it came in:
-    // exactly where sendFrame wants it.
-    if (off === TRANSPORT_HEADER_SIZE) this.send(hopPeer, buf, len);
-    else {
-      buf.copy(this.scratch, TRANSPORT_HEADER_SIZE, off, off + len);
-      this.send(hopPeer, this.scratch, len);
+    // exactly where sendFrames wants it. It goes when the engine's receive batch ends.
+    this.pendingPeers[this.pending] = hopPeer;
+    this.pendingBufs[this.pending] = buf;
+    this.pendingLengths[this.pending] = len;
+    this.pending++;
+  }
+
+  /** Sends the frames of the receive batch on, a batch per run of frames to one next hop. */
+  flushPending(): void {
+    const n = this.pending;
+    this.pending = 0;
+    let start = 0;
+    while (start < n) {
+      const peer = this.pendingPeers[start]!;
+      let end = start + 1;
+      while (end < n && this.pendingPeers[end] === peer) end++;
+      for (let i = start; i < end; i++) {
+        this.runBufs[i - start] = this.pendingBufs[i]!;
+        this.runLengths[i - start] = this.pendingLengths[i]!;
+      }
+      const sent = this.engine.sendFrames(peer, this.runBufs, this.runLengths, end - start);
+      if (sent < end - start) this.counters.sendDeferred += end - start - sent;
+      start = end;
     }
+    for (let i = 0; i < n; i++) this.pendingBufs[i] = undefined as unknown as Buffer;
+    this.runBufs.fill(undefined as unknown as Buffer);
   }
 
   /** A Forward frame for us: queue its datagram for the engine, from "source via from". */
@@ -327,7 +417,7 @@ export class Relay {
       if (n > 0) break;
     }
     const out = this.icmp;
-    const len2 = n > 0 ? buildTimeExceeded(out, this.quote, n, relayAddress, this.dir.ipv6ByAddress(relayAddress)) : 0;
+    const len2 = n > 0 ? buildIcmpError(out, this.quote, 0, n, relayAddress, this.dir.ipv6ByAddress(relayAddress), TIME_EXCEEDED) : 0;
     if (len2 === 0) {
       this.counters.dropTimeExceededUnmatched++;
       return;

@@ -170,7 +170,8 @@ export class UdpBind implements Bind {
     }
     const E = this.native.errno;
     if (r === -E.EIO! || r === -E.EOPNOTSUPP! || r === -E.ENOPROTOOPT!) this.gso = false; // the path cannot offload
-    if (r === -E.EINVAL! || !this.gso) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
+    // EMSGSIZE: segments larger than the path MTU (GSO cannot fragment them; plain sends can).
+    if (r === -E.EINVAL! || r === -E.EMSGSIZE! || !this.gso) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
     return this.sendFailed(r, count);
   }
 

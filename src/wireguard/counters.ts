@@ -63,6 +63,9 @@ export class EngineCounters {
   dropNoEndpoint = 0;
   /** Staged packet dropped because the queue waiting for a handshake was full or gave up. */
   dropStagedOverflow = 0;
+  /** Packet larger than its peer's path carries (a relayed peer) that may not be fragmented:
+   * answered with an ICMP "packet too big" instead. */
+  dropTooBigForPath = 0;
   /** The socket refused a datagram. */
   dropSendFailed = 0;
   /** The device refused a packet. */

@@ -44,6 +44,12 @@ export interface Endpoint {
   /** Optional: an endpoint that carries datagrams itself (a mesh relay through another peer)
    * sends them with this instead of the engine's Bind; same contract as Bind.sendBatch. */
   send?(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number;
+  /** Optional: the largest IP packet this endpoint's path carries without fragmenting (a relay
+   * adds its own headers). A larger packet that may not be fragmented (IPv4 with DF, any IPv6) is
+   * not sent: the engine counts it and hands it to `tooBig`, which answers the sender (an ICMP
+   * "packet too big" with this size). 0 or absent: no limit. */
+  readonly maxPacket?: number;
+  tooBig?(buf: Buffer, off: number, len: number): void;
 }
 
 /** A datagram transport for WireGuard messages (UDP, or a fallback tunnelled over TCP/HTTPS). */

@@ -66,6 +66,21 @@ const TWO_POW_32 = 0x1_0000_0000;
 
 type IndexOwner = { peer: Peer; keypair: Keypair<Peer> | null };
 
+/** True when the IP packet at buf[off, off+len) may not be fragmented on its way: IPv4 with the
+ * DF bit, or IPv6 (only its source fragments). */
+function mayNotFragment(buf: Buffer, off: number, len: number): boolean {
+  const v = buf[off]! >>> 4;
+  return v === 6 || (v === 4 && len >= 20 && (buf[off + 6]! & 0x40) !== 0);
+}
+
+/** True when datagrams of sizes[0..count) can go out as UDP GSO segments: all the size of the
+ * first, the last possibly shorter (bulk TCP through the tunnel: full-size packets). */
+function segmentable(sizes: Uint32Array, count: number): boolean {
+  const seg = sizes[0]!;
+  for (let i = 1; i < count - 1; i++) if (sizes[i] !== seg) return false;
+  return sizes[count - 1]! <= seg;
+}
+
 export interface EngineOptions {
   device: Device;
   bind: Bind;
@@ -95,6 +110,9 @@ export class Engine implements UapiDevice {
   private filter: PacketFilter | null = null;
   /** Optional handler of meshtun frames (see setFrameHandler); null: they are dropped. */
   private frameHandler: FrameHandler | null = null;
+  private frameBatchEnd: (() => void) | null = null;
+  /** Frames handed to the frame handler in the current receive batch. */
+  private framesInBatch = 0;
   /** Optional observer of every packet delivered to the device (see setInboundTap). */
   private inboundTap: InboundTap | null = null;
 
@@ -121,9 +139,14 @@ export class Engine implements UapiDevice {
   private readonly oneBuf: Buffer[] = [Buffer.alloc(0)];
   // sendFrame's own arrays: it may run inside a Bind's sendBatch called from transmit (a relayed
   // peer's datagram wrapped into a frame to the next hop), so it must not touch sendBufs or oneBuf.
-  private readonly frameBuf: Buffer[] = [Buffer.alloc(0)];
-  private readonly frameOffset = new Uint32Array(1);
-  private readonly frameSize = new Uint32Array(1);
+  private readonly frameBufs: Buffer[] = [Buffer.alloc(0)];
+  private readonly frameLengths = new Uint32Array(1);
+  private readonly frameSendBufs: Buffer[] = new Array(BATCH_SIZE);
+  private readonly frameOffsets = new Uint32Array(BATCH_SIZE);
+  private readonly frameSizes = new Uint32Array(BATCH_SIZE);
+  private readonly frameSealLengths = new Uint32Array(BATCH_SIZE);
+  private readonly frameCounterLo = new Uint32Array(BATCH_SIZE);
+  private readonly frameCounterHi = new Uint32Array(BATCH_SIZE);
   // injectOutbound / deliverInbound scratch.
   private readonly injectBuf = Buffer.alloc(BUFFER_SIZE);
   private readonly injectSizes = new Uint32Array(1);
@@ -275,9 +298,12 @@ export class Engine implements UapiDevice {
    * whose first byte's high nibble is 0 (no IP packet starts so). They carry meshtun's own
    * peer-to-peer messages (relay frames for multi-hop); WireGuard peers never send them. The
    * handler gets the frame in place in a receive buffer it may reuse (sendFrame it onwards) until
-   * it returns. Without a handler such payloads count as dropInvalidInnerPacket. */
-  setFrameHandler(handler: FrameHandler | null): void {
+   * it returns, or, if it keeps a reference, until `onBatchEnd`, which runs at the end of every
+   * receive batch that had frames (so a relay can send the batch's frames on together).
+   * Without a handler such payloads count as dropInvalidInnerPacket. */
+  setFrameHandler(handler: FrameHandler | null, onBatchEnd: (() => void) | null = null): void {
     this.frameHandler = handler;
+    this.frameBatchEnd = onBatchEnd;
   }
 
   /** Sets (or clears) an observer of every IP packet written to the device from the tunnel
@@ -387,17 +413,24 @@ export class Engine implements UapiDevice {
       return;
     }
     const mtu = this.device.mtu;
-    const beforeSeal = peer.endpoint.beforeSeal;
+    const ep = peer.endpoint;
+    const beforeSeal = ep.beforeSeal;
+    const maxPacket = ep.maxPacket ?? 0;
     let count = 0;
     let bytes = 0;
     for (let i = start; i < end; i++) {
       const buf = bufs[i]!;
       const len = sizes[i]!;
+      if (maxPacket > 0 && len > maxPacket && mayNotFragment(buf, TRANSPORT_HEADER_SIZE, len)) {
+        this.counters.dropTooBigForPath++;
+        ep.tooBig?.(buf, TRANSPORT_HEADER_SIZE, len);
+        continue;
+      }
       const plen = paddedLength(len, mtu);
       if (plen > len) buf.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + plen);
       const counter = kp.sendCounter++;
       writeTransportHeader(buf, 0, kp.remoteIndex, counter);
-      if (beforeSeal !== undefined) beforeSeal.call(peer.endpoint, buf, len);
+      if (beforeSeal !== undefined) beforeSeal.call(ep, buf, len);
       this.sealLengths[count] = plen;
       this.sealCounterLo[count] = counter >>> 0;
       this.sealCounterHi[count] = Math.floor(counter / TWO_POW_32) >>> 0;
@@ -408,6 +441,7 @@ export class Engine implements UapiDevice {
       count++;
       bytes += total;
     }
+    if (count === 0) return;
     // One call encrypts the whole run in place (sendBufs[i] at TRANSPORT_HEADER_SIZE).
     kp.send.sealBatch(this.sendBufs, this.sealOffsets, this.sealLengths, this.sealCounterLo, this.sealCounterHi, count);
     this.transmit(peer, count, bytes, true);
@@ -419,7 +453,7 @@ export class Engine implements UapiDevice {
     const ep = peer.endpoint!;
     const sent = ep.send !== undefined
       ? ep.send(this.sendBufs, this.sendOffsets, this.sendSizes, count)
-      : this.bind.sendSegments !== undefined && count > 1 && this.segmentable(count)
+      : this.bind.sendSegments !== undefined && count > 1 && segmentable(this.sendSizes, count)
         ? this.bind.sendSegments(this.sendBufs, this.sendOffsets, this.sendSizes, count, this.sendSizes[0]!, ep)
         : this.bind.sendBatch(this.sendBufs, this.sendOffsets, this.sendSizes, count, ep);
     this.afterTransmit(peer, count, sent, bytes, isData);
@@ -440,37 +474,66 @@ export class Engine implements UapiDevice {
     }
   }
 
-  /** Sends a meshtun frame (see setFrameHandler) at buf[TRANSPORT_HEADER_SIZE, +len) to `peer`,
-   * encrypting it in place: buf must have TRANSPORT_HEADER_SIZE bytes in front of the frame and
-   * room for padding and the tag after it. Without a session the frame is staged (copied) and a
-   * handshake starts. True when it went out now. */
+  /** Sends a meshtun frame (see setFrameHandler) at buf[TRANSPORT_HEADER_SIZE, +len) to `peer`;
+   * see sendFrames. True when it went out now. */
   sendFrame(peer: Peer, buf: Buffer, len: number): boolean {
-    if (!this.running) return false;
-    if (len <= 0 || buf[TRANSPORT_HEADER_SIZE]! >>> 4 !== 0 || buf.length < TRANSPORT_HEADER_SIZE + len + 16 + TAG_LEN) {
-      throw new RangeError('sendFrame: not a frame, or no room for the header, padding and tag');
+    this.frameBufs[0] = buf;
+    this.frameLengths[0] = len;
+    const sent = this.sendFrames(peer, this.frameBufs, this.frameLengths, 1);
+    this.frameBufs[0] = this.oneBuf[0]!;
+    return sent === 1;
+  }
+
+  /** Sends `count` (at most BATCH_SIZE) meshtun frames to `peer`, encrypting each in place: frame i
+   * is bufs[i][TRANSPORT_HEADER_SIZE, +lengths[i]), with TRANSPORT_HEADER_SIZE bytes in front and
+   * room for padding and the tag after it. One sealBatch, one send call (GSO when the sizes allow).
+   * Without a session the frames are staged (copied) and a handshake starts. Returns how many
+   * went out now. Uses arrays of its own: it runs inside an endpoint's send called from transmit. */
+  sendFrames(peer: Peer, bufs: Buffer[], lengths: Uint32Array, count: number): number {
+    if (!this.running || count <= 0) return 0;
+    if (count > BATCH_SIZE) throw new RangeError(`sendFrames: at most ${BATCH_SIZE} frames at once`);
+    for (let i = 0; i < count; i++) {
+      const buf = bufs[i]!;
+      const len = lengths[i]!;
+      if (len <= 0 || buf[TRANSPORT_HEADER_SIZE]! >>> 4 !== 0 || buf.length < TRANSPORT_HEADER_SIZE + len + 16 + TAG_LEN) {
+        throw new RangeError('sendFrames: not a frame, or no room for the header, padding and tag');
+      }
     }
     const kp = this.usableKeypair(peer);
-    if (kp === null || peer.endpoint === null) {
-      this.stage(peer, buf, len);
-      this.sendInitiation(peer, false);
-      return false;
-    }
-    const plen = paddedLength(len, this.device.mtu);
-    if (plen > len) buf.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + plen);
-    const counter = kp.sendCounter++;
-    writeTransportHeader(buf, 0, kp.remoteIndex, counter);
-    kp.send.seal(counter, buf, TRANSPORT_HEADER_SIZE, plen, buf, TRANSPORT_HEADER_SIZE);
-    const total = TRANSPORT_HEADER_SIZE + plen + TAG_LEN;
-    this.frameBuf[0] = buf;
-    this.frameOffset[0] = 0;
-    this.frameSize[0] = total;
     const ep = peer.endpoint;
-    const sent = ep.send !== undefined ? ep.send(this.frameBuf, this.frameOffset, this.frameSize, 1) : this.bind.sendBatch(this.frameBuf, this.frameOffset, this.frameSize, 1, ep);
-    this.frameBuf[0] = this.oneBuf[0]!;
-    this.counters.txFrames++;
-    this.afterTransmit(peer, 1, sent, total, true);
+    if (kp === null || ep === null) {
+      for (let i = 0; i < count; i++) this.stage(peer, bufs[i]!, lengths[i]!);
+      this.sendInitiation(peer, false);
+      return 0;
+    }
+    const mtu = this.device.mtu;
+    let bytes = 0;
+    for (let i = 0; i < count; i++) {
+      const buf = bufs[i]!;
+      const len = lengths[i]!;
+      const plen = paddedLength(len, mtu);
+      if (plen > len) buf.fill(0, TRANSPORT_HEADER_SIZE + len, TRANSPORT_HEADER_SIZE + plen);
+      const counter = kp.sendCounter++;
+      writeTransportHeader(buf, 0, kp.remoteIndex, counter);
+      this.frameSealLengths[i] = plen;
+      this.frameCounterLo[i] = counter >>> 0;
+      this.frameCounterHi[i] = Math.floor(counter / TWO_POW_32) >>> 0;
+      const total = TRANSPORT_HEADER_SIZE + plen + TAG_LEN;
+      this.frameSendBufs[i] = buf;
+      this.frameSizes[i] = total;
+      bytes += total;
+    }
+    kp.send.sealBatch(this.frameSendBufs, this.sealOffsets, this.frameSealLengths, this.frameCounterLo, this.frameCounterHi, count);
+    const sent = ep.send !== undefined
+      ? ep.send(this.frameSendBufs, this.frameOffsets, this.frameSizes, count)
+      : this.bind.sendSegments !== undefined && count > 1 && segmentable(this.frameSizes, count)
+        ? this.bind.sendSegments(this.frameSendBufs, this.frameOffsets, this.frameSizes, count, this.frameSizes[0]!, ep)
+        : this.bind.sendBatch(this.frameSendBufs, this.frameOffsets, this.frameSizes, count, ep);
+    for (let i = 0; i < count; i++) this.frameSendBufs[i] = undefined as unknown as Buffer;
+    this.counters.txFrames += count;
+    this.afterTransmit(peer, count, sent, bytes, true);
     this.keepKeyFreshSending(peer, kp);
-    return sent === 1;
+    return sent;
   }
 
   /** Sends an IP packet at buf[off, off+len) into the tunnel as if read from the device
@@ -508,14 +571,6 @@ export class Engine implements UapiDevice {
     this.deliverBuf[0] = this.oneBuf[0]!;
     if (!ok) this.counters.dropDeviceWriteFailed++;
     return ok;
-  }
-
-  /** True when sendSizes[0..count) can go out as UDP GSO segments: all the size of the first,
-   * the last possibly shorter (bulk TCP through the tunnel: full-size packets). */
-  private segmentable(count: number): boolean {
-    const seg = this.sendSizes[0]!;
-    for (let i = 1; i < count - 1; i++) if (this.sendSizes[i] !== seg) return false;
-    return this.sendSizes[count - 1]! <= seg;
   }
 
   /** The current keypair if it may still send (not too old, counter not exhausted). */
@@ -927,6 +982,10 @@ export class Engine implements UapiDevice {
       }
     }
     if (group > 0) this.openGroup(groupKp!, group);
+    if (this.framesInBatch > 0) {
+      this.framesInBatch = 0;
+      if (this.frameBatchEnd !== null) this.frameBatchEnd();
+    }
     const writes = this.writes;
     if (writes > 0) {
       const ok = this.device.writeBatch(this.writeBufs, this.writeOffsets, this.writeSizes, writes);
@@ -1003,6 +1062,7 @@ export class Engine implements UapiDevice {
       from = this.allowedIps.lookupV6(buf, ip + 8);
     } else if (version === 0 && this.frameHandler !== null) {
       this.counters.rxFrames++;
+      this.framesInBatch++;
       this.frameHandler(peer, buf, ip, plainLen);
       return 0;
     } else {
