@@ -21,20 +21,18 @@
 // The machine is shared and small: compare rows of one run, and prefer Gbit per CPU-second (work
 // per packet) over raw Gbit/s when the box is busy.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  MESHTUN_BIN, SUBNET, benchTag, checkHost, cleanup, cpuTimes, gitRevision, handleSignals, iperfClient, iperfServer, isAborted,
+  namespacePair, pingOnce, pingRtt, progressLog, sh, sleep, start, stop, tempDir, waitUntil, type Proc,
+} from './netns-bench.js';
 
-const MESHTUN_BIN = fileURLToPath(new URL('../../bin/meshtun.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const UAPI_DIR = '/var/run/wireguard';
 const LISTEN_PORT = 51820;
-const IPERF_PORT = 5201;
 const TUN_MTU = 1420;
 const UP_TIMEOUT_MS = 25_000;
-const IPERF_BUSY_RETRIES = 10;
 
 type Impl = 'meshtun' | 'wireguard-go';
 interface CaseDef { id: string; label: string; a: Impl; b: Impl }
@@ -49,7 +47,6 @@ interface Options { duration: number; cases: CaseDef[]; pings: number; reverse: 
 /** One iperf3 run: receiver rate, sender retransmits, CPU % of one core of daemons a and b
  * (user + system), and the user-space part of each. */
 interface TcpResult { gbps: number | null; retransmits: number | null; cpuA: number; cpuB: number; userA: number; userB: number }
-interface IperfJson { error?: string; end?: { sum_received?: { bits_per_second?: number }; sum_sent?: { retransmits?: number } } }
 interface CaseResult {
   id: string; label: string; rttMs: number | null; pingLoss: string;
   one: TcpResult | null; four: TcpResult | null; reverse: TcpResult | null; error?: string;
@@ -93,109 +90,12 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const progress = (msg: string): void => { process.stderr.write(`[tunnel ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const progress = progressLog('tunnel');
 
-function sh(cmd: string, args: string[], allowFail = false): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    if (allowFail) return '';
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
-  }
-}
-
-// ---- processes and namespaces, all removed by cleanup() ----
-
-const TAG = `mtb${process.pid % 100000}`;
+const TAG = benchTag('mtb');
 const NS_A = `${TAG}a`, NS_B = `${TAG}b`;
-const SUBNET = 18 + (process.pid % 200); // 198.18.<SUBNET>.0/24: any value works, namespaces are private
 const UNDER_A = `198.18.${SUBNET}.1`, UNDER_B = `198.18.${SUBNET}.2`;
-const live = new Set<ChildProcess>();
-const namespaces: string[] = [];
 let workDir = '';
-
-interface Proc { child: ChildProcess; pid: number; output: () => string }
-
-function start(ns: string, cmd: string, args: string[]): Proc {
-  // `ip netns exec` execs the command, so the child's PID is the daemon's own.
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  let out = '';
-  const keep = (d: Buffer) => { out = (out + d.toString()).slice(-20_000); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, pid: child.pid ?? -1, output: () => out };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
-  if (await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) return;
-  try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-  await Promise.race([exited, sleep(1000)]);
-}
-
-/** Runs a command to completion (killed after timeoutMs); returns its stdout and exit code. */
-function runAsync(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(child);
-    let stdout = '', stderr = '';
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => { if (child.pid) try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
-    child.once('close', (code) => { clearTimeout(timer); live.delete(child); resolve({ code, stdout, stderr }); });
-  });
-}
-
-let cleaning: Promise<void> | null = null;
-/** Set on SIGINT/SIGTERM: the run stops at the next step. */
-let aborted = false;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    await Promise.all([...live].map(stop));
-    for (const ns of namespaces.splice(0)) {
-      for (const pid of sh('ip', ['netns', 'pids', ns], true).split(/\s+/).filter(Boolean)) {
-        try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
-      }
-      sh('ip', ['netns', 'del', ns], true);
-    }
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-function setupNamespaces(): void {
-  for (const ns of [NS_A, NS_B]) {
-    sh('ip', ['netns', 'add', ns]);
-    namespaces.push(ns);
-    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  }
-  sh('ip', ['link', 'add', `${TAG}va`, 'netns', NS_A, 'type', 'veth', 'peer', 'name', `${TAG}vb`, 'netns', NS_B]);
-  sh('ip', ['-n', NS_A, 'addr', 'add', `${UNDER_A}/24`, 'dev', `${TAG}va`]);
-  sh('ip', ['-n', NS_B, 'addr', 'add', `${UNDER_B}/24`, 'dev', `${TAG}vb`]);
-  sh('ip', ['-n', NS_A, 'link', 'set', `${TAG}va`, 'up']);
-  sh('ip', ['-n', NS_B, 'link', 'set', `${TAG}vb`, 'up']);
-}
-
-// ---- CPU accounting ----
-
-const CLK_TCK = Number(sh('getconf', ['CLK_TCK'], true).trim()) || 100;
-
-/** utime and stime of a whole process (all threads), in seconds; NaN when it is gone. */
-function cpuSeconds(pid: number): { user: number; system: number } {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    return { user: Number(f[11]) / CLK_TCK, system: Number(f[12]) / CLK_TCK }; // fields 14 (utime), 15 (stime)
-  } catch {
-    return { user: NaN, system: NaN };
-  }
-}
 
 // ---- bringing up one end ----
 
@@ -229,68 +129,36 @@ async function bringUp(end: End, peer: End, nodeArgs: string[]): Promise<void> {
   sh('ip', ['-n', end.ns, 'link', 'set', end.ifname, 'up']);
 }
 
-async function waitForTunnel(a: End, b: End): Promise<void> {
-  const deadline = Date.now() + UP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    for (const e of [a, b]) {
-      if (e.proc && e.proc.child.exitCode !== null) throw new Error(`${e.impl} (${e.ifname}) exited: ${e.proc.output().trim()}`);
-    }
-    const r = await runAsync('ip', ['netns', 'exec', a.ns, 'ping', '-n', '-q', '-c', '1', '-W', '1', b.overlay], 3000);
-    if (r.code === 0) return;
-    await sleep(200);
-  }
-  throw new Error(`no ping through the tunnel within ${UP_TIMEOUT_MS / 1000} s; logs:\n  a: ${a.proc?.output().trim()}\n  b: ${b.proc?.output().trim()}`);
+function waitForTunnel(a: End, b: End): Promise<void> {
+  return waitUntil(() => pingOnce(a.ns, b.overlay), {
+    timeoutMs: UP_TIMEOUT_MS, intervalMs: 200, watch: [a, b].map((e) => [`${e.impl} (${e.ifname})`, e.proc]),
+    timedOut: () => `no ping through the tunnel within ${UP_TIMEOUT_MS / 1000} s; logs:\n  a: ${a.proc?.output().trim()}\n  b: ${b.proc?.output().trim()}`,
+  });
 }
 
 // ---- measurements ----
 
-async function pingRtt(ns: string, target: string, count: number): Promise<{ avg: number | null; loss: string }> {
-  const r = await runAsync('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', '2', target], count * 1000 + 10_000);
-  const rtt = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
-  const loss = /([\d.]+%) packet loss/.exec(r.stdout);
-  return { avg: rtt ? Number(rtt[1]) : null, loss: loss ? loss[1]! : '?' };
-}
-
 async function iperfTcp(a: End, b: End, streams: number, seconds: number, reverse: boolean): Promise<TcpResult> {
   const pids = [a.proc!.pid, b.proc!.pid];
-  const args = ['netns', 'exec', a.ns, 'iperf3', '-c', b.overlay, '-p', String(IPERF_PORT), '-t', String(seconds),
-    '-P', String(streams), '--connect-timeout', '5000', '-J', ...(reverse ? ['-R'] : [])];
-  for (let attempt = 1; ; attempt++) {
-    const before = pids.map(cpuSeconds);
-    const t0 = performance.now();
-    const r = await runAsync('ip', args, (seconds + 30) * 1000);
-    const wall = (performance.now() - t0) / 1000;
-    const after = pids.map(cpuSeconds);
-    const pct = (seconds: number) => Math.round((seconds / wall) * 100);
-    const user = (i: number) => after[i]!.user - before[i]!.user;
-    const cpu = (i: number) => pct(user(i) + after[i]!.system - before[i]!.system);
-    const load = { cpuA: cpu(0), cpuB: cpu(1), userA: pct(user(0)), userB: pct(user(1)) };
-    let j: IperfJson;
-    try {
-      j = JSON.parse(r.stdout) as IperfJson;
-    } catch {
-      progress(`iperf3 gave no JSON (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
-      return { gbps: null, retransmits: null, ...load };
-    }
-    // The server still winds down the previous test for a moment after the client returns.
-    if (j.error?.includes('busy') && attempt < IPERF_BUSY_RETRIES) { await sleep(500); continue; }
-    if (j.error) progress(`iperf3: ${j.error}`);
-    const bps = j.end?.sum_received?.bits_per_second;
-    return { gbps: bps === undefined ? null : bps / 1e9, retransmits: j.end?.sum_sent?.retransmits ?? null, ...load };
+  const r = await iperfClient(a.ns, b.overlay, seconds, streams, reverse ? ['-R'] : [], () => pids.map(cpuTimes));
+  const { before, after } = r;
+  const pct = (seconds: number) => Math.round((seconds / r.wallS) * 100);
+  const user = (i: number) => after[i]!.user - before[i]!.user;
+  const cpu = (i: number) => pct(user(i) + after[i]!.system - before[i]!.system);
+  const load = { cpuA: cpu(0), cpuB: cpu(1), userA: pct(user(0)), userB: pct(user(1)) };
+  const j = r.json;
+  if (!j) {
+    progress(`iperf3 gave no JSON (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+    return { gbps: null, retransmits: null, ...load };
   }
-}
-
-async function iperfServer(ns: string): Promise<Proc> {
-  const p = start(ns, 'iperf3', ['-s', '-p', String(IPERF_PORT)]);
-  for (let t = Date.now(); Date.now() - t < 5000; await sleep(100)) {
-    if (sh('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${IPERF_PORT}`], true).trim()) return p;
-  }
-  throw new Error(`iperf3 server did not start: ${p.output()}`);
+  if (j.error) progress(`iperf3: ${j.error}`);
+  const bps = j.end?.sum_received?.bits_per_second;
+  return { gbps: bps === undefined ? null : bps / 1e9, retransmits: j.end?.sum_sent?.retransmits ?? null, ...load };
 }
 
 function keypair(): { key: string; pub: string } {
   const key = sh('wg', ['genkey']).trim();
-  return { key, pub: execFileSync('wg', ['pubkey'], { input: `${key}\n`, encoding: 'utf8' }).trim() };
+  return { key, pub: sh('wg', ['pubkey'], { input: `${key}\n` }).trim() };
 }
 
 async function runCase(c: CaseDef, index: number, o: Options): Promise<CaseResult> {
@@ -307,13 +175,13 @@ async function runCase(c: CaseDef, index: number, o: Options): Promise<CaseResul
     await bringUp(b, a, o.nodeArgs);
     await waitForTunnel(a, b);
     await sleep(1000);
-    const ping = await pingRtt(NS_A, b.overlay, o.pings);
+    const ping = await pingRtt(NS_A, b.overlay, o.pings, '0.2');
     res.rttMs = ping.avg;
     res.pingLoss = ping.loss;
     progress(`${c.id}: ping RTT avg ${fmt(ping.avg, 3)} ms (loss ${ping.loss})`);
     server = await iperfServer(NS_B);
     const tcp = async (streams: number, reverse: boolean, what: string) => {
-      if (aborted) throw new Error('interrupted');
+      if (isAborted()) throw new Error('interrupted');
       progress(`${c.id}: iperf3 ${what} for ${o.duration} s ...`);
       const t = await iperfTcp(a, b, streams, o.duration, reverse);
       progress(`${c.id}: ${what}: ${fmt(t.gbps, 3)} Gbit/s, retr ${t.retransmits ?? '?'}, CPU a ${t.cpuA}% (user ${t.userA}%) b ${t.cpuB}% (user ${t.userB}%)`);
@@ -354,8 +222,8 @@ function cpuCell(t: TcpResult | null): string {
 }
 
 function report(results: CaseResult[], o: Options): string {
-  const rev = sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], true).trim() || '?';
-  const wggo = sh('wireguard-go', ['--version'], true).split('\n')[0]?.trim() || '?';
+  const rev = gitRevision();
+  const wggo = sh('wireguard-go', ['--version'], { allowFail: true }).split('\n')[0]?.trim() || '?';
   const lines = [
     `## meshtun tunnel benchmark: ${new Date().toISOString().slice(0, 19)}Z`,
     `host: ${cpus().length} cores, ${cpus()[0]?.model ?? '?'}; node ${process.version}; meshtun ${rev}; ${wggo}; tun MTU ${TUN_MTU}`,
@@ -390,35 +258,22 @@ function report(results: CaseResult[], o: Options): string {
 
 // ---- main ----
 
-function checkHost(o: Options): void {
-  if (process.getuid?.() !== 0) fail('must run as root (network namespaces and TUN devices)');
-  if (!existsSync('/dev/net/tun')) fail('/dev/net/tun is missing');
+function checkTunnelHost(o: Options): void {
   const needs = ['ip', 'iperf3', 'ping', 'ss', ...(o.cases.length ? ['wg'] : []), ...(o.cases.some((c) => c.a === 'wireguard-go' || c.b === 'wireguard-go') ? ['wireguard-go'] : [])];
-  for (const cmd of needs) {
-    if (!sh('sh', ['-c', `command -v ${cmd}`], true).trim()) fail(`"${cmd}" is not installed (apt-get install iproute2 iperf3 iputils-ping wireguard-go wireguard-tools)`);
-  }
-  if (o.cases.some((c) => c.a === 'meshtun' || c.b === 'meshtun') && !existsSync(fileURLToPath(new URL('../src/cli/main.js', import.meta.url)))) {
-    fail('meshtun is not built: run `npm run build` first');
-  }
+  checkHost(fail, needs, 'iproute2 iperf3 iputils-ping wireguard-go wireguard-tools', o.cases.some((c) => c.a === 'meshtun' || c.b === 'meshtun'));
 }
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  checkHost(o);
-  const onSignal = (sig: string) => {
-    aborted = true;
-    progress(`${sig}: cleaning up`);
-    void cleanup().then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  checkTunnelHost(o);
+  handleSignals(progress);
   let code = 0;
   try {
-    workDir = mkdtempSync(join(tmpdir(), `${TAG}-`));
+    workDir = tempDir(`${TAG}-`);
     progress(`namespaces ${NS_A} ${NS_B}, underlay ${UNDER_A} <-> ${UNDER_B}; cases ${o.cases.map((c) => c.id).join(' ')}; ${o.duration} s per run`);
-    setupNamespaces();
+    namespacePair(TAG, UNDER_A, UNDER_B);
     const results: CaseResult[] = [];
-    for (const [i, c] of o.cases.entries()) if (!aborted) results.push(await runCase(c, i, o));
+    for (const [i, c] of o.cases.entries()) if (!isAborted()) results.push(await runCase(c, i, o));
     if (o.json) console.log(JSON.stringify({ date: new Date().toISOString(), options: { ...o, cases: o.cases.map((c) => c.id) }, results }, null, 2));
     else console.log(report(results, o));
     if (results.some((r) => r.error)) code = 1;
