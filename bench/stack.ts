@@ -16,13 +16,13 @@
 // Run: npm run bench:stack -- [--bytes 1G] [--seconds 30] [--json]
 // Env: BENCH_BYTES, BENCH_SECONDS, BENCH_JSON=1 (flags win).
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  MESHTUN_BIN, SUBNET, benchTag, cleanup, cpuSeconds, handleSignals, namespacePair, pingOnce, start, stop, tempDir, waitUntil, type Proc,
+} from './netns-bench.js';
 
-const MESHTUN_BIN = fileURLToPath(new URL('../../bin/meshtun.js', import.meta.url));
 const LISTEN_PORT = 51820;
 const SOURCE_PORT = 5001;
 const SOCKS_PORT = 1080;
@@ -61,95 +61,14 @@ function fail(msg: string): never {
   process.exit(2);
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function sh(cmd: string, args: string[], allowFail = false): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    if (allowFail) return '';
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.message).trim()}`);
-  }
-}
-
-// ---- namespaces and processes, removed by cleanup() ----
-
-const TAG = `mts${process.pid % 100000}`;
+const TAG = benchTag('mts');
 const NS_A = `${TAG}a`;
 const NS_B = `${TAG}b`;
-const SUBNET = 18 + (process.pid % 200);
 const UNDER_A = `198.18.${SUBNET}.1`;
 const UNDER_B = `198.18.${SUBNET}.2`;
 const OVER_A = `100.64.${SUBNET}.1`;
 const OVER_B = `100.64.${SUBNET}.2`;
-const live = new Set<ChildProcess>();
-const namespaces: string[] = [];
 let workDir = '';
-
-interface Proc { child: ChildProcess; pid: number; output: () => string }
-
-function start(ns: string, cmd: string, args: string[]): Proc {
-  // `ip netns exec` execs the command: the child's PID is the program's own.
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  let out = '';
-  const keep = (d: Buffer) => { out = (out + d.toString()).slice(-20_000); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, pid: child.pid ?? -1, output: () => out };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
-  if (await Promise.race([exited.then(() => true), sleep(5000).then(() => false)])) return;
-  try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-  await Promise.race([exited, sleep(1000)]);
-}
-
-let cleaning: Promise<void> | null = null;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    await Promise.all([...live].map(stop));
-    for (const ns of namespaces.splice(0)) {
-      for (const pid of sh('ip', ['netns', 'pids', ns], true).split(/\s+/).filter(Boolean)) {
-        try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
-      }
-      sh('ip', ['netns', 'del', ns], true);
-    }
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-
-function setupNamespaces(): void {
-  for (const ns of [NS_A, NS_B]) {
-    sh('ip', ['netns', 'add', ns]);
-    namespaces.push(ns);
-    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  }
-  sh('ip', ['link', 'add', `${TAG}va`, 'netns', NS_A, 'type', 'veth', 'peer', 'name', `${TAG}vb`, 'netns', NS_B]);
-  sh('ip', ['-n', NS_A, 'addr', 'add', `${UNDER_A}/24`, 'dev', `${TAG}va`]);
-  sh('ip', ['-n', NS_B, 'addr', 'add', `${UNDER_B}/24`, 'dev', `${TAG}vb`]);
-  sh('ip', ['-n', NS_A, 'link', 'set', `${TAG}va`, 'up']);
-  sh('ip', ['-n', NS_B, 'link', 'set', `${TAG}vb`, 'up']);
-}
-
-const CLK_TCK = Number(sh('getconf', ['CLK_TCK'], true).trim()) || 100;
-
-/** utime + stime of a process (all threads), in seconds; NaN when it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
 
 function keypair(): { key: string; pub: string } {
   const key = execFileSync(process.execPath, [MESHTUN_BIN, 'genkey'], { encoding: 'utf8' }).trim();
@@ -204,13 +123,11 @@ function writeConf(name: string, key: string, overlay: string, peerPub: string, 
   return file;
 }
 
-async function waitFor(what: string, fn: () => boolean | Promise<boolean>, procs: Proc[]): Promise<void> {
-  const deadline = Date.now() + UP_TIMEOUT_MS;
-  while (!(await fn())) {
-    for (const p of procs) if (p.child.exitCode !== null) throw new Error(`${what}: a process exited: ${p.output().trim()}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${UP_TIMEOUT_MS / 1000} s; logs:\n${procs.map((p) => p.output().trim()).join('\n---\n')}`);
-    await sleep(100);
-  }
+function waitFor(what: string, fn: () => boolean | Promise<boolean>, procs: Proc[]): Promise<void> {
+  return waitUntil(fn, {
+    timeoutMs: UP_TIMEOUT_MS, intervalMs: 100, watch: procs.map((p) => [`${what}: a process`, p]),
+    timedOut: () => `${what}: not within ${UP_TIMEOUT_MS / 1000} s; logs:\n${procs.map((p) => p.output().trim()).join('\n---\n')}`,
+  });
 }
 
 function runClient(mode: 'socks' | 'direct', o: Options): Promise<{ bytes: number; ms: number; error?: string }> {
@@ -251,11 +168,11 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
   if (!existsSync('/dev/net/tun')) fail('needs /dev/net/tun');
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanup().then(() => process.exit(130)); });
-  workDir = mkdtempSync(join(tmpdir(), 'meshtun-bench-stack-'));
+  handleSignals();
+  workDir = tempDir('meshtun-bench-stack-');
   const results: Result[] = [];
   try {
-    setupNamespaces();
+    namespacePair(TAG, UNDER_A, UNDER_B);
     const a = keypair();
     const b = keypair();
     const peerConf = writeConf(`${TAG}pb`, b.key, OVER_B, a.pub, OVER_A, UNDER_A, '');
@@ -274,8 +191,7 @@ async function main(): Promise<void> {
     process.stderr.write('bench:stack: kernel TUN ...\n');
     const tunConf = writeConf(`${TAG}ka`, a.key, OVER_A, b.pub, OVER_B, UNDER_B, '');
     const kt = start(NS_A, process.execPath, [MESHTUN_BIN, 'up', tunConf]);
-    await waitFor('meshtun (TUN) and a ping through it', () => kt.output().includes('is up') &&
-      sh('ip', ['netns', 'exec', NS_A, 'ping', '-c', '1', '-W', '1', OVER_B], true) !== '', [kt, peer]);
+    await waitFor('meshtun (TUN) and a ping through it', () => kt.output().includes('is up') && pingOnce(NS_A, OVER_B), [kt, peer]);
     results.push(await measure('kernel TUN', 'direct', kt, peer, o));
     await stop(kt.child);
   } finally {
