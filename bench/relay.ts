@@ -27,21 +27,19 @@
 // The machine is small (2 cores) and the relayed path runs three daemons and iperf3 on it: compare
 // rows of one run, and prefer CPU-s per Gbit (work per byte) over raw Gbit/s when the box is busy.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { cpus, tmpdir } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fmt as fmtNumber, finishMeasuring } from './measure.js';
+import {
+  MESHTUN_BIN, SUBNET, addNamespace, benchTag, checkHost, cleanup, cpuSeconds, gitRevision, handleSignals, iperfClient, iperfServer,
+  isAborted, pingOnce, pingRtt, progressLog, runAsync, setStopGrace, sh, sleep, start, stopLast, tempDir, vethPair, waitUntil, type Proc,
+} from './netns-bench.js';
 import { paddedLength, TRANSPORT_HEADER_SIZE, TAG_LEN } from '../src/wireguard/index.js';
 import { RELAY_HEADER_SIZE } from '../src/mesh/relay-frame.js';
 
-const MESHTUN_BIN = fileURLToPath(new URL('../../bin/meshtun.js', import.meta.url));
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const MESH_API_SOCKET = 'mesh.api';
 const CONTROL_PORT = 7443;
-const IPERF_PORT = 5201;
 const UNDERLAY_MTU = 1500;
 /** The mesh daemons' TUN MTU (the default of `meshtun up`). */
 const TUN_MTU = 1420;
@@ -52,7 +50,6 @@ const TCP_TIMESTAMPS = 12;
 const IPV4_UDP_HEADERS = 28;
 const UP_TIMEOUT_MS = 40_000;
 const RELAY_TIMEOUT_MS = 90_000;
-const IPERF_BUSY_RETRIES = 10;
 
 type RunId = 'direct' | 'relay' | 'relay-mss';
 
@@ -90,101 +87,16 @@ function parseOptions(argv: string[]): Options {
   return o;
 }
 
-const progress = (msg: string): void => { process.stderr.write(`[relay ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const progress = progressLog('relay');
 
-function sh(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean; env?: NodeJS.ProcessEnv } = {}): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', input: opts.input, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  } catch (err) {
-    if (opts.allowFail) return '';
-    const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr || e.stdout || e.message).trim()}`);
-  }
-}
-
-// ---- processes, namespaces and state directories, all removed by cleanup() ----
-
-const TAG = `mtr${process.pid % 100000}`;
-const SUBNET = 18 + (process.pid % 200); // any value works: the namespaces are private
+const TAG = benchTag('mtr');
 const BRIDGE_NET = `198.18.${SUBNET}`;
 const LEAF_NET = `198.19.${SUBNET}`;
 const COORD_UNDER = `${BRIDGE_NET}.1`;
-const live = new Set<ChildProcess>();
-const namespaces: string[] = [];
-const dirs: string[] = [];
+/** stop() gives the mesh daemons 8 s from SIGTERM before SIGKILL (the other benches: 5 s). */
+setStopGrace(8000);
 
-interface Proc { child: ChildProcess; pid: number; output: () => string }
-
-/** Starts a long-running command in a namespace. `ip netns exec` execs it, so the PID is its own. */
-function start(ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  let out = '';
-  const keep = (d: Buffer) => { out = (out + d.toString()).slice(-20_000); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, pid: child.pid ?? -1, output: () => out };
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
-  if (await Promise.race([exited.then(() => true), sleep(8000).then(() => false)])) return;
-  try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-  await Promise.race([exited, sleep(1000)]);
-}
-
-/** Runs a command to completion (killed after timeoutMs); returns its output and exit code. */
-function runAsync(cmd: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-    live.add(child);
-    let stdout = '', stderr = '';
-    child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => { if (child.pid) try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
-    child.once('close', (code) => { clearTimeout(timer); live.delete(child); resolve({ code, stdout, stderr }); });
-  });
-}
-
-let cleaning: Promise<void> | null = null;
-let aborted = false;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    // Members first, the coordinator last (members otherwise reconnect in a loop while it stops).
-    await Promise.all([...live].filter((c) => c !== coordChild).map(stop));
-    if (coordChild) await stop(coordChild);
-    for (const ns of namespaces.splice(0)) {
-      for (const pid of sh('ip', ['netns', 'pids', ns], { allowFail: true }).split(/\s+/).filter(Boolean)) {
-        try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
-      }
-      sh('ip', ['netns', 'del', ns], { allowFail: true });
-    }
-    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  })();
-  return cleaning;
-}
-let coordChild: ChildProcess | null = null;
-
-function addNs(suffix: string): string {
-  const ns = `${TAG}${suffix}`;
-  sh('ip', ['netns', 'add', ns]);
-  namespaces.push(ns);
-  sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  return ns;
-}
-
-/** A veth pair between two namespaces; addresses in CIDR form ('' for none). */
-function link(nsA: string, ifA: string, addrA: string, nsB: string, ifB: string, addrB: string): void {
-  sh('ip', ['link', 'add', ifA, 'netns', nsA, 'type', 'veth', 'peer', 'name', ifB, 'netns', nsB]);
-  for (const [ns, ifc, addr] of [[nsA, ifA, addrA], [nsB, ifB, addrB]] as const) {
-    if (addr) sh('ip', ['-n', ns, 'addr', 'add', addr, 'dev', ifc]);
-    sh('ip', ['-n', ns, 'link', 'set', ifc, 'up']);
-  }
-}
+const addNs = (suffix: string): string => addNamespace(`${TAG}${suffix}`);
 
 interface Topo { ns: Record<'c0' | 'a' | 'b' | 'd', string>; underIf: Record<'a' | 'b', string> }
 
@@ -196,12 +108,12 @@ function setupNamespaces(): Topo {
   const ns = { c0: '', a: '', b: '', d: '' };
   for (const [i, n] of (['c0', 'a', 'b'] as const).entries()) {
     ns[n] = addNs(n);
-    link(ns[n], `${TAG}${n}u`, `${BRIDGE_NET}.${i + 1}/24`, br, `${TAG}${n}p`, '');
+    vethPair(ns[n], `${TAG}${n}u`, `${BRIDGE_NET}.${i + 1}/24`, br, `${TAG}${n}p`, '');
     sh('ip', ['-n', br, 'link', 'set', `${TAG}${n}p`, 'master', 'br0']);
   }
   ns.d = addNs('d');
   const bLeaf = `${TAG}bl`;
-  link(ns.b, bLeaf, `${LEAF_NET}.1/24`, ns.d, `${TAG}du`, `${LEAF_NET}.2/24`);
+  vethPair(ns.b, bLeaf, `${LEAF_NET}.1/24`, ns.d, `${TAG}du`, `${LEAF_NET}.2/24`);
   sh('ip', ['-n', ns.d, 'route', 'add', 'default', 'via', `${LEAF_NET}.1`]);
   sh('ip', ['netns', 'exec', ns.b, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   sh('ip', ['netns', 'exec', ns.b, 'nft', '-f', '-'], {
@@ -225,15 +137,14 @@ function nodeEnv(dir: string): NodeJS.ProcessEnv {
 }
 
 async function startNode(name: string, ns: string, joinArgs: string[], nodeArgs: string[]): Promise<Node> {
-  const dir = mkdtempSync(join(tmpdir(), `${TAG}-${name}-`));
-  dirs.push(dir);
+  const dir = tempDir(`${TAG}-${name}-`);
   const iface = `${TAG}${name}t`;
   const proc = start(ns, process.execPath, [...nodeArgs, MESHTUN_BIN, 'up', '--tun', '--interface', iface, ...joinArgs, '--name', name], nodeEnv(dir));
   const deadline = Date.now() + UP_TIMEOUT_MS;
   for (;;) {
     const m = /is up(?: \(userspace\))?: node "[^"]+" (\S+), (\S+);/.exec(proc.output());
     if (m) return { name, ns, dir, iface, ipv4: m[1]!, proc };
-    if (proc.child.exitCode !== null || Date.now() > deadline || aborted) throw new Error(`node ${name} did not come up: ${proc.output().trim()}`);
+    if (proc.child.exitCode !== null || Date.now() > deadline || isAborted()) throw new Error(`node ${name} did not come up: ${proc.output().trim()}`);
     await sleep(100);
   }
 }
@@ -242,22 +153,14 @@ function cli(n: Node, args: string[]): Promise<{ code: number | null; stdout: st
   return runAsync('ip', ['netns', 'exec', n.ns, process.execPath, MESHTUN_BIN, ...args], 20_000, nodeEnv(n.dir));
 }
 
-async function pingOnce(ns: string, target: string): Promise<boolean> {
-  return (await runAsync('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', '1', '-W', '1', target], 3000)).code === 0;
-}
-
 interface PeersJson { peers: { name: string; path?: { kind: string; via?: string | null } }[] }
 
 /** Polls until `check` passes; throws with `what` and the nodes' logs after timeoutMs. */
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, nodes: Node[]): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (aborted) throw new Error('interrupted');
-    for (const n of nodes) if (n.proc.child.exitCode !== null) throw new Error(`node ${n.name} exited: ${n.proc.output().trim()}`);
-    if (await check()) return;
-    await sleep(300);
-  }
-  throw new Error(`${what} within ${timeoutMs / 1000} s; logs:\n${nodes.map((n) => `  ${n.name}: ${n.proc.output().trim().split('\n').slice(-8).join('\n    ')}`).join('\n')}`);
+function waitForNodes(what: string, check: () => Promise<boolean>, timeoutMs: number, nodes: Node[]): Promise<void> {
+  return waitUntil(check, {
+    timeoutMs, intervalMs: 300, watch: nodes.map((n) => [`node ${n.name}`, n.proc]),
+    timedOut: () => `${what} within ${timeoutMs / 1000} s; logs:\n${nodes.map((n) => `  ${n.name}: ${n.proc.output().trim().split('\n').slice(-8).join('\n    ')}`).join('\n')}`,
+  });
 }
 
 /** GET /v1/status on a node's API socket: its relay counters. */
@@ -282,35 +185,10 @@ function relayCounters(n: Node): Promise<Record<string, number>> {
 
 // ---- measurements ----
 
-const CLK_TCK = Number(sh('getconf', ['CLK_TCK'], { allowFail: true }).trim()) || 100;
-
-/** utime + stime of a whole process (all threads), in seconds; NaN when it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 (utime), 15 (stime)
-  } catch {
-    return NaN;
-  }
-}
-
 /** tx bytes and packets of an interface in a namespace. */
 function txCounters(ns: string, ifname: string): { bytes: number; packets: number } {
   const j = JSON.parse(sh('ip', ['-n', ns, '-s', '-j', 'link', 'show', 'dev', ifname])) as { stats64: { tx: { bytes: number; packets: number } } }[];
   return { bytes: j[0]!.stats64.tx.bytes, packets: j[0]!.stats64.tx.packets };
-}
-
-async function pingRtt(ns: string, target: string, count: number): Promise<{ avg: number | null; loss: string }> {
-  const r = await runAsync('ip', ['netns', 'exec', ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.05', '-W', '2', target], count * 1000 + 10_000);
-  const rtt = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
-  const loss = /([\d.]+%) packet loss/.exec(r.stdout);
-  return { avg: rtt ? Number(rtt[1]) : null, loss: loss ? loss[1]! : '?' };
-}
-
-interface IperfJson {
-  error?: string;
-  end?: { sum_received?: { bits_per_second?: number; bytes?: number }; sum_sent?: { retransmits?: number; bytes?: number } };
 }
 
 /** One path's numbers. cpu: CPU seconds of each involved daemon during the iperf3 run. */
@@ -328,43 +206,33 @@ async function measurePath(id: RunId, label: string, a: Node, target: Node, invo
     wireBytesPerPayloadByte: null, wirePacketsPerMss: null,
   };
   try {
-    const ping = await pingRtt(a.ns, target.ipv4, o.pings);
+    const ping = await pingRtt(a.ns, target.ipv4, o.pings, '0.05');
     res.rttMs = ping.avg;
     res.pingLoss = ping.loss;
     progress(`${id}: ping a -> ${target.name} RTT avg ${fmt(ping.avg, 3)} ms (loss ${ping.loss})`);
     const mss = id === 'relay-mss' ? ['-M', String(o.mss)] : [];
-    const args = ['netns', 'exec', a.ns, 'iperf3', '-c', target.ipv4, '-p', String(IPERF_PORT), '-t', String(o.duration), '-P', '1',
-      '--connect-timeout', '5000', '-J', ...mss];
     const relayBefore = relayed ? await Promise.all(involved.map(relayCounters)) : null;
-    for (let attempt = 1; ; attempt++) {
-      if (aborted) throw new Error('interrupted');
+    const sample = () => ({ cpu: involved.map((n) => cpuSeconds(n.proc.pid)), tx: txCounters(a.ns, underIfA) });
+    const r = await iperfClient(a.ns, target.ipv4, o.duration, 1, mss, sample, () => {
+      if (isAborted()) throw new Error('interrupted');
       progress(`${id}: iperf3 a -> ${target.name}${mss.length ? ` (MSS ${o.mss})` : ''} for ${o.duration} s ...`);
-      const before = involved.map((n) => cpuSeconds(n.proc.pid));
-      const txBefore = txCounters(a.ns, underIfA);
-      const t0 = performance.now();
-      const r = await runAsync('ip', args, (o.duration + 30) * 1000);
-      res.wallS = (performance.now() - t0) / 1000;
-      const after = involved.map((n) => cpuSeconds(n.proc.pid));
-      const txAfter = txCounters(a.ns, underIfA);
-      let j: IperfJson;
-      try { j = JSON.parse(r.stdout) as IperfJson; } catch { throw new Error(`iperf3 gave no JSON (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`); }
-      // The server still winds down the previous test for a moment after the client returns.
-      if (j.error?.includes('busy') && attempt < IPERF_BUSY_RETRIES) { await sleep(500); continue; }
-      if (j.error) throw new Error(`iperf3: ${j.error}`);
-      const bps = j.end?.sum_received?.bits_per_second;
-      const bytes = j.end?.sum_received?.bytes;
-      res.gbps = bps === undefined ? null : bps / 1e9;
-      res.gbit = bytes === undefined ? null : (bytes * 8) / 1e9;
-      res.retransmits = j.end?.sum_sent?.retransmits ?? null;
-      involved.forEach((n, i) => { res.cpu[n.name] = after[i]! - before[i]!; });
-      const sent = j.end?.sum_sent?.bytes;
-      if (sent) {
-        res.wireBytesPerPayloadByte = (txAfter.bytes - txBefore.bytes) / sent;
-        // Data per segment: the MSS less TCP's timestamp option.
-        const segment = (o.mss !== null && id === 'relay-mss' ? o.mss : TUN_MTU - IPV4_TCP_HEADERS) - TCP_TIMESTAMPS;
-        res.wirePacketsPerMss = (txAfter.packets - txBefore.packets) / (sent / segment);
-      }
-      break;
+    });
+    res.wallS = r.wallS;
+    const j = r.json;
+    if (!j) throw new Error(`iperf3 gave no JSON (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
+    if (j.error) throw new Error(`iperf3: ${j.error}`);
+    const bps = j.end?.sum_received?.bits_per_second;
+    const bytes = j.end?.sum_received?.bytes;
+    res.gbps = bps === undefined ? null : bps / 1e9;
+    res.gbit = bytes === undefined ? null : (bytes * 8) / 1e9;
+    res.retransmits = j.end?.sum_sent?.retransmits ?? null;
+    involved.forEach((n, i) => { res.cpu[n.name] = r.after.cpu[i]! - r.before.cpu[i]!; });
+    const sent = j.end?.sum_sent?.bytes;
+    if (sent) {
+      res.wireBytesPerPayloadByte = (r.after.tx.bytes - r.before.tx.bytes) / sent;
+      // Data per segment: the MSS less TCP's timestamp option.
+      const segment = (o.mss !== null && id === 'relay-mss' ? o.mss : TUN_MTU - IPV4_TCP_HEADERS) - TCP_TIMESTAMPS;
+      res.wirePacketsPerMss = (r.after.tx.packets - r.before.tx.packets) / (sent / segment);
     }
     if (relayBefore) {
       const relayAfter = await Promise.all(involved.map(relayCounters));
@@ -411,7 +279,7 @@ function totalCpu(r: PathResult): number {
 }
 
 function report(results: PathResult[], o: Options): string {
-  const rev = sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { allowFail: true }).trim() || '?';
+  const rev = gitRevision();
   const full = relayedSizes(TUN_MTU);
   const fitMss = largestUnfragmentedMss();
   const lines = [
@@ -466,28 +334,11 @@ function summary(results: PathResult[], o: Options): string {
 
 // ---- main ----
 
-function checkHost(): void {
-  if (process.getuid?.() !== 0) fail('must run as root (network namespaces and TUN devices)');
-  if (!existsSync('/dev/net/tun')) fail('/dev/net/tun is missing');
-  for (const cmd of ['ip', 'iperf3', 'ping', 'nft', 'ss']) {
-    if (!sh('sh', ['-c', `command -v ${cmd}`], { allowFail: true }).trim()) fail(`"${cmd}" is not installed (apt-get install iproute2 iperf3 iputils-ping nftables)`);
-  }
-  if (!existsSync(fileURLToPath(new URL('../src/cli/main.js', import.meta.url)))) fail('meshtun is not built: run `npm run build` first');
-}
-
-async function iperfServer(ns: string): Promise<void> {
-  const p = start(ns, 'iperf3', ['-s', '-p', String(IPERF_PORT)]);
-  for (let t = Date.now(); Date.now() - t < 5000; await sleep(100)) {
-    if (sh('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${IPERF_PORT}`], { allowFail: true }).trim()) return;
-  }
-  throw new Error(`iperf3 server did not start in ${ns}: ${p.output()}`);
-}
-
 async function run(o: Options): Promise<PathResult[]> {
   const topo = setupNamespaces();
   progress(`namespaces ${TAG}{br,c0,a,b,d}; bridge ${BRIDGE_NET}.0/24 (c0 .1, a .2, b .3), d behind b on ${LEAF_NET}.0/24`);
   const coord = await startNode('coord', topo.ns.c0, [], o.nodeArgs);
-  coordChild = coord.proc.child;
+  stopLast(coord.proc.child);
   const nodes: Record<string, Node> = {};
   for (const name of ['a', 'b', 'd'] as const) {
     const t = await cli(coord, ['token', 'create', '--json']);
@@ -500,9 +351,9 @@ async function run(o: Options): Promise<PathResult[]> {
   const { a, b, d } = nodes as Record<'a' | 'b' | 'd', Node>;
   const all = [coord, a, b, d];
 
-  await waitUntil('a does not reach b directly', () => pingOnce(a.ns, b.ipv4), RELAY_TIMEOUT_MS, all);
+  await waitForNodes('a does not reach b directly', () => pingOnce(a.ns, b.ipv4), RELAY_TIMEOUT_MS, all);
   let lastPeers = '';
-  await waitUntil('a\'s peer d is not relayed (path.kind relay) or d does not answer pings', async () => {
+  await waitForNodes('a\'s peer d is not relayed (path.kind relay) or d does not answer pings', async () => {
     const r = await cli(a, ['peers', '--json']);
     lastPeers = r.stdout;
     if (r.code !== 0) return false;
@@ -520,7 +371,7 @@ async function run(o: Options): Promise<PathResult[]> {
   await iperfServer(d.ns);
   const results: PathResult[] = [];
   for (const id of o.runs) {
-    if (aborted) break;
+    if (isAborted()) break;
     if (id === 'direct') results.push(await measurePath(id, 'direct a -> b', a, b, [a, b], o, topo.underIf.a, false));
     else if (id === 'relay') results.push(await measurePath(id, 'relayed a -> b -> d', a, d, [a, b, d], o, topo.underIf.a, true));
     else results.push(await measurePath(id, `relayed a -> b -> d (MSS ${o.mss})`, a, d, [a, b, d], o, topo.underIf.a, true));
@@ -530,18 +381,12 @@ async function run(o: Options): Promise<PathResult[]> {
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  checkHost();
-  const onSignal = (sig: string) => {
-    aborted = true;
-    progress(`${sig}: cleaning up`);
-    void cleanup().then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  checkHost(fail, ['ip', 'iperf3', 'ping', 'nft', 'ss'], 'iproute2 iperf3 iputils-ping nftables');
+  handleSignals(progress);
   let code = 0;
   try {
     const results = await run(o);
-    if (aborted) return;
+    if (isAborted()) return;
     if (o.json) console.log(JSON.stringify({ date: new Date().toISOString(), options: o, results }, null, 2));
     else console.log(`${report(results, o)}\n\n${summary(results, o)}`);
     if (results.some((r) => r.error) || results.some((r) => r.relayDelta && !((r.relayDelta.b?.forwarded ?? 0) > 0))) code = 1;
