@@ -184,6 +184,46 @@ test('relay: a packet too big for the relayed path gets ICMP "too big" when it m
   }
 });
 
+test('relay: a chain of two relays (a -> b -> c -> d): traffic both ways, Time Exceeded from each hop', async () => {
+  const net = new MemoryNetwork();
+  const a = await makeNode(net, 'a', '198.18.1.1', '100.64.1.1', 'fd00:1:2::11', '198.19.9.1');
+  const b = await makeNode(net, 'b', '198.18.1.2', '100.64.1.2', 'fd00:1:2::12');
+  const c = await makeNode(net, 'c', '198.18.1.3', '100.64.1.3', 'fd00:1:2::13');
+  const d = await makeNode(net, 'd', '198.18.1.4', '100.64.1.4', 'fd00:1:2::14', '198.19.9.4');
+  const real = (n: N, ip: string) => ({ ...n.self, endpoints: [`${ip}:51820`] });
+  try {
+    a.mesh.apply(mapFor(a.self, [b.self, { ...c.self, via: 'id-b' }, { ...d.self, via: 'id-b' }]));
+    b.mesh.apply(mapFor(b.self, [real(a, '198.18.1.1'), c.self, { ...d.self, via: 'id-c' }]));
+    c.mesh.apply(mapFor(c.self, [{ ...a.self, via: 'id-b' }, b.self, real(d, '198.18.1.4')]));
+    d.mesh.apply(mapFor(d.self, [{ ...a.self, via: 'id-c' }, { ...b.self, via: 'id-c' }, c.self]));
+    for (let i = 0; i < 30 && d.tun.written.length === 0; i++) {
+      a.tun.inject(u4('100.64.1.1', '100.64.1.4', 1000, 2000, Buffer.from('two relays'), 64));
+      await tick();
+    }
+    assert.ok(d.tun.takeWritten().some((p) => p.includes(Buffer.from('two relays'))), 'd got it');
+    d.tun.inject(u4('100.64.1.4', '100.64.1.1', 2000, 1000, Buffer.from('and back'), 64));
+    await tick();
+    assert.ok(a.tun.takeWritten().some((p) => p.includes(Buffer.from('and back'))), 'a got the reply');
+    assert.ok(b.mesh.relay.counters.forwarded > 0 && c.mesh.relay.counters.forwarded > 0);
+    // TTL 1 expires at b, TTL 2 at c, TTL 3 reaches d.
+    const from: string[] = [];
+    for (const ttl of [1, 2]) {
+      a.tun.inject(u4('100.64.1.1', '100.64.1.4', 33434, 33434 + ttl, Buffer.alloc(16), ttl));
+      await tick();
+      const got = a.tun.takeWritten();
+      assert.equal(got.length, 1, `an ICMP error for TTL ${ttl}`);
+      assert.equal(got[0]![20], 11);
+      from.push(got[0]!.subarray(12, 16).join('.'));
+    }
+    assert.deepEqual(from, ['100.64.1.2', '100.64.1.3']);
+    a.tun.inject(u4('100.64.1.1', '100.64.1.4', 33434, 33437, Buffer.alloc(16), 3));
+    await tick();
+    assert.equal(d.tun.takeWritten().length, 1);
+  } finally {
+    for (const n of [a, b, c, d]) { n.mesh.stop(); n.engine.close(); }
+  }
+});
+
 test('relay: malformed frames and frames with nowhere to go are counted', async () => {
   const { a, b, close } = await triangle();
   try {
