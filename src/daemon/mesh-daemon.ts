@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { Logger, UserError } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 import { LocalIdentity, type Engine } from '../wireguard/index.js';
-import { MeshNode, ControlClient, EXIT_ROUTES, type ControlNetworkMap } from '../mesh/index.js';
+import { MeshNode, ControlClient, EXIT_ROUTES, type ControlNetworkMap, type ReportRequest } from '../mesh/index.js';
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
 } from '../control/index.js';
@@ -179,6 +179,119 @@ export async function startMesh(opts: MeshUpOptions): Promise<MeshDaemon> {
   return startMember(opts, membershipPath, isMember);
 }
 
+/** What a node runs on top of its interface, coordinator or member alike: DNS / proxies /
+ * userspace router (mesh-dns.ts), the ACL filter, kernel routing, MeshNode, the reporter and the
+ * local API. Started in that order; a failure stops what started and rethrows. */
+interface NodeServices {
+  mesh: MeshNode;
+  /** What the services print (DNS, proxies). */
+  lines: string[];
+  apiPath: string;
+  close(): Promise<void>;
+}
+
+interface NodeServicesOptions {
+  opts: MeshUpOptions;
+  ifname: string;
+  iface: MeshInterface;
+  self: { name: string; ipv4: string; ipv6: string };
+  overlay: { ipv4Pool: string; ulaPrefix: string };
+  /** Sends a report to the coordinator (the control channel, or the in-process coordinator). */
+  report: (req: ReportRequest) => Promise<void>;
+  /** Role-specific fields of the status's mesh block. */
+  status: Record<string, unknown>;
+  /** Extra API routes (the coordinator's). */
+  routes?: ApiRoutes;
+  onRemoved?: (message: string) => void;
+}
+
+async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> {
+  const { opts, ifname, iface } = p;
+  const closers: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const fn of closers.reverse()) {
+      try { await fn(); } catch (e) { log.warn(`cleanup: ${(e as Error).message}`); }
+    }
+    closers.length = 0;
+  };
+  try {
+    const services = await startMeshServices(iface, { ipv4: p.self.ipv4, ipv6: p.self.ipv6, overlay: p.overlay, socks5: opts.socks5, httpProxy: opts.httpProxy });
+    closers.push(() => services.close());
+    const acl = new MeshAcl(iface.engine);
+    const kernel = iface instanceof WgInterface;
+    const routing = await MeshRouting.start({
+      ifname, wg: kernel ? iface : null, overlay: p.overlay, advertised: kernel ? advertisedRoutes(opts) : [], ...(opts.exitNode && kernel ? { exitNode: opts.exitNode } : {}),
+    });
+    closers.push(() => routing.stop());
+    let reporter: MeshReporter | null = null;
+    const mesh = new MeshNode(iface.engine, {
+      onApplied: (map) => { services.update(map); acl.update(map); routing.onMap(map); },
+      ...(opts.exitNode ? { exitNode: opts.exitNode } : {}),
+      ...(p.onRemoved ? { onRemoved: p.onRemoved } : {}),
+      onPathStates: () => reporter?.poke(),
+    });
+    closers.push(() => mesh.stop());
+    reporter = new MeshReporter({
+      send: p.report,
+      endpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(),
+    });
+    reporter.start();
+    const started = reporter;
+    closers.push(() => started.stop());
+    const apiPath = join(opts.dir, MESH_API_SOCKET);
+    const meshApi = new MeshApi(mesh);
+    closers.push(() => meshApi.close());
+    const api = await ApiServer.listen(apiPath,
+      meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { ...p.status, node: p.self.name, relay: { ...mesh.relay.counters } } })),
+      meshApi.routes(p.routes));
+    closers.push(() => api.close());
+    return { mesh, lines: services.lines, apiPath, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+function joinCommand(joinString: string, token: string): string {
+  return `meshtun up --join ${joinString} --token ${token}`;
+}
+
+function nodeInfo(n: NodeRecord) {
+  return {
+    id: n.id, name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, publicKey: n.publicKey, endpoints: n.endpoints, tags: n.tags,
+    lastSeen: n.lastSeen, coordinator: n.tokenId === null,
+  };
+}
+
+/** The coordinator's own API routes: nodes, tokens, policy, node removal, routes. */
+function coordinatorRoutes(coord: Coordinator, network: string, joinString: string): ApiRoutes {
+  return (method, url, body) => {
+    const b = (body ?? {}) as Record<string, unknown>;
+    if (method === 'GET' && url === '/v1/nodes') return { status: 200, body: { network, nodes: coord.nodes().map(nodeInfo) } };
+    if (method === 'POST' && url === '/v1/tokens') {
+      const t = coord.createToken(undefined, {
+        reusable: b.reusable === true,
+        expiresIn: typeof b.expires === 'string' ? b.expires : undefined,
+        tags: Array.isArray(b.tags) ? b.tags.map(String) : [],
+      });
+      return { status: 200, body: { token: t.token, id: t.id, reusable: t.reusable, expires: t.expires, tags: t.tags, joinString, joinCommand: joinCommand(joinString, t.token) } };
+    }
+    if (method === 'GET' && url === '/v1/policy') {
+      const p = coord.policy();
+      return { status: 200, body: { network, policy: p ? { text: p.text, version: p.version, updated: p.updated } : null } };
+    }
+    if (method === 'POST' && url === '/v1/policy') {
+      const r = coord.setPolicy(undefined, typeof b.text === 'string' ? b.text : (undefined as unknown as string), typeof b.file === 'string' ? b.file : 'policy');
+      return { status: 200, body: { network, version: r.policy.version, warnings: r.warnings } };
+    }
+    if (method === 'POST' && url === '/v1/nodes/remove') {
+      const n = coord.removeNode(undefined, String(b.name ?? ''));
+      return { status: 200, body: { removed: nodeInfo(n) } };
+    }
+    return routesApi(coord)(method, url, body);
+  };
+}
+
 async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
   const ifname = opts.interfaceName ?? DEFAULT_MESH_INTERFACE;
   if (!opts.userspace) WgInterface.assertCanCreate(ifname);
@@ -198,16 +311,14 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     cleanup.push(() => server.close());
     const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
-    const dns = await startMeshServices(iface, { ipv4: self.ipv4, ipv6: self.ipv6, overlay: net, socks5: opts.socks5, httpProxy: opts.httpProxy });
-    const acl = new MeshAcl(iface.engine);
-    cleanup.push(() => dns.close());
-    const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: net, advertised: iface instanceof WgInterface ? advertisedRoutes(opts) : [], ...(opts.exitNode && iface instanceof WgInterface ? { exitNode: opts.exitNode } : {}) });
-    cleanup.push(() => routing.stop());
-    let reporter: MeshReporter | null = null;
-    const mesh = new MeshNode(iface.engine, {
-      onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}),
-      onPathStates: () => reporter?.poke(),
+    const joinString = formatJoinString({ host: advertisedHost(listen.host, ifname), port: server.port, publicKey: id.publicKey });
+    const svc = await startNodeServices({
+      opts, ifname, iface, self, overlay: net, status: { role: 'coordinator', network: net.name },
+      report: async (req) => { coord.reportNodeState(id.publicKey, req); },
+      routes: coordinatorRoutes(coord, net.name, joinString),
     });
+    cleanup.push(() => svc.close());
+    const mesh = svc.mesh;
     const applyOwn = () => {
       try {
         mesh.apply(coord.networkMap(id.publicKey) as unknown as ControlNetworkMap);
@@ -216,65 +327,21 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
       }
     };
     cleanup.push(coord.onChange(() => applyOwn()));
-    reporter = new MeshReporter({
-      send: async (req) => { coord.reportNodeState(id.publicKey, req); },
-      endpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(),
-    });
-    reporter.start();
-    const reporterRef = reporter;
-    cleanup.push(() => reporterRef.stop());
     applyOwn();
-    const host = advertisedHost(listen.host, ifname);
-    const joinString = formatJoinString({ host, port: server.port, publicKey: id.publicKey });
-    const joinCommand = (token: string) => `meshtun up --join ${joinString} --token ${token}`;
-    const nodeInfo = (n: NodeRecord) => ({
-      id: n.id, name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, publicKey: n.publicKey, endpoints: n.endpoints, tags: n.tags,
-      lastSeen: n.lastSeen, coordinator: n.tokenId === null,
-    });
-    const routes: ApiRoutes = (method, url, body) => {
-      const b = (body ?? {}) as Record<string, unknown>;
-      if (method === 'GET' && url === '/v1/nodes') return { status: 200, body: { network: net.name, nodes: coord.nodes().map(nodeInfo) } };
-      if (method === 'POST' && url === '/v1/tokens') {
-        const t = coord.createToken(undefined, {
-          reusable: b.reusable === true,
-          expiresIn: typeof b.expires === 'string' ? b.expires : undefined,
-          tags: Array.isArray(b.tags) ? b.tags.map(String) : [],
-        });
-        return { status: 200, body: { token: t.token, id: t.id, reusable: t.reusable, expires: t.expires, tags: t.tags, joinString, joinCommand: joinCommand(t.token) } };
-      }
-      if (method === 'GET' && url === '/v1/policy') {
-        const p = coord.policy();
-        return { status: 200, body: { network: net.name, policy: p ? { text: p.text, version: p.version, updated: p.updated } : null } };
-      }
-      if (method === 'POST' && url === '/v1/policy') {
-        const r = coord.setPolicy(undefined, typeof b.text === 'string' ? b.text : (undefined as unknown as string), typeof b.file === 'string' ? b.file : 'policy');
-        return { status: 200, body: { network: net.name, version: r.policy.version, warnings: r.warnings } };
-      }
-      if (method === 'POST' && url === '/v1/nodes/remove') {
-        const n = coord.removeNode(undefined, String(b.name ?? ''));
-        return { status: 200, body: { removed: nodeInfo(n) } };
-      }
-      return routesApi(coord)(method, url, body);
-    };
     if (opts.autoApproveRoutes) cleanup.push(autoApproveRoutes(coord));
-    const apiPath = join(opts.dir, MESH_API_SOCKET);
-    const meshApi = new MeshApi(mesh);
-    cleanup.push(() => meshApi.close());
-    const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'coordinator', network: net.name, node: self.name, relay: { ...mesh.relay.counters } } })), meshApi.routes(routes));
-    cleanup.splice(cleanup.length - 1, 0, () => api.close());
     const token = coord.createToken(undefined, { reusable: true, expiresIn: '24h' });
     const lines = [
       `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
       `network "${net.name}" (${net.id}) ${createdNetwork ? 'created' : 'loaded'}: ${net.ipv4Pool}, ${net.ulaPrefix}; this node is its coordinator`,
       `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${self.name}" ${self.ipv4}, ${self.ipv6}; listening on UDP ${iface.engine.bind.port}`,
       `control channel on ${formatHostPort(listen.host, server.port)}`,
-      ...dns.lines,
+      ...svc.lines,
       `join another machine (reusable token, valid 24h):`,
-      `  ${joinCommand(token.token)}`,
+      `  ${joinCommand(joinString, token.token)}`,
       `more tokens: meshtun token create [--reusable] [--expires 24h] [--tag web]`,
-      `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
+      `API socket ${svc.apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
     ];
-    return daemon('coordinator', iface, mesh, lines, apiPath, undo);
+    return daemon('coordinator', iface, mesh, lines, svc.apiPath, undo);
   } catch (e) {
     await undo();
     throw e;
@@ -323,50 +390,33 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     client.close();
     throw e;
   }
-  let dns: Awaited<ReturnType<typeof startMeshServices>>;
+  let svc: NodeServices;
   try {
-    dns = await startMeshServices(iface, { ipv4: member.ipv4, ipv6: member.ipv6, overlay: member, socks5: opts.socks5, httpProxy: opts.httpProxy });
+    svc = await startNodeServices({
+      opts, ifname, iface, self: member, overlay: member, status: { role: 'member' },
+      report: async (req) => {
+        const r = await client.report(req);
+        if (!r.ok) log.warn(`report not accepted: ${r.error}`);
+      },
+      onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`),
+    });
   } catch (e) {
     client.close();
     await iface.stop('setup failed');
     throw e;
   }
-  const acl = new MeshAcl(iface.engine);
-  const routing = await MeshRouting.start({ ifname, wg: iface instanceof WgInterface ? iface : null, overlay: member, advertised: iface instanceof WgInterface ? advertisedRoutes(opts) : [], ...(opts.exitNode && iface instanceof WgInterface ? { exitNode: opts.exitNode } : {}) });
-  let reporter: MeshReporter | null = null;
-  const mesh = new MeshNode(iface.engine, {
-    onApplied: (map) => { dns.update(map); acl.update(map); routing.onMap(map); }, ...(opts.exitNode ? { exitNode: opts.exitNode } : {}),
-    onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`),
-    onPathStates: () => reporter?.poke(),
-  });
+  const mesh = svc.mesh;
   mesh.follow(client);
-  reporter = new MeshReporter({
-    send: async (req) => {
-      const r = await client.report(req);
-      if (!r.ok) log.warn(`report not accepted: ${r.error}`);
-    },
-    endpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(),
-  });
-  reporter.start();
-  const reporterRef = reporter;
-  const apiPath = join(opts.dir, MESH_API_SOCKET);
-  const meshApi = new MeshApi(mesh);
-  const api = await ApiServer.listen(apiPath, meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { role: 'member', node: member.name, relay: { ...mesh.relay.counters } } })), meshApi.routes());
   const lines = [
     `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,
     `${saved ? 'member of' : 'joined'} the network of coordinator ${formatHostPort(member.host, member.port)}`,
-    ...dns.lines,
+    ...svc.lines,
     `${ifname} is up${opts.userspace ? ' (userspace)' : ''}: node "${member.name}" ${member.ipv4}, ${member.ipv6}; listening on UDP ${iface.engine.bind.port}`,
-    `API socket ${apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
+    `API socket ${svc.apiPath}; Ctrl-C or \`meshtun down ${ifname}\` stops it`,
   ];
-  return daemon('member', iface, mesh, lines, apiPath, async () => {
-    reporterRef.stop();
-    mesh.stop();
+  return daemon('member', iface, mesh, lines, svc.apiPath, async () => {
     client.close();
-    await dns.close();
-    await routing.stop();
-    meshApi.close();
-    await api.close();
+    await svc.close();
     await iface.stop('mesh stopped');
   });
 }
