@@ -1,7 +1,7 @@
 // A mesh node's data plane driven by the coordinator's network map: MeshNode wraps an Engine and
 // makes its peers match each map it is given, live. A peer per other node: its public key,
 // allowed IPs (the node's overlay /32 and /128 plus approved routes, as the map's `allowedIps`),
-// its first reported endpoint, and a persistent keepalive. Nodes that left the map lose their
+// an endpoint (see Paths below), and a persistent keepalive. Nodes that left the map lose their
 // peer at once. Between maps (the coordinator down, the client reconnecting) nothing is touched:
 // the data plane keeps running on the last map, and the next map (resync) is applied as a diff.
 // An endpoint is set for a new peer, and for an existing one only when its reported endpoints
