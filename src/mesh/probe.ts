@@ -16,6 +16,17 @@ import {
 } from '../wire/index.js';
 import type { Engine } from '../wireguard/index.js';
 
+/** The echo fields of an ICMPv4 or ICMPv6 repr. */
+interface EchoFields {
+  type: number;
+  code: number;
+  ident: number;
+  seqNo: number;
+  payloadBuf: Buffer;
+  payloadOffset: number;
+  payloadLength: number;
+}
+
 /** Bytes of echo data after the ICMP header (as ping(8) sends by default). */
 export const PROBE_PAYLOAD_SIZE = 56;
 export const DEFAULT_PROBE_TTL = 64;
@@ -291,17 +302,22 @@ export class Prober {
     this.tapInstalled = false;
   }
 
-  private echo4(src: string, dst: number, ttl: number, seq: number, bytes: number): Buffer | null {
-    const s = parseIpv4Address(src);
-    if (s === null) return null;
-    const icmp = this.icmp4;
-    icmp.type = Icmpv4Type.EchoRequest;
+  /** The echo request fields ICMPv4 and ICMPv6 share. */
+  private fillEcho(icmp: EchoFields, type: number, seq: number, bytes: number): void {
+    icmp.type = type;
     icmp.code = 0;
     icmp.ident = this.ident;
     icmp.seqNo = seq;
     icmp.payloadBuf = echoData(bytes);
     icmp.payloadOffset = 0;
     icmp.payloadLength = bytes;
+  }
+
+  private echo4(src: string, dst: number, ttl: number, seq: number, bytes: number): Buffer | null {
+    const s = parseIpv4Address(src);
+    if (s === null) return null;
+    const icmp = this.icmp4;
+    this.fillEcho(icmp, Icmpv4Type.EchoRequest, seq, bytes);
     const ip = this.ip4;
     ip.src = s;
     ip.dst = dst;
@@ -327,13 +343,7 @@ export class Prober {
     if (!parseIpv6Address(src, ip.src)) return null;
     dst.copy(ip.dst);
     const icmp = this.icmp6;
-    icmp.type = Icmpv6Type.EchoRequest;
-    icmp.code = 0;
-    icmp.ident = this.ident;
-    icmp.seqNo = seq;
-    icmp.payloadBuf = echoData(bytes);
-    icmp.payloadOffset = 0;
-    icmp.payloadLength = bytes;
+    this.fillEcho(icmp, Icmpv6Type.EchoRequest, seq, bytes);
     ip.trafficClass = 0;
     ip.flowLabel = 0;
     ip.nextHeader = IpProtocol.Icmpv6;
