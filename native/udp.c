@@ -1,4 +1,4 @@
-/* UDP sockets for WireGuard traffic: dual-stack bind, batched recvmmsg/sendmmsg, UDP GSO,
+/* UDP sockets for WireGuard traffic: dual-stack bind, batched recvmmsg/sendmmsg, UDP GSO and GRO,
  * SO_MARK and socket buffer sizes.
  *
  * A peer address travels between C and TypeScript as a 20-byte record (ADDR_RECORD_LEN):
@@ -12,6 +12,15 @@
  *   udpRecv(fd, bufs, sizes, addrs: Buffer) -> count | -errno
  *       datagram i lands at bufs[i][0..], its length in sizes[i] (0 when it did not fit: drop),
  *       its sender as record i of addrs
+ *   udpSetGro(fd, on) -> 0 | -errno                UDP_GRO: the kernel may hand over coalesced
+ *       super-datagrams (runs of equal-size datagrams from one sender) with their segment size
+ *   udpRecvGro(fd, bufs, sizes, addrs, scratch, state, out) -> count | -errno
+ *       udpRecv for a socket with UDP_GRO on: super-datagrams land in scratch (GRO_SLOTS slots of
+ *       GRO_SLOT_SIZE bytes) and are split into bufs[i] exactly as udpRecv would have received the
+ *       datagrams one by one. Segments that do not fit into this call's bufs stay in scratch and
+ *       state (GRO_STATE_LEN bytes, zeroed by the caller once) and come first next call.
+ *       out (Uint32Array(3)) = [super-datagrams of more than one segment received by this call,
+ *       datagrams in them, 1 when segments are still held for the next call else 0]
  *   udpSend(fd, sockFamily, bufs, offsets, sizes, count, addr: Buffer, addrOff) -> count | -errno
  *   udpSendGso(fd, sockFamily, bufs, offsets, sizes, count, segSize, addr, addrOff) -> count | -errno
  *       sendmsg calls whose payload the kernel splits into segSize-byte datagrams (UDP_SEGMENT),
@@ -32,6 +41,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 #define ADDR_RECORD_LEN 20
 #define ADDR_FAMILY 0
@@ -41,6 +53,15 @@
 #define GSO_MAX_SEGMENTS 64
 /* Largest UDP payload of one send: 65535 minus the UDP and IPv6 headers. */
 #define GSO_MAX_PAYLOAD (65535 - 8 - 40)
+/* Super-datagrams one udpRecvGro recvmmsg takes at most, and the bytes each may hold (a GRO
+ * packet is at most 64 KiB including its IP and UDP headers). */
+#define GRO_SLOTS 64
+#define GRO_SLOT_SIZE 65536
+/* out[] of udpRecvGro. */
+#define GRO_OUT_COALESCED 0
+#define GRO_OUT_SEGMENTS 1
+#define GRO_OUT_PENDING 2
+#define GRO_OUT_LEN 3
 
 typedef union {
   struct sockaddr sa;
@@ -180,6 +201,167 @@ static napi_value fn_udp_recv(napi_env env, napi_callback_info info) {
     addr_to_record(&from[i], addrs + (size_t)i * ADDR_RECORD_LEN);
   }
   return meshtun_int(env, r);
+}
+
+/* What udpRecvGro keeps between calls (in a caller-owned Buffer): the super-datagrams of the last
+ * recvmmsg held in scratch, and how far splitting them has got. */
+typedef struct {
+  uint32_t count;                  /* super-datagrams held in scratch */
+  uint32_t next;                   /* the one being split */
+  uint32_t off;                    /* bytes of it already handed out */
+  uint32_t len[GRO_SLOTS];         /* bytes received; GRO_TRUNCATED when it did not fit */
+  uint32_t seg[GRO_SLOTS];         /* segment size; 0: one plain datagram */
+  uint8_t from[GRO_SLOTS][ADDR_RECORD_LEN];
+} gro_state;
+#define GRO_STATE_LEN ((int)sizeof(gro_state))
+#define GRO_TRUNCATED UINT32_MAX
+
+static napi_value fn_udp_set_gro(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, on;
+  if (argc < 2 || !meshtun_arg_int32(env, argv[0], "fd", &fd) || !meshtun_arg_int32(env, argv[1], "on", &on))
+    return NULL;
+  int v = on ? 1 : 0;
+  return meshtun_int(env, setsockopt(fd, SOL_UDP, UDP_GRO, &v, sizeof v) == 0 ? 0 : -errno);
+}
+
+/* The output side of one udpRecvGro call: the caller's bufs/sizes/addrs and how many are filled. */
+typedef struct {
+  napi_value bufs;
+  uint32_t *sizes;
+  uint8_t *addrs;
+  uint32_t n, used;
+} gro_out;
+
+/* Hands out segments of the held super-datagrams until they or the outputs run out. Returns 0
+ * when an exception is pending, else 1. */
+static int gro_drain(napi_env env, gro_state *st, const uint8_t *scratch, gro_out *o) {
+  while (o->used < o->n && st->next < st->count) {
+    uint32_t m = st->next, len = st->len[m], seg = st->seg[m];
+    const uint8_t *src = scratch + (size_t)m * GRO_SLOT_SIZE;
+    if (seg == 0) seg = len == GRO_TRUNCATED ? 0 : len;
+    do {
+      uint32_t k = o->used++;
+      uint32_t sz = len == GRO_TRUNCATED ? 0 : len - st->off;
+      if (sz > seg) sz = seg;
+      napi_value el;
+      uint8_t *data;
+      size_t cap;
+      if (napi_get_element(env, o->bufs, k, &el) != napi_ok) {
+        meshtun_throw_last(env, "napi_get_element");
+        return 0;
+      }
+      if (!meshtun_arg_buffer(env, el, "bufs[i]", &data, &cap)) return 0;
+      if (sz <= cap) {
+        memcpy(data, src + st->off, sz);
+        o->sizes[k] = sz;
+      } else {
+        o->sizes[k] = 0; /* does not fit: reported as truncated, like udpRecv */
+      }
+      memcpy(o->addrs + (size_t)k * ADDR_RECORD_LEN, st->from[m], ADDR_RECORD_LEN);
+      st->off += sz;
+    } while (o->used < o->n && len != GRO_TRUNCATED && st->off < len);
+    if (len == GRO_TRUNCATED || st->off >= len) {
+      st->next++;
+      st->off = 0;
+    }
+  }
+  return 1;
+}
+
+/* Reads the UDP_GRO segment size from a received message's control data; 0 when there is none. */
+static uint32_t gro_segment_size(struct msghdr *h) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c != NULL; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v > 0 ? (uint32_t)v : 0;
+    }
+  }
+  return 0;
+}
+
+static napi_value fn_udp_recv_gro(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  NAPI_CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t nbufs, *sizes, *out;
+  size_t nsizes, addrsLen, scratchLen, stateLen, outLen;
+  uint8_t *addrs, *scratch, *stateBytes;
+  if (argc < 7 || !meshtun_arg_int32(env, argv[0], "fd", &fd) || !meshtun_arg_array(env, argv[1], "bufs", &nbufs) ||
+      !meshtun_arg_u32array(env, argv[2], "sizes", &sizes, &nsizes) ||
+      !meshtun_arg_buffer(env, argv[3], "addrs", &addrs, &addrsLen) ||
+      !meshtun_arg_buffer(env, argv[4], "scratch", &scratch, &scratchLen) ||
+      !meshtun_arg_buffer(env, argv[5], "state", &stateBytes, &stateLen) ||
+      !meshtun_arg_u32array(env, argv[6], "out", &out, &outLen))
+    return NULL;
+  if (scratchLen < (size_t)GRO_SLOTS * GRO_SLOT_SIZE || stateLen < sizeof(gro_state) || outLen < GRO_OUT_LEN ||
+      ((uintptr_t)stateBytes % _Alignof(gro_state)) != 0)
+    return meshtun_int(env, -EINVAL);
+  gro_state *st = (gro_state *)stateBytes;
+  if (st->count > GRO_SLOTS || st->next > st->count) return meshtun_int(env, -EINVAL);
+  out[GRO_OUT_COALESCED] = out[GRO_OUT_SEGMENTS] = out[GRO_OUT_PENDING] = 0;
+  gro_out o = {argv[1], sizes, addrs, nbufs, 0};
+  if (o.n > nsizes) o.n = (uint32_t)nsizes;
+  if (o.n > addrsLen / ADDR_RECORD_LEN) o.n = (uint32_t)(addrsLen / ADDR_RECORD_LEN);
+  if (o.n > MESHTUN_MAX_BATCH) o.n = MESHTUN_MAX_BATCH;
+  if (o.n == 0) return meshtun_int(env, 0);
+
+  if (!gro_drain(env, st, scratch, &o)) return NULL;
+  if (o.used < o.n) {
+    /* Everything held was handed out: receive more, at most one super-datagram per free output. */
+    st->count = st->next = st->off = 0;
+    uint32_t want = o.n - o.used;
+    if (want > GRO_SLOTS) want = GRO_SLOTS;
+    struct mmsghdr msgs[GRO_SLOTS];
+    struct iovec iov[GRO_SLOTS];
+    sockaddr_any from[GRO_SLOTS];
+    union {
+      char buf[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } control[GRO_SLOTS];
+    for (uint32_t i = 0; i < want; i++) {
+      iov[i].iov_base = scratch + (size_t)i * GRO_SLOT_SIZE;
+      iov[i].iov_len = GRO_SLOT_SIZE;
+      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = control[i].buf;
+      msgs[i].msg_hdr.msg_controllen = sizeof control[i].buf;
+      msgs[i].msg_len = 0;
+    }
+    int r;
+    do r = recvmmsg(fd, msgs, want, MSG_DONTWAIT, NULL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (o.used > 0 || errno == EAGAIN) return meshtun_int(env, o.used);
+      return meshtun_int(env, -errno);
+    }
+    for (int i = 0; i < r; i++) {
+      uint32_t len = msgs[i].msg_len, seg = gro_segment_size(&msgs[i].msg_hdr);
+      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        len = GRO_TRUNCATED;
+        seg = 0;
+      }
+      if (seg >= len) seg = 0; /* one datagram */
+      st->len[i] = len;
+      st->seg[i] = seg;
+      addr_to_record(&from[i], st->from[i]);
+      if (seg != 0) {
+        out[GRO_OUT_COALESCED]++;
+        out[GRO_OUT_SEGMENTS] += (len + seg - 1) / seg;
+      }
+    }
+    st->count = (uint32_t)r;
+    if (!gro_drain(env, st, scratch, &o)) return NULL;
+  }
+  out[GRO_OUT_PENDING] = st->next < st->count ? 1 : 0;
+  return meshtun_int(env, o.used);
 }
 
 /* The arguments udpSend and udpSendGso share: (fd, sockFamily, bufs, offsets, sizes, count). */
@@ -419,6 +601,14 @@ napi_status meshtun_init_udp(napi_env env, napi_value exports) {
   if ((s = napi_set_named_property(env, exports, "MAX_BATCH", n)) != napi_ok) return s;
   if ((s = napi_create_int32(env, GSO_MAX_SEGMENTS, &n)) != napi_ok) return s;
   if ((s = napi_set_named_property(env, exports, "GSO_MAX_SEGMENTS", n)) != napi_ok) return s;
+  if ((s = napi_create_int32(env, GRO_SLOTS, &n)) != napi_ok) return s;
+  if ((s = napi_set_named_property(env, exports, "GRO_SLOTS", n)) != napi_ok) return s;
+  if ((s = napi_create_int32(env, GRO_SLOT_SIZE, &n)) != napi_ok) return s;
+  if ((s = napi_set_named_property(env, exports, "GRO_SLOT_SIZE", n)) != napi_ok) return s;
+  if ((s = napi_create_int32(env, GRO_STATE_LEN, &n)) != napi_ok) return s;
+  if ((s = napi_set_named_property(env, exports, "GRO_STATE_LEN", n)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpSetGro", fn_udp_set_gro)) != napi_ok) return s;
+  if ((s = meshtun_export(env, exports, "udpRecvGro", fn_udp_recv_gro)) != napi_ok) return s;
   if ((s = meshtun_export(env, exports, "udpOpen", fn_udp_open)) != napi_ok) return s;
   if ((s = meshtun_export(env, exports, "udpLocalPort", fn_udp_local_port)) != napi_ok) return s;
   if ((s = meshtun_export(env, exports, "udpRecv", fn_udp_recv)) != napi_ok) return s;

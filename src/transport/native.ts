@@ -1,5 +1,5 @@
 // Types the part of the native addon (loaded once by util/native.ts) used for UDP
-// (recvmmsg/sendmmsg, GSO, SO_MARK) and readiness watchers.
+// (recvmmsg/sendmmsg, GSO, GRO, SO_MARK) and readiness watchers.
 import { nativeAddon, nativeAddonUnavailable } from '../util/native.js';
 
 /** A readiness watcher handle returned by pollStart (an opaque external). */
@@ -16,11 +16,23 @@ export interface NativeUdpApi {
   readonly MAX_BATCH: number;
   /** Most segments one UDP_SEGMENT sendmsg carries (udpSendGso splits bigger batches). */
   readonly GSO_MAX_SEGMENTS: number;
+  /** UDP GRO receive (absent from addons built before it): super-datagrams per udpRecvGro call,
+   * bytes of scratch per super-datagram, and bytes of the state buffer udpRecvGro keeps. */
+  readonly GRO_SLOTS?: number;
+  readonly GRO_SLOT_SIZE?: number;
+  readonly GRO_STATE_LEN?: number;
   strerror(errno: number): string;
   close(fd: number): number;
   udpOpen(family: 4 | 6, port: number): number;
   udpLocalPort(fd: number): number;
   udpRecv(fd: number, bufs: Buffer[], sizes: Uint32Array, addrs: Buffer): number;
+  /** Turns UDP_GRO on or off: 0 | -errno. */
+  udpSetGro?(fd: number, on: number): number;
+  /** udpRecv for a UDP_GRO socket: coalesced super-datagrams land in scratch
+   * (GRO_SLOTS * GRO_SLOT_SIZE bytes) and are split into bufs as separate datagrams; segments
+   * that do not fit stay in state (GRO_STATE_LEN bytes, zeroed) for the next call.
+   * out = [coalesced super-datagrams received, datagrams in them, 1 when segments are held]. */
+  udpRecvGro?(fd: number, bufs: Buffer[], sizes: Uint32Array, addrs: Buffer, scratch: Buffer, state: Buffer, out: Uint32Array): number;
   udpSend(fd: number, sockFamily: 4 | 6, bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, addr: Buffer, addrOff: number): number;
   udpSendGso(fd: number, sockFamily: 4 | 6, bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, segSize: number, addr: Buffer, addrOff: number): number;
   udpGsoSupported(fd: number): number;

@@ -1,6 +1,7 @@
 // The UDP Bind on the native addon: a dual-stack socket (IPv4-mapped senders come back as IPv4
 // endpoints), recvmmsg/sendmmsg in batches, optional UDP GSO for runs of equal-size datagrams,
-// SO_MARK, enlarged socket buffers, and a readiness watcher in Node's event loop.
+// UDP GRO on receive (coalesced super-datagrams split back into datagrams natively), SO_MARK,
+// enlarged socket buffers, and a readiness watcher in Node's event loop.
 //
 // Nothing is allocated per datagram: sender addresses land in one preallocated record buffer and
 // are interned through the EndpointPool; destination records are kept by each endpoint.
@@ -24,6 +25,8 @@ export interface UdpBindOptions {
   socketBuffer?: number;
   /** false: an IPv4-only socket. Default: dual-stack IPv6, falling back to IPv4 without IPv6. */
   ipv6?: boolean;
+  /** false: no UDP GRO on receive. Default: on where the kernel and the addon have it. */
+  gro?: boolean;
 }
 
 export interface UdpBindStats {
@@ -36,6 +39,14 @@ export interface UdpBindStats {
   /** Datagrams larger than the buffer given to receiveBatch (reported with size 0). */
   truncated: number;
   lastError: string;
+}
+
+/** UDP GRO receive counters of the native UdpBind. */
+export interface UdpGroStats {
+  /** Receives that were coalesced by UDP GRO (super-datagrams of more than one datagram). */
+  groCoalesced: number;
+  /** Of `received`, datagrams that arrived inside those coalesced receives. */
+  groDatagrams: number;
 }
 
 /** Turns a failed bind into the error a user sees. */
@@ -57,7 +68,9 @@ export function checkPort(port: number): void {
 }
 
 export class UdpBind implements Bind {
-  readonly stats: UdpBindStats = { received: 0, sent: 0, gsoSent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, lastError: '' };
+  readonly stats: UdpBindStats & UdpGroStats = {
+    received: 0, sent: 0, gsoSent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, groCoalesced: 0, groDatagrams: 0, lastError: '',
+  };
   /** The buffer sizes the kernel granted at open: [receive, send] in bytes. */
   readonly socketBuffers = new Uint32Array(2);
   private readonly native: NativeUdpApi;
@@ -68,6 +81,18 @@ export class UdpBind implements Bind {
   private boundPort = 0;
   private mark = 0;
   private gso = false;
+  /** UDP GRO on receive: the super-datagram slots and split state the addon keeps (allocated at
+   * the first open that enables GRO), and its per-call results. */
+  private gro = false;
+  private groScratch: Buffer | null = null;
+  private groState: Buffer | null = null;
+  private readonly groOut = new Uint32Array(3);
+  /** A readable callback is queued because split segments are still held (not in the socket). */
+  private groKickQueued = false;
+  private readonly groKick = (): void => {
+    this.groKickQueued = false;
+    if (this.fd >= 0) this.onReadable?.();
+  };
   private poll: PollHandle | null = null;
   private onReadable: (() => void) | null = null;
 
@@ -88,6 +113,8 @@ export class UdpBind implements Bind {
   get family(): 0 | 4 | 6 { return this.fd < 0 ? 0 : this.sockFamily; }
   /** Whether sendSegments uses UDP GSO (UDP_SEGMENT) on this socket. */
   get gsoSupported(): boolean { return this.gso; }
+  /** Whether receives use UDP GRO (UDP_GRO) on this socket. */
+  get groEnabled(): boolean { return this.gro; }
 
   async open(port: number): Promise<number> {
     checkPort(port);
@@ -116,6 +143,7 @@ export class UdpBind implements Bind {
     this.sockFamily = family;
     this.boundPort = n.udpLocalPort(fd);
     this.gso = n.udpGsoSupported(fd) === 1;
+    this.gro = this.options.gro !== false && this.enableGro(fd);
     if (this.onReadable) this.startPoll();
     return this.boundPort;
   }
@@ -127,7 +155,7 @@ export class UdpBind implements Bind {
 
   receiveBatch(bufs: Buffer[], sizes: Uint32Array, endpoints: (Endpoint | null)[]): number {
     if (this.fd < 0) return 0;
-    const r = this.native.udpRecv(this.fd, bufs, sizes, this.addrs);
+    const r = this.gro ? this.receiveGro(bufs, sizes) : this.native.udpRecv(this.fd, bufs, sizes, this.addrs);
     if (r < 0) {
       this.stats.receiveErrors++;
       this.stats.lastError = `receive: ${this.native.strerror(r)}`;
@@ -139,6 +167,33 @@ export class UdpBind implements Bind {
     }
     this.stats.received += r;
     return r;
+  }
+
+  /** udpRecvGro into bufs; counts coalesced receives, and queues another readable callback when
+   * split segments are held back for lack of room (the socket's poll would not fire for them). */
+  private receiveGro(bufs: Buffer[], sizes: Uint32Array): number {
+    const out = this.groOut;
+    const r = this.native.udpRecvGro!(this.fd, bufs, sizes, this.addrs, this.groScratch!, this.groState!, out);
+    if (r < 0) return r;
+    this.stats.groCoalesced += out[0]!;
+    this.stats.groDatagrams += out[1]!;
+    if (out[2] !== 0 && !this.groKickQueued) {
+      this.groKickQueued = true;
+      setImmediate(this.groKick);
+    }
+    return r;
+  }
+
+  /** Turns UDP_GRO on for fd; false when the addon or the kernel has no UDP GRO. */
+  private enableGro(fd: number): boolean {
+    const n = this.native;
+    if (!n.udpSetGro || !n.udpRecvGro || !n.GRO_SLOTS || !n.GRO_SLOT_SIZE || !n.GRO_STATE_LEN) return false;
+    if (n.udpSetGro(fd, 1) < 0) return false;
+    // Large and written only by the kernel and the addon: untouched pages cost no memory.
+    this.groScratch ??= Buffer.allocUnsafeSlow(n.GRO_SLOTS * n.GRO_SLOT_SIZE);
+    this.groState ??= Buffer.alloc(n.GRO_STATE_LEN);
+    this.groState.fill(0); // nothing held from an earlier socket
+    return true;
   }
 
   sendBatch(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, endpoint: Endpoint): number {
@@ -204,6 +259,7 @@ export class UdpBind implements Bind {
       this.native.close(this.fd);
       this.fd = -1;
     }
+    this.gro = false;
     this.boundPort = 0;
   }
 
