@@ -164,6 +164,8 @@ test('multi-hop: a node reachable only through b is reached through b, end to en
   const metrics = topo.exec(b.ns, 'curl', ['-sS', '--unix-socket', join(b.dir, 'mesh.api'), 'http://meshtun/metrics']);
   const fwd = /meshtun_relay_events_total\{[^}]*event="forwarded"\} (\d+)/.exec(metrics);
   assert.ok(fwd && Number(fwd[1]) > 0, metrics.split('\n').filter((l) => l.includes('relay')).join('\n'));
+  const received = /meshtun_socket_events_total\{[^}]*event="received"\} (\d+)/.exec(metrics);
+  assert.ok(received && Number(received[1]) > 0, 'the UDP socket counters are in the metrics too');
 
   // The coordinator stops: relayed pairs keep talking (b relays without it). It restarts with an
   // empty path table and pushes maps without relays until nodes report again: d stays reachable.

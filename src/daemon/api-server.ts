@@ -29,6 +29,18 @@ export interface InterfaceStatus {
   peers: PeerStatus[];
   /** Every engine counter, drops included (names start with "drop"). */
   counters: Record<string, number>;
+  /** The UDP socket's counters when the bind keeps them (sent, received, GSO/GRO batches,
+   * truncated datagrams, send and receive errors). */
+  socket?: Record<string, number>;
+}
+
+/** The numeric counters of a bind that keeps a `stats` object (UdpBind does), else undefined. */
+function socketCounters(bind: object): Record<string, number> | undefined {
+  const stats = (bind as { stats?: unknown }).stats;
+  if (typeof stats !== 'object' || stats === null) return undefined;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(stats)) if (typeof v === 'number') out[k] = v;
+  return out;
 }
 
 export function interfaceStatus(name: string, engine: Engine): InterfaceStatus {
@@ -49,6 +61,7 @@ export function interfaceStatus(name: string, engine: Engine): InterfaceStatus {
       persistentKeepalive: p.persistentKeepalive,
     })),
     counters: Object.fromEntries(engine.counters.entries()),
+    ...(socketCounters(engine.bind) ? { socket: socketCounters(engine.bind)! } : {}),
   };
 }
 
@@ -79,6 +92,7 @@ export function prometheusMetrics(st: InterfaceStatus): string {
     }
   };
   const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+  family('meshtun_socket_events_total', 'UDP socket datagrams, GSO/GRO batches and errors.', st.socket ? [['', st.socket]] : []);
   family('meshtun_stack_events_total', 'Userspace IP stack events and drops by reason.', extra.stack ? [['', extra.stack]] : []);
   family('meshtun_tcp_events_total', 'Userspace TCP events and drops by reason.', extra.tcp ? [['', extra.tcp]] : []);
   family('meshtun_proxy_events_total', 'SOCKS5 and HTTP proxy events.', (extra.proxies ?? []).map((p) => [`,proxy="${p.kind}",address="${esc(p.address)}"`, p.counters]));
