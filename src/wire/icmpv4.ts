@@ -16,6 +16,7 @@ import { checksumVerifies, internetChecksum } from './checksum.js';
 import { readIpv4Address, writeIpv4Address } from './address.js';
 import { IpProtocol } from './ipv4.js';
 import { Status } from './status.js';
+import { QuotedTransport, clearQuotedTransport, readQuotedTransport } from './icmp-quote.js';
 
 export const FIELD = {
   TYPE: 0,
@@ -241,7 +242,7 @@ export function emitIcmpv4(repr: Icmpv4Repr, buf: Buffer, off: number): number {
 
 /** What an ICMPv4 error quotes of the datagram that caused it: its IPv4 header and, when the
  * quote reaches that far, the ports (TCP, UDP, UDP-Lite, SCTP, DCCP) or the echo identifier. */
-export class Icmpv4Quote {
+export class Icmpv4Quote extends QuotedTransport {
   src = 0;
   dst = 0;
   protocol = 0;
@@ -252,28 +253,6 @@ export class Icmpv4Quote {
   totalLength = 0;
   /** Fragment offset in bytes; only a first fragment (0) quotes a transport header. */
   fragmentOffset = 0;
-  /** The quoted bytes after the IP header. */
-  transportOffset = 0;
-  transportLength = 0;
-  hasPorts = false;
-  srcPort = 0;
-  dstPort = 0;
-  /** Set when the original is an ICMP echo request or reply: its identifier. */
-  hasEchoIdent = false;
-  echoType = 0;
-  echoIdent = 0;
-}
-
-const PORT_LEN = 4;
-const ECHO_IDENT_END = 6;
-const PROTO_DCCP = 33;
-const PROTO_SCTP = 132;
-const PROTO_UDPLITE = 136;
-
-/** Transport protocols whose header starts with 16-bit source and destination ports. */
-function hasPortsFirst(protocol: number): boolean {
-  return protocol === IpProtocol.Tcp || protocol === IpProtocol.Udp || protocol === PROTO_UDPLITE ||
-    protocol === PROTO_SCTP || protocol === PROTO_DCCP;
 }
 
 /** Reads the quoted original datagram at buf[off, off+len) (an error's payload) into `out`.
@@ -297,25 +276,8 @@ export function parseIcmpv4Quote(buf: Buffer, off: number, len: number, out: Icm
   out.dst = readIpv4Address(buf, off + 16);
   out.transportOffset = off + hl;
   out.transportLength = len - hl;
-  out.hasPorts = false;
-  out.srcPort = 0;
-  out.dstPort = 0;
-  out.hasEchoIdent = false;
-  out.echoType = 0;
-  out.echoIdent = 0;
+  clearQuotedTransport(out);
   if (out.fragmentOffset !== 0) return Status.Ok;
-  const t = out.transportOffset;
-  if (hasPortsFirst(out.protocol) && out.transportLength >= PORT_LEN) {
-    out.hasPorts = true;
-    out.srcPort = buf.readUInt16BE(t);
-    out.dstPort = buf.readUInt16BE(t + 2);
-  } else if (out.protocol === IpProtocol.Icmp && out.transportLength >= ECHO_IDENT_END) {
-    const type = buf[t]!;
-    if (type === Icmpv4Type.EchoRequest || type === Icmpv4Type.EchoReply) {
-      out.hasEchoIdent = true;
-      out.echoType = type;
-      out.echoIdent = buf.readUInt16BE(t + FIELD.IDENT);
-    }
-  }
+  readQuotedTransport(buf, out.transportOffset, out.protocol, IpProtocol.Icmp, Icmpv4Type.EchoRequest, Icmpv4Type.EchoReply, out);
   return Status.Ok;
 }

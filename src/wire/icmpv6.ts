@@ -17,6 +17,7 @@
 import { checksumAdd, checksumFinish, checksumFold, pseudoHeaderSumV6 } from './checksum.js';
 import { IpProtocol } from './ipv4.js';
 import { Status } from './status.js';
+import { QuotedTransport, clearQuotedTransport, readQuotedTransport } from './icmp-quote.js';
 
 export const FIELD = {
   TYPE: 0,
@@ -257,7 +258,7 @@ export function emitIcmpv6(
 /** What an ICMPv6 error quotes of the packet that caused it: its addresses (as offsets into the
  * parsed buffer, no copy), the upper-layer protocol found after the extension headers, and the
  * ports (TCP, UDP, UDP-Lite, SCTP, DCCP) or echo identifier when the quote reaches them. */
-export class Icmpv6Quote {
+export class Icmpv6Quote extends QuotedTransport {
   srcOffset = 0;
   dstOffset = 0;
   hopLimit = 0;
@@ -268,29 +269,12 @@ export class Icmpv6Quote {
   protocol = 0;
   /** True when the walk reached the upper-layer header (not cut short, not a later fragment). */
   upperLayerFound = false;
-  /** Where the walk stopped and how many quoted bytes follow from there. */
-  transportOffset = 0;
-  transportLength = 0;
-  hasPorts = false;
-  srcPort = 0;
-  dstPort = 0;
-  hasEchoIdent = false;
-  echoType = 0;
-  echoIdent = 0;
 }
 
 const EXT_HEADER_MIN = 8;
 const FRAG_HEADER_LEN = 8;
 /** More extension headers than this in a quote is treated as Malformed (no real packet has it). */
 const MAX_QUOTE_EXT_HEADERS = 8;
-const PROTO_DCCP = 33;
-const PROTO_SCTP = 132;
-const PROTO_UDPLITE = 136;
-
-function hasPortsFirst(protocol: number): boolean {
-  return protocol === IpProtocol.Tcp || protocol === IpProtocol.Udp || protocol === PROTO_UDPLITE ||
-    protocol === PROTO_SCTP || protocol === PROTO_DCCP;
-}
 
 /** Reads the quoted invoking packet at buf[off, off+len) (an error's payload) into `out`.
  * Truncated when less than the 40-byte IPv6 header is quoted; Malformed when it is not IPv6 or
@@ -305,12 +289,7 @@ export function parseIcmpv6Quote(buf: Buffer, off: number, len: number, out: Icm
   out.srcOffset = off + 8;
   out.dstOffset = off + 24;
   out.upperLayerFound = false;
-  out.hasPorts = false;
-  out.srcPort = 0;
-  out.dstPort = 0;
-  out.hasEchoIdent = false;
-  out.echoType = 0;
-  out.echoIdent = 0;
+  clearQuotedTransport(out);
   const end = off + len;
   let nh = buf[off + 6]!;
   let at = off + IPV6_HEADER_LEN;
@@ -341,17 +320,6 @@ export function parseIcmpv6Quote(buf: Buffer, off: number, len: number, out: Icm
   }
   if (nh === IpProtocol.Ipv6NoNext || nh === IpProtocol.Esp) return Status.Ok;
   out.upperLayerFound = true;
-  if (hasPortsFirst(nh) && out.transportLength >= 4) {
-    out.hasPorts = true;
-    out.srcPort = buf.readUInt16BE(at);
-    out.dstPort = buf.readUInt16BE(at + 2);
-  } else if (nh === IpProtocol.Icmpv6 && out.transportLength >= 6) {
-    const type = buf[at]!;
-    if (type === Icmpv6Type.EchoRequest || type === Icmpv6Type.EchoReply) {
-      out.hasEchoIdent = true;
-      out.echoType = type;
-      out.echoIdent = buf.readUInt16BE(at + FIELD.IDENT);
-    }
-  }
+  readQuotedTransport(buf, at, nh, IpProtocol.Icmpv6, Icmpv6Type.EchoRequest, Icmpv6Type.EchoReply, out);
   return Status.Ok;
 }
