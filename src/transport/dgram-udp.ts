@@ -9,9 +9,10 @@
 import dgram from 'node:dgram';
 import type { Bind, Endpoint } from '../wireguard/index.js';
 import { PlatformError, UserError } from '../util/index.js';
-import { defaultEndpointPool, type EndpointPool, type UdpEndpoint } from './endpoint.js';
+import { defaultEndpointPool, type EndpointPool } from './endpoint.js';
 import { bindError, checkPort, DEFAULT_SOCKET_BUFFER, type UdpBindOptions, type UdpBindStats } from './udp.js';
 import { udpNativeUnavailable } from './native.js';
+import { DatagramQueue } from './datagram-queue.js';
 
 /** Datagrams held between readable callbacks before new ones are dropped. */
 export const DGRAM_QUEUE_LIMIT = 4096;
@@ -23,13 +24,10 @@ export interface DgramUdpBindOptions extends UdpBindOptions {
 export class DgramUdpBind implements Bind {
   readonly stats: UdpBindStats & { dropped: number } = { received: 0, sent: 0, gsoSent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, lastError: '', dropped: 0 };
   private readonly pool: EndpointPool;
-  private readonly queueLimit: number;
   private socket: dgram.Socket | null = null;
   private ipv6 = true;
   private boundPort = 0;
-  private readonly data: Buffer[] = [];
-  private readonly senders: UdpEndpoint[] = [];
-  private head = 0;
+  private readonly queue: DatagramQueue;
   private onReadable: (() => void) | null = null;
   private notifyScheduled = false;
   private readonly onSent = (err: Error | null): void => {
@@ -41,13 +39,13 @@ export class DgramUdpBind implements Bind {
 
   constructor(private readonly options: DgramUdpBindOptions = {}) {
     this.pool = options.pool ?? defaultEndpointPool;
-    this.queueLimit = options.queueLimit ?? DGRAM_QUEUE_LIMIT;
+    this.queue = new DatagramQueue(options.queueLimit ?? DGRAM_QUEUE_LIMIT);
   }
 
   get port(): number { return this.boundPort; }
   get family(): 0 | 4 | 6 { return this.socket ? (this.ipv6 ? 6 : 4) : 0; }
   /** Datagrams waiting to be received. */
-  get pending(): number { return this.data.length - this.head; }
+  get pending(): number { return this.queue.pending; }
 
   async open(port: number): Promise<number> {
     checkPort(port);
@@ -87,26 +85,7 @@ export class DgramUdpBind implements Bind {
   }
 
   receiveBatch(bufs: Buffer[], sizes: Uint32Array, endpoints: (Endpoint | null)[]): number {
-    const max = Math.min(bufs.length, sizes.length);
-    let n = 0;
-    while (n < max && this.head < this.data.length) {
-      const msg = this.data[this.head]!;
-      endpoints[n] = this.senders[this.head]!;
-      this.head++;
-      if (msg.length > bufs[n]!.length) {
-        sizes[n] = 0;
-        this.stats.truncated++;
-      } else {
-        msg.copy(bufs[n]!, 0);
-        sizes[n] = msg.length;
-      }
-      n++;
-    }
-    if (this.head === this.data.length) {
-      this.data.length = 0;
-      this.senders.length = 0;
-      this.head = 0;
-    }
+    const n = this.queue.drain(bufs, sizes, endpoints, this.stats);
     this.stats.received += n;
     return n;
   }
@@ -154,23 +133,15 @@ export class DgramUdpBind implements Bind {
       this.socket = null;
     }
     this.boundPort = 0;
-    this.data.length = 0;
-    this.senders.length = 0;
-    this.head = 0;
+    this.queue.clear();
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.pending >= this.queueLimit) {
-      this.stats.dropped++;
-      return;
-    }
     const from = this.pool.fromAddress(rinfo.address, rinfo.port);
-    if (!from) {
+    if (!from || !this.queue.push(msg, from)) {
       this.stats.dropped++;
       return;
     }
-    this.data.push(msg);
-    this.senders.push(from);
     this.scheduleNotify();
   }
 

@@ -7,6 +7,7 @@ import type { Bind, Endpoint } from '../wireguard/index.js';
 import { UserError } from '../util/index.js';
 import { EndpointPool, type UdpEndpoint } from './endpoint.js';
 import { checkPort } from './udp.js';
+import { DatagramQueue } from './datagram-queue.js';
 
 export interface MemoryDatagram {
   from: UdpEndpoint;
@@ -121,19 +122,19 @@ export function memoryBindPair(hooks: MemoryNetworkHooks = {}): [MemoryBind, Mem
 }
 
 export class MemoryBind implements Bind {
-  readonly stats = { received: 0, sent: 0, dropped: 0 };
+  readonly stats = { received: 0, sent: 0, dropped: 0, truncated: 0 };
   private local: UdpEndpoint | null = null;
-  private readonly data: Buffer[] = [];
-  private readonly senders: UdpEndpoint[] = [];
-  private head = 0;
+  private readonly queue: DatagramQueue;
   private onReadable: (() => void) | null = null;
 
-  constructor(readonly network: MemoryNetwork, readonly address: string) {}
+  constructor(readonly network: MemoryNetwork, readonly address: string) {
+    this.queue = new DatagramQueue(MEMORY_BIND_QUEUE_LIMIT);
+  }
 
   get port(): number { return this.local?.port ?? 0; }
   /** This bind's own endpoint (what peers send to), or null when closed. */
   get endpoint(): UdpEndpoint | null { return this.local; }
-  get pending(): number { return this.data.length - this.head; }
+  get pending(): number { return this.queue.pending; }
 
   async open(port: number): Promise<number> {
     checkPort(port);
@@ -148,24 +149,7 @@ export class MemoryBind implements Bind {
   }
 
   receiveBatch(bufs: Buffer[], sizes: Uint32Array, endpoints: (Endpoint | null)[]): number {
-    const max = Math.min(bufs.length, sizes.length);
-    let n = 0;
-    while (n < max && this.head < this.data.length) {
-      const d = this.data[this.head]!;
-      endpoints[n] = this.senders[this.head]!;
-      this.head++;
-      if (d.length > bufs[n]!.length) sizes[n] = 0;
-      else {
-        d.copy(bufs[n]!, 0);
-        sizes[n] = d.length;
-      }
-      n++;
-    }
-    if (this.head === this.data.length) {
-      this.data.length = 0;
-      this.senders.length = 0;
-      this.head = 0;
-    }
+    const n = this.queue.drain(bufs, sizes, endpoints, this.stats);
     this.stats.received += n;
     return n;
   }
@@ -194,20 +178,14 @@ export class MemoryBind implements Bind {
   close(): void {
     if (this.local) this.network.detach(this.local);
     this.local = null;
-    this.data.length = 0;
-    this.senders.length = 0;
-    this.head = 0;
+    this.queue.clear();
   }
 
   /** @internal queues a delivered datagram; false when full. */
   enqueue(data: Buffer, from: UdpEndpoint): boolean {
-    if (this.pending >= MEMORY_BIND_QUEUE_LIMIT) {
-      this.stats.dropped++;
-      return false;
-    }
-    this.data.push(data);
-    this.senders.push(from);
-    return true;
+    if (this.queue.push(data, from)) return true;
+    this.stats.dropped++;
+    return false;
   }
 
   /** @internal */
