@@ -1,7 +1,7 @@
 // Multi-hop forwarding (relay-frame.ts has the frame format). When node A cannot reach node D
 // directly, A's peer D gets a RelayEndpoint "D via B": the engine seals A's packets for D with the
 // A-D session keys as always, and the endpoint, instead of a UDP socket, wraps each sealed datagram
-// in a Forward frame and sends it to B inside the A-B session (Engine.sendFrame). B's engine
+// in a Forward frame and sends it to B inside the A-B session (Engine.sendFrames). B's engine
 // decrypts the A-B message, finds a frame (Engine.setFrameHandler), lowers the hop limit and sends
 // the frame on inside the B-D session; D finds a frame addressed to itself and hands the inner
 // datagram to its engine as if it had come from the network, from the endpoint "A via B"
@@ -28,8 +28,8 @@ const RECEIVE_QUEUE = 8 * BATCH_SIZE * 2;
 const TX_SLOT_SIZE = 2048 + TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + 64;
 /** Queue slot size: a full-MTU WireGuard datagram fits; larger ones get their own buffer. */
 const SLOT_SIZE = 2048;
-/** Scratch size for frames being built: any datagram plus the headers, padding and tag. */
-const SCRATCH_SIZE = 65535 + TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + 64;
+/** Scratch size for TimeExceeded frames: the headers, the quote, padding and tag. */
+const SCRATCH_SIZE = TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + RELAY_QUOTE_SIZE + 64;
 /** Hop limits remembered per relayed peer, indexed by session counter (a send batch is 64). */
 const HOP_RING = 256;
 /** Packets remembered per relayed peer for Time Exceeded (those whose TTL may run out). */
