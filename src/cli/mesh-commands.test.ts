@@ -32,3 +32,13 @@ test('mesh up flags: --tun, proxies (the userspace stack is the default: neither
   assert.equal(p.tun, false);
   assert.throws(() => parseMeshUpFlags(['--socks5']), (e: unknown) => e instanceof UserError && /--socks5 needs a value/.test(e.message));
 });
+
+test('mesh up flags: proxy credentials', () => {
+  const f = parseMeshUpFlags(['--socks5', '0.0.0.0:1080', '--socks5-user', 'alice', '--socks5-password=s3cret', '--http-proxy-user', 'bob', '--http-proxy-password', 'pw']);
+  assert.equal(f.socks5, '0.0.0.0:1080');
+  assert.equal(f.socks5User, 'alice');
+  assert.equal(f.socks5Password, 's3cret');
+  assert.equal(f.httpProxyUser, 'bob');
+  assert.equal(f.httpProxyPassword, 'pw');
+  assert.throws(() => parseMeshUpFlags(['--socks5-user']), (e: unknown) => e instanceof UserError && /--socks5-user needs a value/.test(e.message));
+});

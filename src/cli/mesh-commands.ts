@@ -5,15 +5,25 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Logger, UserError } from '../util/index.js';
-import { startMesh, stateDir, MESH_API_SOCKET, type MeshUpOptions } from '../daemon/index.js';
+import { startMesh, stateDir, meshProxySettings, MESH_API_SOCKET, PROXY_ENV, type MeshUpOptions } from '../daemon/index.js';
 import type { Command } from './main.js';
 
 const log = new Logger('meshtun');
 const API_TIMEOUT_MS = 10_000;
 
+/** Credentials of the userspace proxies (SOCKS5 username/password, HTTP Basic). */
+export interface ProxyCredentialFlags {
+  socks5User?: string;
+  socks5Password?: string;
+  httpProxyUser?: string;
+  httpProxyPassword?: string;
+}
+
+export type MeshUpFlags = Omit<MeshUpOptions, 'dir'> & ProxyCredentialFlags & { tun: boolean; userspace: boolean };
+
 /** Flags of `meshtun up` for the mesh. */
-export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & { tun: boolean; userspace: boolean } {
-  const out: Omit<MeshUpOptions, 'dir'> & { tun: boolean; userspace: boolean } = { tun: false, userspace: false };
+export function parseMeshUpFlags(args: string[]): MeshUpFlags {
+  const out: MeshUpFlags = { tun: false, userspace: false };
   const valued: Record<string, (v: string) => void> = {
     '--join': (v) => { out.join = v; },
     '--token': (v) => { out.token = v; },
@@ -26,6 +36,10 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
     '--exit-node': (v) => { out.exitNode = v; },
     '--socks5': (v) => { out.socks5 = v; },
     '--http-proxy': (v) => { out.httpProxy = v; },
+    '--socks5-user': (v) => { out.socks5User = v; },
+    '--socks5-password': (v) => { out.socks5Password = v; },
+    '--http-proxy-user': (v) => { out.httpProxyUser = v; },
+    '--http-proxy-password': (v) => { out.httpProxyPassword = v; },
   };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -52,11 +66,14 @@ export function parseMeshUpFlags(args: string[]): Omit<MeshUpOptions, 'dir'> & {
 export async function upMesh(args: string[]): Promise<number> {
   const flags = parseMeshUpFlags(args);
   if (flags.userspace && flags.tun) throw new UserError('--userspace and --tun exclude each other', 'give one of them (or neither: userspace is the default)');
-  if (flags.tun && (flags.socks5 !== undefined || flags.httpProxy !== undefined)) {
-    throw new UserError('--socks5 and --http-proxy are for userspace nodes; a --tun node reaches the mesh through its interface', 'drop --tun, or the proxy flags');
+  const { tun, socks5User, socks5Password, httpProxyUser, httpProxyPassword, ...rest } = flags;
+  const credentials = { socks5User, socks5Password, httpProxyUser, httpProxyPassword };
+  if (tun && (flags.socks5 !== undefined || flags.httpProxy !== undefined || Object.values(credentials).some((v) => v !== undefined))) {
+    throw new UserError('--socks5 and --http-proxy (and their credentials) are for userspace nodes; a --tun node reaches the mesh through its interface', 'drop --tun, or the proxy flags');
   }
-  const { tun, ...rest } = flags;
-  const d = await startMesh({ ...rest, userspace: !tun, dir: stateDir() });
+  // Before anything starts: a proxy beyond loopback without credentials is a user error.
+  if (!tun) meshProxySettings(flags);
+  const d = await withProxyCredentials(credentials, () => startMesh({ ...rest, userspace: !tun, dir: stateDir() }));
   process.stderr.write(d.lines.map((l) => `meshtun: ${l}\n`).join(''));
   const onSignal = (sig: string) => {
     log.info(`${sig}: stopping`);
@@ -70,6 +87,26 @@ export async function upMesh(args: string[]): Promise<number> {
   process.off('SIGTERM', onSignal);
   log.info(`${d.iface.name} stopped (${reason})`);
   return 0;
+}
+
+/** Runs `start` with the credential flags in the environment, where the mesh's proxies read them
+ * (mesh-dns.ts; MeshUpOptions has no fields for them), then restores the environment so child
+ * processes started later do not inherit them. */
+async function withProxyCredentials<T>(flags: ProxyCredentialFlags, start: () => Promise<T>): Promise<T> {
+  const saved: [string, string | undefined][] = [];
+  for (const [k, v] of Object.entries(flags) as [keyof typeof PROXY_ENV, string | undefined][]) {
+    if (v === undefined) continue;
+    saved.push([PROXY_ENV[k], process.env[PROXY_ENV[k]]]);
+    process.env[PROXY_ENV[k]] = v;
+  }
+  try {
+    return await start();
+  } finally {
+    for (const [name, v] of saved) {
+      if (v === undefined) delete process.env[name];
+      else process.env[name] = v;
+    }
+  }
 }
 
 /** Calls the running daemon's local API. */

@@ -14,7 +14,10 @@ import type { Command } from './main.js';
 import { upMesh } from './mesh-commands.js';
 
 /** Flags of a mesh node (`meshtun up` with no file); their values are not file names. */
-const MESH_FLAGS = new Set(['--join', '--token', '--name', '--listen', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy']);
+const MESH_FLAGS = new Set([
+  '--join', '--token', '--name', '--listen', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy',
+  '--socks5-user', '--socks5-password', '--http-proxy-user', '--http-proxy-password',
+]);
 
 const log = new Logger('meshtun');
 /** How long `wg-userspace` waits for its detached copy to serve the interface. */
@@ -66,7 +69,7 @@ async function upUserspace(name: string, file: string, cfg: WgQuickConfig): Prom
       `listening on UDP ${iface.engine.bind.port}; public key ${iface.engine.publicKey?.toString('base64') ?? '(none)'}; ${cfg.peers.length} peer(s)`,
   ];
   if (iface.socks) lines.push(`SOCKS5 proxy on ${iface.socks.address.host}:${iface.socks.address.port}${cfg.meshtun.socks5User ? ' (username/password)' : ''}, e.g. curl --socks5-hostname ${hostPort(iface.socks.address)} http://<peer address>/`);
-  if (iface.http) lines.push(`HTTP proxy on ${iface.http.address.host}:${iface.http.address.port}, e.g. curl -x http://${hostPort(iface.http.address)} http://<peer address>/`);
+  if (iface.http) lines.push(`HTTP proxy on ${iface.http.address.host}:${iface.http.address.port}${cfg.meshtun.httpProxyUser ? ' (Basic auth)' : ''}, e.g. curl -x http://${hostPort(iface.http.address)} http://<peer address>/`);
   for (const f of iface.forwards.status()) {
     const listen = f.listen ? hostPort(f.listen) : '?';
     lines.push(f.direction === 'forward'
@@ -100,10 +103,14 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]\n' +
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]\n' +
     '  A mesh node (no file) runs on the userspace stack by default, as root too: no TUN, a SOCKS5 proxy on 127.0.0.1:1080 and an\n' +
     '  HTTP proxy on 127.0.0.1:8080 (names like <node>.mesh resolve), DNS for <node>.mesh on its overlay addresses, and it routes\n' +
     '  its approved subnets / exit traffic with host sockets. --tun puts it on a kernel TUN interface instead (root).\n' +
+    '  A proxy listens beyond loopback (0.0.0.0, a LAN address) only with credentials: --socks5-user NAME (RFC 1929) and\n' +
+    '  --http-proxy-user NAME (Basic), with the password in MESHTUN_SOCKS5_PASSWORD / MESHTUN_HTTP_PROXY_PASSWORD (or\n' +
+    '  --socks5-password / --http-proxy-password, which ps shows); MESHTUN_SOCKS5_USER / MESHTUN_HTTP_PROXY_USER work too.\n' +
+    '  In a file: [Meshtun] Socks5User/Socks5Password and HttpProxyUser/HttpProxyPassword.\n' +
     '  With a file, the file\'s Mode = decides (default: a kernel TUN); --userspace / --tun override it.',
   examples: [
     'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
@@ -113,6 +120,7 @@ export const up: Command = {
     'meshtun up --join meshtun://198.18.0.1:7443/<key> --token mtj1_...  # join a mesh network (userspace; add --tun for a kernel TUN)',
     'curl --socks5-hostname 127.0.0.1:1080 http://web.mesh/  # reach node "web" from a userspace node through its SOCKS5 proxy',
     'meshtun up --socks5 127.0.0.1:1081 --http-proxy off     # the proxies elsewhere, or off',
+    'MESHTUN_SOCKS5_PASSWORD=s3cret meshtun up --socks5 0.0.0.0:1080 --socks5-user alice  # a SOCKS5 proxy for the LAN, with a password',
     'meshtun up --advertise-routes 192.0.2.0/24 --advertise-exit-node  # route a subnet and offer an exit (then: meshtun routes approve)',
     'meshtun up --exit-node router    # send all traffic through the approved exit node "router"',
   ],

@@ -15,3 +15,4 @@ export {
   type MeshUpOptions, type MeshDaemon, type MeshInterface,
 } from './mesh-daemon.js';
 export type { ApiRoutes } from './api-server.js';
+export { meshProxySettings, PROXY_ENV, type MeshProxySetting } from './mesh-dns.js';

@@ -7,13 +7,16 @@
 //     127.0.0.1:1080 and 127.0.0.1:8080; a busy DEFAULT port is logged and skipped, a port given
 //     with --socks5 / --http-proxy must be free), whose names resolve from the map first
 //     (MeshNameResolver), and the userspace router (userspace-router.ts) for the routes this node
-//     is approved to serve (subnets, exit node).
+//     is approved to serve (subnets, exit node). A proxy listens beyond loopback only with
+//     credentials (meshProxySettings): from the options, else from the environment
+//     (MESHTUN_SOCKS5_USER / MESHTUN_SOCKS5_PASSWORD, MESHTUN_HTTP_PROXY_USER /
+//     MESHTUN_HTTP_PROXY_PASSWORD), which keeps passwords off the command line.
 // A DNS server that cannot start is logged, not fatal.
 
 import { Logger, UserError } from '../util/index.js';
 import { EXIT_ROUTES, type ControlNetworkMap } from '../mesh/index.js';
 import { DnsResponder, DnsServer, DnsSocketBinding } from '../dns/index.js';
-import { KernelTunnelNet, StackTunnelNet, Socks5Server, HttpProxy, SystemResolver } from '../forward/index.js';
+import { KernelTunnelNet, StackTunnelNet, Socks5Server, HttpProxy, SystemResolver, isLoopbackHost } from '../forward/index.js';
 import type { IpAddr, UdpSocket } from '../stack/index.js';
 import type { Engine } from '../wireguard/index.js';
 import { UserspaceInterface } from './userspace-interface.js';
@@ -35,6 +38,59 @@ export interface MeshServicesOptions {
   /** "HOST:PORT", "PORT" or "off" (userspace mode; default 127.0.0.1:1080 / 127.0.0.1:8080). */
   socks5?: string;
   httpProxy?: string;
+  /** Proxy credentials (SOCKS5 RFC 1929, HTTP Basic); each absent one comes from the environment
+   * (PROXY_ENV). Required for a proxy that listens beyond loopback. */
+  socks5User?: string;
+  socks5Password?: string;
+  httpProxyUser?: string;
+  httpProxyPassword?: string;
+}
+
+/** Where the proxies' credentials come from when the options lack them. */
+export const PROXY_ENV = {
+  socks5User: 'MESHTUN_SOCKS5_USER', socks5Password: 'MESHTUN_SOCKS5_PASSWORD',
+  httpProxyUser: 'MESHTUN_HTTP_PROXY_USER', httpProxyPassword: 'MESHTUN_HTTP_PROXY_PASSWORD',
+} as const;
+
+/** One mesh proxy to start: where (`given`: by a flag, so a busy port is an error), and with
+ * which credentials. */
+export interface MeshProxySetting extends ListenAddress {
+  given: boolean;
+  credentials: { username: string; password: string } | null;
+}
+
+type ProxyFlags = Pick<MeshServicesOptions, 'socks5' | 'httpProxy' | 'socks5User' | 'socks5Password' | 'httpProxyUser' | 'httpProxyPassword'>;
+
+/** The proxies a userspace mesh node starts, from its flags and the environment; a UserError
+ * names the flag when the credentials are incomplete, or a proxy would listen beyond loopback
+ * without them. */
+export function meshProxySettings(opts: ProxyFlags, env: NodeJS.ProcessEnv = process.env): { socks5: MeshProxySetting | 'off'; http: MeshProxySetting | 'off' } {
+  const one = (kind: 'socks5' | 'httpProxy'): MeshProxySetting | 'off' => {
+    const flag = kind === 'socks5' ? '--socks5' : '--http-proxy';
+    const userKey = kind === 'socks5' ? 'socks5User' : 'httpProxyUser';
+    const passKey = kind === 'socks5' ? 'socks5Password' : 'httpProxyPassword';
+    const given = opts[kind];
+    const addr = given === undefined ? { ...(kind === 'socks5' ? DEFAULT_SOCKS5 : DEFAULT_HTTP_PROXY) } : parseProxyAddress(given, flag);
+    const user = opts[userKey] ?? nonEmpty(env[PROXY_ENV[userKey]]);
+    const pass = opts[passKey] ?? nonEmpty(env[PROXY_ENV[passKey]]);
+    const howToGive = `give ${flag}-user NAME with ${PROXY_ENV[passKey]} (or ${flag}-password)`;
+    if (user !== undefined && pass === undefined) throw new UserError(`${flag}-user needs a password`, `set ${PROXY_ENV[passKey]} (or give ${flag}-password, which others can see in ps)`);
+    if (user === undefined && pass !== undefined) throw new UserError(`${flag}-password needs ${flag}-user`, `give ${flag}-user NAME too (or set ${PROXY_ENV[userKey]})`);
+    if (addr === 'off') {
+      if (user !== undefined) throw new UserError(`${flag}-user is set but ${flag} is off`, `drop the credentials (and ${PROXY_ENV[userKey]} / ${PROXY_ENV[passKey]}), or enable the proxy`);
+      return 'off';
+    }
+    if (kind === 'httpProxy' && user?.includes(':')) throw new UserError(`${flag}-user "${user}" contains ":", which Basic authentication cannot carry`, 'pick a username without it');
+    if (user === undefined && !isLoopbackHost(addr.host)) {
+      throw new UserError(`${flag} ${hostPort(addr)} listens beyond this machine without credentials`, `${howToGive}, or a loopback address: ${flag} 127.0.0.1:${addr.port}`);
+    }
+    return { ...addr, given: given !== undefined, credentials: user !== undefined && pass !== undefined ? { username: user, password: pass } : null };
+  };
+  return { socks5: one('socks5'), http: one('httpProxy') };
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v;
 }
 
 export interface MeshServices {
@@ -71,6 +127,8 @@ export async function startMeshServices(iface: { engine: Engine }, opts: MeshSer
   const lines: string[] = [];
   const closers: (() => Promise<void> | void)[] = [];
   let router: UserspaceRouter | null = null;
+  // Checked before anything starts: a proxy beyond loopback without credentials is a user error.
+  const proxySettings = iface instanceof UserspaceInterface ? meshProxySettings(opts) : null;
   const close = async () => {
     for (const fn of closers.reverse()) {
       try { await fn(); } catch (e) { log.warn(`cleanup: ${(e as Error).message}`); }
@@ -104,19 +162,17 @@ export async function startMeshServices(iface: { engine: Engine }, opts: MeshSer
       const common = { local: new KernelTunnelNet(), tunnel: new StackTunnelNet(stack, { hasRoute }), resolver };
       const proxies: string[] = [];
       for (const kind of ['socks5', 'http'] as const) {
-        const given = kind === 'socks5' ? opts.socks5 : opts.httpProxy;
         const flag = kind === 'socks5' ? '--socks5' : '--http-proxy';
-        const addr = given === undefined ? { ...(kind === 'socks5' ? DEFAULT_SOCKS5 : DEFAULT_HTTP_PROXY) } : parseProxyAddress(given, flag);
+        const addr = proxySettings![kind];
         if (addr === 'off') continue;
+        const listen = { ...common, host: addr.host, port: addr.port, ...(addr.credentials ?? {}) };
         try {
-          const p = kind === 'socks5'
-            ? await Socks5Server.listen({ ...common, host: addr.host, port: addr.port })
-            : await HttpProxy.listen({ ...common, host: addr.host, port: addr.port });
+          const p = kind === 'socks5' ? await Socks5Server.listen(listen) : await HttpProxy.listen(listen);
           closers.push(() => p.close());
-          proxies.push(`${kind === 'socks5' ? 'SOCKS5' : 'HTTP'} proxy on ${hostPort(p.address)}`);
+          proxies.push(`${kind === 'socks5' ? 'SOCKS5' : 'HTTP'} proxy on ${hostPort(p.address)}${addr.credentials ? ` (${kind === 'socks5' ? 'username/password' : 'Basic auth'})` : ''}`);
         } catch (e) {
           const msg = `${kind === 'socks5' ? 'SOCKS5' : 'HTTP'} proxy not started on ${hostPort(addr)}: ${(e as Error).message}`;
-          if (given !== undefined) throw new UserError(msg, `pick another address with ${flag} HOST:PORT, or ${flag} off`);
+          if (addr.given) throw new UserError(msg, `pick another address with ${flag} HOST:PORT, or ${flag} off`);
           log.warn(`${msg} (start with ${flag} HOST:PORT to use another port)`);
         }
       }

@@ -7,17 +7,21 @@
 //   Socks5User = alice               # RFC 1929 username/password, both or neither
 //   Socks5Password = s3cret #1       # the rest of the line: "#" does not start a comment here
 //   HttpProxy = 127.0.0.1:8080       # userspace default; "off" disables
+//   HttpProxyUser = bob              # Basic credentials (Proxy-Authorization), both or neither;
+//   HttpProxyPassword = s3cret       #   the username may not contain ":"
 //   Forward = tcp:127.0.0.1:2222=100.64.0.1:22     # local -> remote, repeatable, comma lists
 //   Reverse = tcp:80=127.0.0.1:8000                # remote -> local, repeatable
 //   MaxConnections = 1024            # per proxy / forward listener (and UDP sessions per forward)
 //   Policy = /etc/meshtun/acl.hujson # a local ACL policy (IP/CIDR selectors only; see local-policy.ts)
 //
+// A proxy listens beyond loopback (0.0.0.0, ::, a LAN address) only with its credentials: anyone
+// who reaches it could use the tunnel.
 // Proxies and forwards run in userspace mode (in tun mode the host reaches the tunnel directly,
 // and they are ignored with a warning). Keys are case-insensitive like the rest of the file;
 // mistakes are ConfigErrors with file:line.
 
 import { isIP } from 'node:net';
-import { parseForwardSpecs, checkListenConflicts, ForwardSpecError, type ForwardSpec } from '../forward/index.js';
+import { parseForwardSpecs, checkListenConflicts, isLoopbackHost, ForwardSpecError, type ForwardSpec } from '../forward/index.js';
 import { parseIpv6Address, formatIpv6Address } from '../wire/index.js';
 
 export interface ListenAddress {
@@ -39,6 +43,8 @@ export interface MeshtunSettings {
   socks5Password: string | null;
   /** null: not given (DEFAULT_HTTP_PROXY in userspace mode); "off": disabled. */
   httpProxy: ListenAddress | 'off' | null;
+  httpProxyUser: string | null;
+  httpProxyPassword: string | null;
   /** Forward = specs (local -> remote), in file order. */
   forwards: ForwardSpec[];
   /** Reverse = specs (remote -> local), in file order. */
@@ -52,16 +58,21 @@ export interface MeshtunSettings {
 
 export const DEFAULT_SOCKS5: Readonly<ListenAddress> = { host: '127.0.0.1', port: 1080 };
 export const DEFAULT_HTTP_PROXY: Readonly<ListenAddress> = { host: '127.0.0.1', port: 8080 };
-export const MESHTUN_KEYS = ['Mode', 'Socks5', 'Socks5User', 'Socks5Password', 'HttpProxy', 'Forward', 'Reverse', 'MaxConnections', 'Policy'];
+export const MESHTUN_KEYS = ['Mode', 'Socks5', 'Socks5User', 'Socks5Password', 'HttpProxy', 'HttpProxyUser', 'HttpProxyPassword', 'Forward', 'Reverse', 'MaxConnections', 'Policy'];
 /** Keys given at most once (lower case). */
-export const MESHTUN_SINGLE = ['mode', 'socks5', 'socks5user', 'socks5password', 'httpproxy', 'maxconnections', 'policy'];
+export const MESHTUN_SINGLE = ['mode', 'socks5', 'socks5user', 'socks5password', 'httpproxy', 'httpproxyuser', 'httpproxypassword', 'maxconnections', 'policy'];
+/** Keys whose value is the rest of the raw line ("#" is part of it), checked here. */
+export const MESHTUN_RAW_VALUE = ['socks5password', 'httpproxypassword'];
 const MAX_CONNECTIONS_LIMIT = 1_000_000;
 const MAX_CREDENTIAL_BYTES = 255;
 
 type Fail = (line: number, what: string) => never;
 
 export function emptyMeshtunSettings(line = 0): MeshtunSettings {
-  return { line, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, forwards: [], reverses: [], maxConnections: null, policy: null };
+  return {
+    line, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, httpProxyUser: null, httpProxyPassword: null,
+    forwards: [], reverses: [], maxConnections: null, policy: null,
+  };
 }
 
 /** Applies one "Key = value" line of [Meshtun]. `key` is lower case; `raw` is the whole line
@@ -80,13 +91,13 @@ export function applyMeshtunKey(m: MeshtunSettings, key: string, value: string, 
       if (Buffer.byteLength(value) > MAX_CREDENTIAL_BYTES) fail(n, `Socks5User is longer than ${MAX_CREDENTIAL_BYTES} bytes (RFC 1929's limit)`);
       m.socks5User = value;
       break;
-    case 'socks5password': {
-      const pass = raw.slice(raw.indexOf('=') + 1).trim();
-      if (pass === '') fail(n, 'Socks5Password has no value');
-      if (Buffer.byteLength(pass) > MAX_CREDENTIAL_BYTES) fail(n, `Socks5Password is longer than ${MAX_CREDENTIAL_BYTES} bytes (RFC 1929's limit)`);
-      m.socks5Password = pass;
+    case 'socks5password': m.socks5Password = rawPassword(raw, 'Socks5Password', n, fail); break;
+    case 'httpproxyuser':
+      if (Buffer.byteLength(value) > MAX_CREDENTIAL_BYTES) fail(n, `HttpProxyUser is longer than ${MAX_CREDENTIAL_BYTES} bytes`);
+      if (value.includes(':')) fail(n, `HttpProxyUser "${value}" contains ":", which Basic authentication cannot carry: pick a username without it`);
+      m.httpProxyUser = value;
       break;
-    }
+    case 'httpproxypassword': m.httpProxyPassword = rawPassword(raw, 'HttpProxyPassword', n, fail); break;
     case 'forward': case 'reverse': {
       const direction = key === 'forward' ? 'forward' : 'reverse';
       if (value === '') fail(n, `${key === 'forward' ? 'Forward' : 'Reverse'} has no value`);
@@ -117,12 +128,19 @@ export function applyMeshtunKey(m: MeshtunSettings, key: string, value: string, 
  * forwards do not share a port, and Reverse listen addresses are the interface's own. (Forwards
  * sharing a port are caught on the line that adds the second.) */
 export function checkMeshtunSettings(m: MeshtunSettings, addresses: readonly { address: string }[], fail: Fail): void {
-  if ((m.socks5User === null) !== (m.socks5Password === null)) {
-    fail(m.line, `[Meshtun] has ${m.socks5User === null ? 'Socks5Password without Socks5User' : 'Socks5User without Socks5Password'}: give both, or neither`);
-  }
-  if (m.socks5User !== null && m.socks5 === 'off') fail(m.line, 'Socks5User is set but Socks5 = off: remove the credentials or enable the proxy');
   // Proxies run with their default addresses when not given (userspace mode).
   const proxies: [string, ListenAddress | 'off'][] = [['Socks5', m.socks5 ?? DEFAULT_SOCKS5], ['HttpProxy', m.httpProxy ?? DEFAULT_HTTP_PROXY]];
+  const credentials: [string | null, string | null][] = [[m.socks5User, m.socks5Password], [m.httpProxyUser, m.httpProxyPassword]];
+  proxies.forEach(([name, p], i) => {
+    const [user, pass] = credentials[i]!;
+    if ((user === null) !== (pass === null)) {
+      fail(m.line, `[Meshtun] has ${user === null ? `${name}Password without ${name}User` : `${name}User without ${name}Password`}: give both, or neither`);
+    }
+    if (user !== null && p === 'off') fail(m.line, `${name}User is set but ${name} = off: remove the credentials or enable the proxy`);
+    if (p !== 'off' && user === null && !isLoopbackHost(p.host)) {
+      fail(m.line, `${name} = ${hostPort(p)} listens beyond this machine without credentials: give ${name}User and ${name}Password, or a loopback address such as 127.0.0.1:${p.port}`);
+    }
+  });
   const [s, h] = [proxies[0]![1], proxies[1]![1]];
   if (s !== 'off' && h !== 'off' && s.port === h.port && s.host === h.host) fail(m.line, `Socks5 and HttpProxy both listen on ${s.host}:${s.port}: give them different ports`);
   for (const [name, p] of proxies) {
@@ -160,6 +178,18 @@ function parseListen(value: string, name: string, example: string, n: number, fa
     fail(n, `${name} "${value}" is not address:port, a port, or "off" (e.g. 127.0.0.1:${example}); ports are 1-65535`);
   }
   return { host: canonical(host), port: Number(portText) };
+}
+
+/** A password: the rest of the raw line after "=" (so "#" is part of it). */
+function rawPassword(raw: string, name: string, n: number, fail: Fail): string {
+  const pass = raw.slice(raw.indexOf('=') + 1).trim();
+  if (pass === '') fail(n, `${name} has no value`);
+  if (Buffer.byteLength(pass) > MAX_CREDENTIAL_BYTES) fail(n, `${name} is longer than ${MAX_CREDENTIAL_BYTES} bytes${name === 'Socks5Password' ? " (RFC 1929's limit)" : ''}`);
+  return pass;
+}
+
+function hostPort(a: ListenAddress): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
 /** Canonical text of an IP literal (IPv6 compressed, lower case). */

@@ -210,7 +210,12 @@ export class UserspaceInterface {
       });
     }
     const http = effective(m.httpProxy, DEFAULT_HTTP_PROXY);
-    if (http) this.http = await HttpProxy.listen({ ...common, host: http.host, port: http.port });
+    if (http) {
+      this.http = await HttpProxy.listen({
+        ...common, host: http.host, port: http.port,
+        ...(m.httpProxyUser !== null && m.httpProxyPassword !== null ? { username: m.httpProxyUser, password: m.httpProxyPassword } : {}),
+      });
+    }
   }
 
   private async closeProxies(): Promise<void> {
@@ -315,7 +320,7 @@ function effective(v: ListenAddress | 'off' | null, dflt: Readonly<ListenAddress
 
 function proxySettings(cfg: WgQuickConfig): unknown {
   const m = cfg.meshtun;
-  return [m.socks5, m.socks5User, m.socks5Password, m.httpProxy, m.maxConnections];
+  return [m.socks5, m.socks5User, m.socks5Password, m.httpProxy, m.httpProxyUser, m.httpProxyPassword, m.maxConnections];
 }
 
 function hostPort(a: { host: string; port: number }): string {

@@ -281,12 +281,24 @@ test('[Meshtun]: mode, proxies, credentials, forwards both ways, limits', () => 
   assert.doesNotMatch(renderWgConfig(c), /Meshtun|Socks5|Forward/i, 'wg(8) never sees the section');
 
   const plain = parseWgQuickConfig(FULL, 'mt0.conf').meshtun;
-  assert.deepEqual(plain, { line: 0, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, forwards: [], reverses: [], maxConnections: null, policy: null });
+  assert.deepEqual(plain, {
+    line: 0, mode: null, socks5: null, socks5User: null, socks5Password: null, httpProxy: null, httpProxyUser: null, httpProxyPassword: null,
+    forwards: [], reverses: [], maxConnections: null, policy: null,
+  });
   const off = parseWgQuickConfig(iface('[Meshtun]\nMode = tun\nSocks5 = off\nHttpProxy = OFF\nSocks5 = ').replace(/Socks5 = $/, ''), 'mt0.conf').meshtun;
   assert.equal(off.mode, 'tun');
   assert.equal(off.socks5, 'off');
   assert.equal(off.httpProxy, 'off');
   assert.deepEqual(parseWgQuickConfig(iface('[Meshtun]\nSocks5 = 1090\n'), 'mt0.conf').meshtun.socks5, { host: '127.0.0.1', port: 1090 });
+});
+
+test('[Meshtun]: proxies beyond loopback with credentials (SOCKS5 username/password, HTTP Basic)', () => {
+  const m = parseWgQuickConfig(iface('Address = 100.64.0.2/24\n[Meshtun]\nSocks5 = 0.0.0.0:1080\nSocks5User = alice\nSocks5Password = s3cret\n' +
+    'HttpProxy = [::]:8080\nHttpProxyUser = bob\nHttpProxyPassword = #pass word: with colons\n'), 'mt0.conf').meshtun;
+  assert.deepEqual(m.socks5, { host: '0.0.0.0', port: 1080 });
+  assert.deepEqual(m.httpProxy, { host: '::', port: 8080 });
+  assert.equal(m.httpProxyUser, 'bob');
+  assert.equal(m.httpProxyPassword, '#pass word: with colons');
 });
 
 test('[Meshtun]: every mistake names file, line, the problem and the fix', () => {
@@ -303,6 +315,12 @@ test('[Meshtun]: every mistake names file, line, the problem and the fix', () =>
     [m(`Socks5User = ${'u'.repeat(256)}`), /:5: Socks5User is longer than 255 bytes/],
     [m('Socks5 = off\nSocks5User = a\nSocks5Password = b'), /:4: Socks5User is set but Socks5 = off/],
     [m('Socks5 = 1080\nHttpProxy = 127.0.0.1:1080'), /:4: Socks5 and HttpProxy both listen on 127\.0\.0\.1:1080/],
+    [m('Socks5 = 0.0.0.0:1080'), /:4: Socks5 = 0\.0\.0\.0:1080 listens beyond this machine without credentials: give Socks5User and Socks5Password, or a loopback address such as 127\.0\.0\.1:1080/],
+    [m('HttpProxy = [::]:8080\nSocks5User = a\nSocks5Password = b'), /:4: HttpProxy = \[::\]:8080 listens beyond this machine without credentials: give HttpProxyUser and HttpProxyPassword, or a loopback address/],
+    [m('HttpProxyUser = alice'), /:4: \[Meshtun\] has HttpProxyUser without HttpProxyPassword: give both, or neither/],
+    [m('HttpProxyPassword = x'), /:4: \[Meshtun\] has HttpProxyPassword without HttpProxyUser/],
+    [m('HttpProxyUser = a:b\nHttpProxyPassword = c'), /:5: HttpProxyUser "a:b" contains ":", which Basic authentication cannot carry: pick a username without it/],
+    [m('HttpProxy = off\nHttpProxyUser = a\nHttpProxyPassword = b'), /:4: HttpProxyUser is set but HttpProxy = off/],
     [m('Forward = tcp:1080=100.64.0.1:22'), /:4: Forward "tcp:127\.0\.0\.1:1080=100\.64\.0\.1:22" listens on the same port as Socks5 = 127\.0\.0\.1:1080/],
     [m('Forward = tcp:2222'), /:5: Forward "tcp:2222": expected exactly one "=" .*; write \[tcp:\|udp:\]\[listen-host:\]listen-port=target-host:target-port/],
     [m('Forward ='), /:5: Forward has no value/],

@@ -15,7 +15,7 @@ import { ConfigError, UserError } from '../util/index.js';
 import { parseIpv4Address, formatIpv4Address, parseIpv6Address, formatIpv6Address } from '../wire/index.js';
 import { decodeBase64Key, encodeBase64Key, publicKey, KEY_BASE64_LENGTH } from '../crypto/index.js';
 import {
-  MESHTUN_KEYS, MESHTUN_SINGLE, emptyMeshtunSettings, applyMeshtunKey, checkMeshtunSettings, type MeshtunSettings,
+  MESHTUN_KEYS, MESHTUN_SINGLE, MESHTUN_RAW_VALUE, emptyMeshtunSettings, applyMeshtunKey, checkMeshtunSettings, type MeshtunSettings,
 } from './meshtun-section.js';
 
 /** An address with a prefix length: "10.0.0.1/24", "fd00::/64". */
@@ -182,7 +182,7 @@ export function parseWgQuickConfig(text: string, file: string): WgQuickConfig {
       if (first !== undefined) fail(n, `${canonical} is set twice in this section (also on line ${first}): keep one`);
       sec.seen.set(key, n);
       // (A password is the rest of the raw line: meshtun-section.ts checks it.)
-      if (value === '' && key !== 'socks5password') fail(n, `${canonical} has no value`);
+      if (value === '' && !MESHTUN_RAW_VALUE.includes(key)) fail(n, `${canonical} has no value`);
     }
 
     if (sec.kind === 'meshtun') {

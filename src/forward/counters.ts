@@ -7,6 +7,8 @@ export class ForwardCounters {
   refused = 0;
   /** Connections whose target could not be reached or resolved, failed handshakes, send errors. */
   errors = 0;
+  /** Clients turned away for missing or wrong credentials (SOCKS5 username/password, HTTP 407). */
+  authFailures = 0;
   /** Payload bytes from clients towards targets. */
   bytesToTarget = 0;
   /** Payload bytes from targets back to clients. */

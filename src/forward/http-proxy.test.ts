@@ -129,6 +129,35 @@ test('a client that never finishes its request head is dropped after headersTime
   }
 });
 
+test('Basic credentials (Proxy-Authorization): none or wrong get 407 with Proxy-Authenticate, the right ones get through', async () => {
+  const p = await HttpProxy.listen({ local: kernel, tunnel: kernel, resolver: new SystemResolver(), host: '127.0.0.1', port: 0, username: 'alice', password: 's3:cret' });
+  const url = `http://127.0.0.1:${p.address.port}`;
+  try {
+    const none = await curl(['-i', '-x', url, `http://127.0.0.1:${web.port}/hello`]);
+    assert.equal(none.code, 0, none.stderr);
+    assert.match(none.stdout, /^HTTP\/1\.1 407 Proxy Authentication Required/);
+    assert.match(none.stdout, /^proxy-authenticate: Basic realm="meshtun"/mi);
+    assert.doesNotMatch(none.stdout, /hello GET/);
+    const wrong = await curl(['-i', '-x', url, '--proxy-user', 'alice:s3:creT', `http://127.0.0.1:${web.port}/hello`]);
+    assert.match(wrong.stdout, /^HTTP\/1\.1 407/);
+    const good = await curl(['-i', '-x', url, '--proxy-user', 'alice:s3:cret', `http://127.0.0.1:${web.port}/hello`]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /^HTTP\/1\.1 200/);
+    assert.match(good.stdout, /hello GET/);
+    // CONNECT too: refused without credentials (the tunnel is never opened), fine with them.
+    const connectNone = await curl(['-p', '-x', url, `http://127.0.0.1:${web.port}/hello`]);
+    assert.notEqual(connectNone.code, 0);
+    assert.match(connectNone.stderr, /407/);
+    const connectGood = await curl(['-p', '-x', url, '--proxy-user', 'alice:s3:cret', `http://127.0.0.1:${web.port}/hello`]);
+    assert.equal(connectGood.code, 0, connectGood.stderr);
+    assert.match(connectGood.stdout, /^hello GET/);
+    assert.equal(p.counters.authFailures, 3);
+    assert.equal(p.counters.bytesToTarget > 0, true);
+  } finally {
+    await p.close();
+  }
+});
+
 test('splitHostPort', () => {
   assert.deepEqual(splitHostPort('100.64.0.1:443'), { host: '100.64.0.1', port: 443 });
   assert.deepEqual(splitHostPort('[fd00::1]:22'), { host: 'fd00::1', port: 22 });

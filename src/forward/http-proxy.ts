@@ -10,6 +10,9 @@
 //   - an origin that cannot be reached: 502 Bad Gateway with the reason in the status text, the
 //     body and an X-Meshtun-Error header (ECONNREFUSED, ENETUNREACH, ETIMEDOUT, ENOTFOUND, ...).
 // Host names are resolved by the HostResolver (the tunnel's DNS servers when configured).
+// With a username and password every request and CONNECT must carry them as Basic credentials in
+// Proxy-Authorization (RFC 7617); none or wrong ones get 407 with Proxy-Authenticate and the
+// connection is closed. Without credentials the proxy listens on loopback only (proxy-auth.ts).
 
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -17,6 +20,7 @@ import { Logger } from '../util/index.js';
 import { errorCode, unbracket, type TunnelNet, type TunnelSocket } from './dialer.js';
 import { relay } from './relay.js';
 import { ProxyListener } from './proxy-listener.js';
+import { ProxyCredentials, PROXY_REALM, checkExposure, parseBasicCredentials } from './proxy-auth.js';
 import type { HostResolver } from './resolver.js';
 
 const log = new Logger('http-proxy');
@@ -29,6 +33,10 @@ export interface HttpProxyOptions {
   resolver: HostResolver;
   host: string;
   port: number;
+  /** Basic credentials clients must send in Proxy-Authorization; both or neither. Required
+   * unless `host` is a loopback address. The username may not contain ":". */
+  username?: string;
+  password?: string;
   /** Open client connections at once (default 1024). */
   maxConnections?: number;
   /** Time for the connection through the tunnel (default 20 s). */
@@ -42,6 +50,10 @@ const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
 const DEFAULT_HTTP_PORT = 80;
 /** Hop-by-hop headers (RFC 9110 section 7.6.1) and proxy-only ones, never passed on. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+const PROXY_AUTH_REQUIRED = 'Proxy Authentication Required';
+const AUTH_HEADERS = { 'Proxy-Authenticate': `Basic realm="${PROXY_REALM}", charset="UTF-8"` };
+const AUTH_BODY = 'this proxy needs a username and password (Basic), e.g. curl --proxy-user NAME:PASSWORD\n';
 
 const REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
@@ -57,19 +69,31 @@ export class HttpProxy extends ProxyListener {
   /** Connections whose request head has arrived. */
   private readonly started = new WeakSet<Duplex>();
   private readonly headersTimeoutMs: number;
+  private readonly auth: ProxyCredentials | null;
 
   private constructor(private readonly opts: HttpProxyOptions) {
     super(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+    this.auth = ProxyCredentials.from('HTTP proxy', opts.username, opts.password, true);
+    checkExposure('HTTP proxy', opts.host, opts.port, this.auth !== null, 'Basic authentication');
     this.headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     // node:http enforces its own header and request timeouts only on servers that listen
     // themselves; this one never does, so accept() times out slow request heads instead.
     this.http = createServer({ requestTimeout: 0, keepAlive: false });
     this.http.on('request', (req: IncomingMessage, res: ServerResponse) => {
       this.started.add(req.socket);
+      if (!this.authorized(req)) {
+        res.writeHead(407, PROXY_AUTH_REQUIRED, { ...AUTH_HEADERS, 'content-type': 'text/plain', connection: 'close' }).end(AUTH_BODY);
+        req.resume();
+        return;
+      }
       this.forward(req, res).catch((err: Error) => this.failed(res, err));
     });
     this.http.on('connect', (req: IncomingMessage, sock: Duplex, head: Buffer) => {
       this.started.add(sock);
+      if (!this.authorized(req)) {
+        sock.end(plainResponse(407, PROXY_AUTH_REQUIRED, AUTH_BODY, undefined, AUTH_HEADERS));
+        return;
+      }
       void this.tunnelConnect(req, sock as TunnelSocket, head);
     });
     this.http.on('clientError', (err: Error, sock: Duplex) => {
@@ -95,6 +119,17 @@ export class HttpProxy extends ProxyListener {
     timer.unref();
     sock.once('close', () => clearTimeout(timer));
     this.http.emit('connection', sock);
+  }
+
+  /** True when the proxy needs no credentials or the request carries the right ones (else
+   * counted). */
+  private authorized(req: IncomingMessage): boolean {
+    if (this.auth === null) return true;
+    const given = parseBasicCredentials(req.headers['proxy-authorization']);
+    if (given !== null && this.auth.matches(given[0], given[1])) return true;
+    this.counters.authFailures++;
+    log.debug(`${req.socket.remoteAddress}:${req.socket.remotePort}: ${given === null ? 'no' : 'wrong'} credentials for ${req.method} ${req.url}`);
+    return false;
   }
 
   /** Resolves and connects through the tunnel; throws a coded error. */
@@ -215,7 +250,8 @@ export function splitHostPort(text: string): { host: string; port: number } | nu
   return { host: m[1]!, port };
 }
 
-function plainResponse(status: number, reason: string, body: string, code?: string): string {
+function plainResponse(status: number, reason: string, body: string, code?: string, extra: Record<string, string> = {}): string {
   const len = Buffer.byteLength(body);
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nConnection: close\r\n${code ? `X-Meshtun-Error: ${code}\r\n` : ''}Content-Length: ${len}\r\n\r\n${body}`;
+  const more = Object.entries(extra).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nConnection: close\r\n${code ? `X-Meshtun-Error: ${code}\r\n` : ''}${more}Content-Length: ${len}\r\n\r\n${body}`;
 }

@@ -11,6 +11,7 @@ export { ForwardCounters } from './counters.js';
 export { Socks5Server, type Socks5Options } from './socks5.js';
 export { SocksReply, replyForError } from './socks5-protocol.js';
 export { HttpProxy, splitHostPort, type HttpProxyOptions } from './http-proxy.js';
+export { isLoopbackHost, checkExposure, ProxyExposureError, MAX_CREDENTIAL_BYTES } from './proxy-auth.js';
 export {
   parseForwardSpec, parseForwardSpecs, checkListenConflicts, forwardKey, directionKey, ForwardSpecError,
   DEFAULT_FORWARD_LISTEN_HOST, type ForwardSpec, type ForwardDirection, type ForwardProtocol,

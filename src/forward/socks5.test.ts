@@ -168,7 +168,19 @@ test('username/password (RFC 1929): right credentials pass, wrong ones and no-au
     assert.notEqual(wrong.code, 0);
     const none = await curl(['--socks5', `127.0.0.1:${p.address.port}`, `http://127.0.0.1:${web.port}/hello`]);
     assert.notEqual(none.code, 0);
-    assert.equal(p.counters.errors, 2);
+    assert.equal(p.counters.authFailures, 2);
+    // On the wire: a client offering only "no authentication" gets method 0xff; a wrong password
+    // gets status 1 to its sub-negotiation, and neither gets to send a request.
+    const noAuth = await readAll(connect(p.address.port, '127.0.0.1'), Buffer.concat([Buffer.from([5, 1, 0]), connectRequest('127.0.0.1', web.port)]));
+    assert.deepEqual([...noAuth], [5, 0xff]);
+    const userPass = (user: string, pass: string) => Buffer.concat([Buffer.from([1, user.length]), Buffer.from(user), Buffer.from([pass.length]), Buffer.from(pass)]);
+    const wrongPass = await readAll(connect(p.address.port, '127.0.0.1'), Buffer.concat([Buffer.from([5, 1, 2]), userPass('alice', 'S3cret'), connectRequest('127.0.0.1', web.port)]));
+    assert.deepEqual([...wrongPass], [5, 2, 1, 1]);
+    const rightPass = await readAll(connect(p.address.port, '127.0.0.1'), Buffer.concat([Buffer.from([5, 1, 2]), userPass('alice', 's3cret'), connectRequest('127.0.0.1', web.port), Buffer.from('GET /hello HTTP/1.0\r\n\r\n')]));
+    assert.deepEqual([...rightPass.subarray(0, 5)], [5, 2, 1, 0, 5]);
+    assert.equal(rightPass[5], SocksReply.Succeeded);
+    assert.match(rightPass.subarray(14).toString(), /^HTTP\/1\.1 200/);
+    assert.equal(p.counters.authFailures, 4);
   } finally {
     await p.close();
   }

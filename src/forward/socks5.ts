@@ -1,7 +1,8 @@
 // The SOCKS5 proxy (RFC 1928) of rootless mode: listens on a host-side address (loopback by
 // default) and opens every requested connection THROUGH the tunnel.
 //   - methods: "no authentication", or RFC 1929 username/password when credentials are set (then
-//     it is the only method offered);
+//     it is the only method offered); without credentials it listens on loopback only
+//     (proxy-auth.ts);
 //   - CONNECT: names are resolved by the HostResolver (the tunnel's DNS servers when configured),
 //     then a TCP connection is made through the tunnel and relayed with flow control both ways;
 //     the reply carries the tunnel-side address and port of that connection;
@@ -11,12 +12,12 @@
 //     the target's RST), no route 0x03, unreachable or unknown name 0x04, timed out 0x06.
 // A handshake must complete within handshakeTimeoutMs; a listener holds at most maxConnections.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { Logger, UserError } from '../util/index.js';
+import { Logger } from '../util/index.js';
 import { errorCode, type TunnelNet, type TunnelSocket } from './dialer.js';
 import { relay } from './relay.js';
 import { ProxyListener } from './proxy-listener.js';
+import { ProxyCredentials, checkExposure } from './proxy-auth.js';
 import type { HostResolver } from './resolver.js';
 import { StreamReader } from './stream-reader.js';
 import {
@@ -36,7 +37,7 @@ export interface Socks5Options {
   /** Listen address: an IP literal, and a port (0: ephemeral). */
   host: string;
   port: number;
-  /** RFC 1929 credentials; both or neither. */
+  /** RFC 1929 credentials; both or neither. Required unless `host` is a loopback address. */
   username?: string;
   password?: string;
   /** Open connections (and UDP associations) at once (default 1024). */
@@ -53,26 +54,16 @@ const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 const LINGER_MS = 2000;
 
 export class Socks5Server extends ProxyListener {
-  private readonly auth: { user: Buffer; pass: Buffer } | null;
+  private readonly auth: ProxyCredentials | null;
 
   private constructor(private readonly opts: Socks5Options) {
     super(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
-    if ((opts.username === undefined) !== (opts.password === undefined)) {
-      throw new UserError('SOCKS5: give both a username and a password, or neither');
-    }
-    if (opts.username !== undefined && opts.password !== undefined) {
-      const user = Buffer.from(opts.username, 'utf8');
-      const pass = Buffer.from(opts.password, 'utf8');
-      if (user.length < 1 || user.length > 255 || pass.length < 1 || pass.length > 255) {
-        throw new UserError('SOCKS5: the username and the password must each be 1 to 255 bytes (RFC 1929)');
-      }
-      this.auth = { user: digest(user), pass: digest(pass) };
-    } else {
-      this.auth = null;
-    }
+    this.auth = ProxyCredentials.from('SOCKS5', opts.username, opts.password);
+    checkExposure('SOCKS5 proxy', opts.host, opts.port, this.auth !== null, 'RFC 1929 username/password');
   }
 
-  /** Starts listening; rejects with a UserError when the address cannot be used. */
+  /** Starts listening; rejects with a UserError when the address cannot be used, and with a
+   * ProxyExposureError when it is not loopback and there are no credentials. */
   static async listen(opts: Socks5Options): Promise<Socks5Server> {
     const s = new Socks5Server(opts);
     await s.start(opts.local, opts.host, opts.port);
@@ -113,7 +104,8 @@ export class Socks5Server extends ProxyListener {
     const want = this.auth ? SocksMethod.UserPass : SocksMethod.NoAuth;
     if (!methods.includes(want)) {
       sock.write(Buffer.from([SOCKS_VERSION, SocksMethod.NoAcceptable]));
-      this.counters.errors++;
+      if (this.auth) this.counters.authFailures++;
+      else this.counters.errors++;
       this.finish(sock, this.auth ? 'the client does not offer username/password authentication' : 'the client offers no method without authentication');
       return null;
     }
@@ -140,10 +132,10 @@ export class Socks5Server extends ProxyListener {
     if (ver !== AUTH_VERSION) throw new Error(`username/password sub-negotiation version ${ver}`);
     const user = await reader.read(await reader.readByte());
     const pass = await reader.read(await reader.readByte());
-    const ok = timingSafeEqual(digest(user), this.auth!.user) && timingSafeEqual(digest(pass), this.auth!.pass);
+    const ok = this.auth!.matches(user, pass);
     sock.write(Buffer.from([AUTH_VERSION, ok ? AUTH_SUCCESS : AUTH_FAILURE]));
     if (!ok) {
-      this.counters.errors++;
+      this.counters.authFailures++;
       this.finish(sock, 'wrong username or password');
     }
     return ok;
@@ -203,9 +195,4 @@ export class Socks5Server extends ProxyListener {
     sock.resume();
     setTimeout(() => sock.destroy(), LINGER_MS).unref();
   }
-}
-
-/** Fixed-length digests, so the comparison takes the same time whatever the lengths. */
-function digest(b: Buffer): Buffer {
-  return createHash('sha256').update(b).digest();
 }
