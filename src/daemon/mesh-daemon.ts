@@ -20,7 +20,9 @@ import { join } from 'node:path';
 import { Logger, UserError } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 import { LocalIdentity, type Engine } from '../wireguard/index.js';
-import { MeshNode, ControlClient, EXIT_ROUTES, type ControlNetworkMap, type ReportRequest } from '../mesh/index.js';
+import {
+  MeshNode, ControlClient, EXIT_ROUTES, MapFieldError, checkNetworkMap, checkMembership, checkIpv4, checkIpv6, checkPrefix, type Membership, type ReportRequest,
+} from '../mesh/index.js';
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
 } from '../control/index.js';
@@ -30,7 +32,8 @@ import { UserspaceInterface } from './userspace-interface.js';
 import { MeshRouting } from './routing.js';
 import { routesApi, autoApproveRoutes } from './routes-api.js';
 import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
-import { parseWgQuickConfig } from './wg-quick-config.js';
+import type { WgQuickConfig } from './wg-quick-config.js';
+import { emptyMeshtunSettings } from './meshtun-section.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { MeshAcl } from './mesh-acl.js';
 import { MeshReporter } from './mesh-reporter.js';
@@ -81,18 +84,6 @@ function advertisedRoutes(opts: MeshUpOptions): string[] {
   return [...(opts.advertiseRoutes ?? []), ...(opts.advertiseExitNode ? EXIT_ROUTES : [])];
 }
 
-interface Membership {
-  host: string;
-  port: number;
-  coordinatorKey: string;
-  nodeId: string;
-  name: string;
-  ipv4: string;
-  ipv6: string;
-  ipv4Pool: string;
-  ulaPrefix: string;
-}
-
 export interface MeshDaemon {
   role: 'coordinator' | 'member';
   iface: MeshInterface;
@@ -118,11 +109,6 @@ export function underlayEndpoints(port: number, skipInterface: string): string[]
   return out;
 }
 
-function prefixLength(cidr: string, fallback: number): number {
-  const n = Number(cidr.split('/')[1]);
-  return Number.isInteger(n) ? n : fallback;
-}
-
 /** The data plane under a mesh node: a kernel TUN (WgInterface) or the userspace stack. */
 export interface MeshInterface {
   readonly name: string;
@@ -131,18 +117,55 @@ export interface MeshInterface {
   stop(reason?: string): Promise<void>;
 }
 
-async function bringUp(name: string, id: NodeIdentity, ipv4: string, pool: string, ipv6: string, ula: string, listenPort: number, userspace: boolean): Promise<MeshInterface> {
+/** The interface configuration of a mesh node, built as an object from checked values (never as
+ * wg-quick text: a value from the coordinator must not be able to become a second line). */
+export function meshInterfaceConfig(file: string, privateKey: Buffer, listenPort: number, addr: { ipv4: string; ipv6: string; ipv4Pool: string; ulaPrefix: string }, userspace: boolean): WgQuickConfig {
+  const ipv4 = checkIpv4(addr.ipv4, 'ipv4');
+  const ipv6 = checkIpv6(addr.ipv6, 'ipv6');
+  const pool = checkPrefix(addr.ipv4Pool, 'ipv4Pool', 4).cidr;
+  const ula = checkPrefix(addr.ulaPrefix, 'ulaPrefix', 6).cidr;
+  const meshtun = emptyMeshtunSettings();
+  // The mesh's proxies (mesh-dns.ts) resolve the network's names; the interface's own are off.
+  if (userspace) {
+    meshtun.socks5 = 'off';
+    meshtun.httpProxy = 'off';
+  }
+  return {
+    file,
+    interface: {
+      privateKey: Buffer.from(privateKey), listenPort, fwmark: null,
+      addresses: [{ family: 4, address: ipv4, prefixLength: pool.prefixLen }, { family: 6, address: ipv6, prefixLength: ula.prefixLen }],
+      dns: [], dnsSearch: [], mtu: null, table: { kind: 'auto' }, preUp: [], postUp: [], preDown: [], postDown: [], saveConfig: false,
+    },
+    peers: [],
+    meshtun,
+    warnings: [],
+  };
+}
+
+async function bringUp(name: string, id: NodeIdentity, addr: { ipv4: string; ipv6: string; ipv4Pool: string; ulaPrefix: string }, listenPort: number, userspace: boolean): Promise<MeshInterface> {
   if (!userspace) WgInterface.assertCanCreate(name);
-  const cfg = parseWgQuickConfig(
-    `[Interface]\nPrivateKey = ${encodeBase64Key(id.privateKey)}\nListenPort = ${listenPort}\n` +
-    `Address = ${ipv4}/${prefixLength(pool, 10)}, ${ipv6}/${prefixLength(ula, 48)}\n` +
-    // The mesh's proxies (mesh-dns.ts) resolve the network's names; the interface's own are off.
-    (userspace ? '[Meshtun]\nSocks5 = off\nHttpProxy = off\n' : ''),
-    join(id.dir, 'node.key'),
-  );
+  const cfg = meshInterfaceConfig(join(id.dir, 'node.key'), id.privateKey, listenPort, addr, userspace);
   const iface = userspace ? await UserspaceInterface.fromWgQuick(name, cfg) : await WgInterface.fromWgQuick(name, cfg);
   iface.writePidFile();
   return iface;
+}
+
+/** Reads the saved membership, checked field by field (a tampered file is refused, naming the
+ * field, before anything is set up from it). */
+export function readMembership(file: string): Membership {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`cannot read ${file}: ${(e as Error).message}`, 'move the file away and join again with a new token');
+  }
+  try {
+    return checkMembership(v);
+  } catch (e) {
+    if (!(e instanceof MapFieldError)) throw e;
+    throw new UserError(`${file}: ${e.message}`, 'the file was changed by hand or damaged: restore it, or move it away and join again with a new token');
+  }
 }
 
 function readPolicyFile(file: string): string {
@@ -198,8 +221,8 @@ interface NodeServicesOptions {
   overlay: { ipv4Pool: string; ulaPrefix: string };
   /** Sends a report to the coordinator (the control channel, or the in-process coordinator). */
   report: (req: ReportRequest) => Promise<void>;
-  /** Role-specific fields of the status's mesh block. */
-  status: Record<string, unknown>;
+  /** Role-specific fields of the status's mesh block (read at each status request). */
+  status: () => Record<string, unknown>;
   /** Extra API routes (the coordinator's). */
   routes?: ApiRoutes;
   onRemoved?: (message: string) => void;
@@ -242,7 +265,7 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     const meshApi = new MeshApi(mesh);
     closers.push(() => meshApi.close());
     const api = await ApiServer.listen(apiPath,
-      meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { ...p.status, node: p.self.name, relay: { ...mesh.relay.counters } } })),
+      meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { ...p.status(), node: p.self.name, mapVersion: mesh.map?.version ?? null, relay: { ...mesh.relay.counters } } })),
       meshApi.routes(p.routes));
     closers.push(() => api.close());
     return { mesh, lines: services.lines, apiPath, close };
@@ -309,11 +332,11 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     if (opts.policyFile) coord.setPolicy(undefined, readPolicyFile(opts.policyFile), opts.policyFile);
     const server = await ControlServer.listen({ coordinator: coord, identity: new LocalIdentity(id.privateKey), host: listen.host, port: listen.port, tlsDir: opts.dir });
     cleanup.push(() => server.close());
-    const iface = await bringUp(ifname, id, self.ipv4, net.ipv4Pool, self.ipv6, net.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
+    const iface = await bringUp(ifname, id, { ipv4: self.ipv4, ipv6: self.ipv6, ipv4Pool: net.ipv4Pool, ulaPrefix: net.ulaPrefix }, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
     const joinString = formatJoinString({ host: advertisedHost(listen.host, ifname), port: server.port, publicKey: id.publicKey });
     const svc = await startNodeServices({
-      opts, ifname, iface, self, overlay: net, status: { role: 'coordinator', network: net.name },
+      opts, ifname, iface, self, overlay: net, status: () => ({ role: 'coordinator', network: net.name }),
       report: async (req) => { coord.reportNodeState(id.publicKey, req); },
       routes: coordinatorRoutes(coord, net.name, joinString),
     });
@@ -321,7 +344,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     const mesh = svc.mesh;
     const applyOwn = () => {
       try {
-        mesh.apply(coord.networkMap(id.publicKey) as unknown as ControlNetworkMap);
+        mesh.apply(checkNetworkMap(coord.networkMap(id.publicKey)));
       } catch (e) {
         log.warn(`cannot apply the network map: ${(e as Error).message}`);
       }
@@ -353,7 +376,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   if (!opts.userspace) WgInterface.assertCanCreate(ifname);
   const id = loadNodeIdentity(opts.dir);
   const identity = new LocalIdentity(id.privateKey);
-  let m: Membership | null = saved ? JSON.parse(readFileSync(membershipPath, 'utf8')) as Membership : null;
+  let m: Membership | null = saved ? readMembership(membershipPath) : null;
   if (m && opts.join) {
     const t = parseJoinString(opts.join, { defaultPort: DEFAULT_CONTROL_PORT, ...(opts.token ? { token: opts.token } : {}) });
     if (encodeBase64Key(t.publicKey) !== m.coordinatorKey) {
@@ -385,7 +408,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   const member = m;
   let iface: MeshInterface;
   try {
-    iface = await bringUp(ifname, id, member.ipv4, member.ipv4Pool, member.ipv6, member.ulaPrefix, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
+    iface = await bringUp(ifname, id, member, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
   } catch (e) {
     client.close();
     throw e;
@@ -393,7 +416,8 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   let svc: NodeServices;
   try {
     svc = await startNodeServices({
-      opts, ifname, iface, self: member, overlay: member, status: { role: 'member' },
+      opts, ifname, iface, self: member, overlay: member,
+      status: () => ({ role: 'member', control: { connects: client.connects, mapsRefused: client.rejectedMaps, lastMapError: client.lastMapError } }),
       report: async (req) => {
         const r = await client.report(req);
         if (!r.ok) log.warn(`report not accepted: ${r.error}`);

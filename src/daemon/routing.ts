@@ -5,11 +5,16 @@
 // logged, since it changes the namespace/host) and OverlayNat: an nftables table `meshtun` that
 // masquerades traffic from the overlay leaving through any interface other than the mesh one, so
 // hosts behind the router need no route back to the overlay. The table is deleted on stop.
+// Rules go to nft as JSON (`nft -j <document>`) built from checked prefixes, never as rule text, and routes to
+// `ip` as one checked prefix per argument.
 // Everything here is kernel state of the current network namespace.
 import { execFile } from 'node:child_process';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { Logger } from '../util/index.js';
-import { EXIT_ROUTES, type ControlNetworkMap } from '../mesh/index.js';
+import { EXIT_ROUTES, MapFieldError, checkPrefix, type ControlNetworkMap } from '../mesh/index.js';
+import { formatIpv4Address, formatIpv6Address } from '../wire/index.js';
+import type { Cidr } from '../wireguard/index.js';
+import { isInterfaceName } from './wg-quick-config.js';
 import { DEFAULT_ROUTE_TABLE, type WgInterface } from './wg-interface.js';
 
 const log = new Logger('routing');
@@ -26,6 +31,41 @@ function run(cmd: string, args: string[], input?: string): Promise<string> {
 
 function family(cidr: string): '-4' | '-6' {
   return cidr.includes(':') ? '-6' : '-4';
+}
+
+/** The nftables ruleset (JSON, `nft -j -f -`) of OverlayNat: table inet `meshtun` with a NAT
+ * postrouting chain that masquerades traffic from the overlay's prefixes leaving by any other
+ * interface than `ifname`. Built as data from checked values: a field holds one value of its type
+ * and cannot carry a second statement, as rule text could. Throws MapFieldError for a bad prefix. */
+export function overlayNatRuleset(ifname: string, overlay: { ipv4Pool: string; ulaPrefix: string }): unknown {
+  if (!isInterfaceName(ifname)) throw new MapFieldError('interface', ifname, 'an interface name');
+  const family = 'inet';
+  const table = NAT_TABLE;
+  const chain = 'postrouting';
+  const masquerade = (protocol: 'ip' | 'ip6', cidr: Cidr) => ({
+    add: {
+      rule: {
+        family, table, chain,
+        expr: [
+          { match: { op: '==', left: { payload: { protocol, field: 'saddr' } }, right: { prefix: { addr: cidrAddress(cidr), len: cidr.prefixLen } } } },
+          { match: { op: '!=', left: { meta: { key: 'oifname' } }, right: ifname } },
+          { masquerade: null },
+        ],
+      },
+    },
+  });
+  return {
+    nftables: [
+      { add: { table: { family, name: table } } },
+      { add: { chain: { family, table, name: chain, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } } },
+      masquerade('ip', checkPrefix(overlay.ipv4Pool, 'ipv4Pool', 4).cidr),
+      masquerade('ip6', checkPrefix(overlay.ulaPrefix, 'ulaPrefix', 6).cidr),
+    ],
+  };
+}
+
+function cidrAddress(c: Cidr): string {
+  return c.family === 4 ? formatIpv4Address(c.address as number) : formatIpv6Address(c.address as Uint8Array, 0);
 }
 
 /** Routes `cidr`s through the mesh interface, as a set that can change. */
@@ -45,6 +85,12 @@ export class KernelRoutes {
     }
     for (const r of want) {
       if (this.installed.has(r)) continue;
+      try {
+        checkPrefix(r, 'route');
+      } catch (e) {
+        log.warn(`route not installed: ${(e as Error).message}`);
+        continue;
+      }
       try {
         await run('ip', [family(r), 'route', 'replace', r, 'dev', this.ifname]);
         this.installed.add(r);
@@ -89,18 +135,10 @@ export class OverlayNat {
   static async start(ifname: string, overlay: { ipv4Pool: string; ulaPrefix: string }): Promise<OverlayNat> {
     const nat = new OverlayNat(ifname);
     await run('nft', ['delete', 'table', 'inet', NAT_TABLE]).catch(() => undefined);
-    const rules = [
-      `table inet ${NAT_TABLE} {`,
-      '  chain postrouting {',
-      '    type nat hook postrouting priority srcnat; policy accept;',
-      `    ip saddr ${overlay.ipv4Pool} oifname != "${ifname}" masquerade`,
-      `    ip6 saddr ${overlay.ulaPrefix} oifname != "${ifname}" masquerade`,
-      '  }',
-      '}',
-      '',
-    ].join('\n');
     try {
-      await run('nft', ['-f', '-'], rules);
+      // One argument holding the JSON document (nft -j reads its command line as JSON; stdin
+      // would be a socket, which nft cannot open as a file).
+      await run('nft', ['-j', JSON.stringify(overlayNatRuleset(ifname, overlay))]);
       nat.active = true;
       log.info(`NAT: traffic from ${overlay.ipv4Pool} and ${overlay.ulaPrefix} leaving by other interfaces than ${ifname} is masqueraded (nft table inet ${NAT_TABLE})`);
     } catch (e) {

@@ -10,7 +10,7 @@
 // coordinator resyncs the node. The last map received is kept in `map`.
 import { connect as h2connect, constants as h2c, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { decodeBase64Key } from '../crypto/index.js';
-import { UserError } from '../util/index.js';
+import { Logger, UserError } from '../util/index.js';
 import {
   Handshake, CookieChecker, CookieGenerator, INITIATION, RESPONSE, createInitiation, consumeResponse, deriveKeys, cryptoRandomUint32,
   type LocalIdentity,
@@ -21,8 +21,10 @@ import {
   type ControlNetworkMap, type RegisterRequest, type RegisterReply, type ReportRequest, type ReportReply, type ControlErrorReply,
   type MapStreamMessage,
 } from './control-types.js';
+import { checkNetworkMap, checkRegisterReply, MapFieldError } from './map-check.js';
 
 const COORDINATOR_KEY_SIZE = 32;
+const log = new Logger('control');
 export const CONTROL_BACKOFF_INITIAL_MS = 500;
 export const CONTROL_BACKOFF_MAX_MS = 30_000;
 export const CONTROL_REQUEST_TIMEOUT_MS = 10_000;
@@ -88,6 +90,10 @@ export class ControlClient {
   /** Frames from the coordinator that did not open. */
   get rejectedFrames(): number { return this.rejectedTotal + (this.conn?.cipher.rejected ?? 0); }
   private rejectedTotal = 0;
+  /** Maps from the coordinator refused because a field was not what it must be (map-check.ts). */
+  rejectedMaps = 0;
+  /** Why the last map was refused ("map.peers[1].routes[0] ... is not a prefix ..."), or null. */
+  lastMapError: string | null = null;
 
   private constructor(private readonly opts: ControlClientOptions) {
     const k = typeof opts.coordinatorPublicKey === 'string' ? decodeBase64Key(opts.coordinatorPublicKey) : Buffer.from(opts.coordinatorPublicKey);
@@ -117,7 +123,15 @@ export class ControlClient {
   async register(req: RegisterRequest): Promise<RegisterResult> {
     const { status, msg } = await this.call(CONTROL_PATH_REGISTER, req);
     if (status === 200 && !isControlError(msg)) {
-      const reply = msg as RegisterReply;
+      let reply: RegisterReply;
+      try {
+        reply = checkRegisterReply(msg);
+      } catch (e) {
+        if (!(e instanceof MapFieldError)) throw e;
+        this.rejectedMaps++;
+        this.lastMapError = e.message;
+        return { ok: false, status, error: `the coordinator's reply is unusable: ${e.message}`, reason: 'bad-reply', retryAfterMs: 0 };
+      }
       this.setMap(reply.map);
       return { ok: true, ...reply };
     }
@@ -155,6 +169,22 @@ export class ControlClient {
   private setMap(map: ControlNetworkMap): void {
     this.lastMap = map;
     for (const fn of [...this.mapListeners]) fn(map);
+  }
+
+  /** A pushed map checked field by field, or null (refused, counted, logged: the node keeps the
+   * map it has). */
+  private checkMap(v: unknown): ControlNetworkMap | null {
+    try {
+      const map = checkNetworkMap(v);
+      this.lastMapError = null;
+      return map;
+    } catch (e) {
+      if (!(e instanceof MapFieldError)) throw e;
+      this.rejectedMaps++;
+      this.lastMapError = e.message;
+      log.warn(`refused a network map from the coordinator: ${e.message}; keeping the map this node has`);
+      return null;
+    }
   }
 
   private dropConnection(): void {
@@ -319,9 +349,12 @@ export class ControlClient {
           if (!m || typeof m !== 'object') continue;
           clearTimeout(idle);
           idle = setTimeout(() => req.close(h2c.NGHTTP2_CANCEL), idleMs);
-          if (m.type === 'map' && m.map && typeof m.map === 'object') {
-            onMap();
-            this.setMap(m.map);
+          if (m.type === 'map') {
+            const map = this.checkMap(m.map);
+            if (map) {
+              onMap();
+              this.setMap(map);
+            }
           } else if (m.type === 'removed') {
             result = 'removed';
             for (const fn of [...this.removedListeners]) fn(String(m.message));

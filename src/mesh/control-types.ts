@@ -71,6 +71,9 @@ export interface ControlNetworkMap {
   peers: ControlMapNode[];
   /** The network's ACL policy text (acl/policy.ts format) and its version; null or absent: none. */
   policy?: { text: string; version: number } | null;
+  /** Multi-hop paths this node relays on (node ids, end to end, this node strictly inside):
+   * a relay forwards frames only between two nodes of a path, and only along it. */
+  relayPaths?: string[][];
 }
 
 /** POST /v1/register request. The node's key is the Noise static key of the session. */

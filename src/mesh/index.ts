@@ -11,3 +11,7 @@ export {
 export { Relay, RelayEndpoint, RelayCounters, type RelayDirectory } from './relay.js';
 export * from './relay-frame.js';
 export * from './probe.js';
+export {
+  checkNetworkMap, checkRegisterReply, checkMembership, checkNetwork, checkIpv4, checkIpv6, checkPrefix, checkEndpoint, checkLabel, checkId, checkKey,
+  checkHost, checkCount, showValue, MapFieldError, MAP_LIMITS, type Membership,
+} from './map-check.js';
