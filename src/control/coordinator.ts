@@ -336,8 +336,8 @@ export class Coordinator {
     const net = this.network(n.networkId);
     const p = this.store.policy(net.id);
     const nodes = this.store.nodes(net.id);
-    const vias = this.paths.viasFor(n.id, nodes.filter((x) => !x.removed).map((x) => x.id));
-    return buildNetworkMap(net, nodes, n.id, p ? { text: p.text, version: p.version } : null, vias);
+    const plan = this.paths.plan(nodes.filter((x) => !x.removed).map((x) => x.id));
+    return buildNetworkMap(net, nodes, n.id, p ? { text: p.text, version: p.version } : null, plan.viasFor(n.id), plan.relayPathsFor(n.id));
   }
 
   // --- ACL policy ---

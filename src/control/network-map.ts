@@ -43,6 +43,8 @@ export interface NetworkMap {
   /** The network's ACL policy (text in the mesh/acl format, and its version); null: none set,
    * every packet passes. Each node compiles it against self + peers. */
   policy: MapPolicy | null;
+  /** Multi-hop paths (node ids, end to end) this node relays on; absent when none. */
+  relayPaths?: string[][];
 }
 
 export interface MapPolicy {
@@ -76,6 +78,7 @@ export function mapNode(n: NodeRecord): MapNode {
 /** The map for node `selfId` of `network`, from the network's live nodes. */
 export function buildNetworkMap(
   network: NetworkRecord, liveNodes: readonly NodeRecord[], selfId: string, policy: MapPolicy | null = null, vias: ReadonlyMap<string, string> = new Map(),
+  relayPaths: readonly (readonly string[])[] = [],
 ): NetworkMap {
   const self = liveNodes.find((n) => n.id === selfId && !n.removed);
   if (!self) throw new Error(`buildNetworkMap: node ${selfId} is not a live node of network ${network.id}`);
@@ -89,5 +92,6 @@ export function buildNetworkMap(
       return via === undefined ? m : { ...m, via };
     }),
     policy: policy ? { text: policy.text, version: policy.version } : null,
+    ...(relayPaths.length > 0 ? { relayPaths: relayPaths.map((p) => [...p]) } : {}),
   };
 }

@@ -57,3 +57,22 @@ test('paths: ties go the same way every time; a removed node is forgotten', () =
   assert.deepEqual([...t.viasFor('a', ['a', 'c', 'd'])], [['d', 'c']]);
   assert.deepEqual(t.reported('b'), {});
 });
+
+test('paths: one path per relayed pair, the same for both ends; every relay on it gets the whole path', () => {
+  const t = new PathTable();
+  t.report('a', { b: 'direct', c: 'failed', d: 'failed' });
+  t.report('b', { c: 'direct', d: 'failed' });
+  t.report('c', { d: 'direct' });
+  const plan = t.plan(ALL);
+  assert.deepEqual(plan.paths.map((p) => p.join('>')).sort(), ['a>b>c', 'a>b>c>d', 'b>c>d']);
+  // Both ends of a-d use the one path: a's neighbour b, d's neighbour c.
+  assert.equal(t.viasFor('a', ALL).get('d'), 'b');
+  assert.equal(t.viasFor('d', ALL).get('a'), 'c');
+  assert.deepEqual(t.relayPathsFor('b', ALL).map((p) => p.join('>')).sort(), ['a>b>c', 'a>b>c>d']);
+  assert.deepEqual(t.relayPathsFor('c', ALL).map((p) => p.join('>')).sort(), ['a>b>c>d', 'b>c>d']);
+  assert.deepEqual(t.relayPathsFor('a', ALL), [], 'an end relays nothing');
+  assert.deepEqual(t.relayPathsFor('coord', ALL), []);
+  // A report that changes the links changes the plan.
+  t.report('a', { b: 'direct', c: 'direct', d: 'failed' });
+  assert.deepEqual(t.plan(ALL).paths.map((p) => p.join('>')).sort(), ['a>c>d', 'b>c>d']);
+});

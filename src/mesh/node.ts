@@ -18,7 +18,7 @@ import { Logger } from '../util/index.js';
 import { parseIpv4Address, parseIpv6Address } from '../wire/index.js';
 import { parseCidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
-import { Relay, RelayEndpoint } from './relay.js';
+import { Relay, RelayEndpoint, type RelayRoute } from './relay.js';
 
 /** How long a direct endpoint is tried before the next one (a handshake retry is 5 s). */
 export const PROBE_MS = 6_000;
@@ -29,6 +29,11 @@ export const DIRECT_FRESH_MS = 70_000;
 const KICK_DELAY_MS = 1_000;
 /** How often path states are re-evaluated. */
 const PATH_TICK_MS = 1_000;
+
+/** How long a relay keeps forwarding for a pair after the map stopped naming its path (a
+ * restarted coordinator forgets paths until nodes report again, every 30 s). */
+export const RELAY_GRACE_MS = 120_000;
+const NO_ADDRESSES: { ipv4: number | null; ipv6: Uint8Array | null } = { ipv4: null, ipv6: null };
 
 /** Seconds between keepalives to each mesh peer (keeps NAT mappings open). */
 export const MESH_PERSISTENT_KEEPALIVE = 25;
@@ -105,17 +110,27 @@ export class MeshNode {
   mapsApplied = 0;
   readonly relay: Relay;
   private selfAddress: number | null = null;
+  private selfId: string | null = null;
   private readonly byPeer = new Map<Peer, { ipv4: number | null; ipv6: Uint8Array | null }>();
   private readonly byAddress = new Map<number, { peer: Peer; ipv6: Uint8Array | null }>();
   private pathTimer: NodeJS.Timeout | null = null;
   private lastStates = '';
+  /** Relay paths through this node (from maps; kept RELAY_GRACE_MS after a map stops naming
+   * them) and the routes made of them: source address -> destination address -> neighbours. */
+  private readonly relayPaths = new Map<string, { ids: string[]; until: number }>();
+  private relayRoutes = new Map<number, Map<number, RelayRoute>>();
+  /** The neighbour the map says each relayed peer is reached through. */
+  private readonly mapVia = new Map<Peer, Peer>();
+  private lastPeersById = new Map<string, { peer: Peer; ipv4: number | null }>();
 
   constructor(readonly engine: Engine, private readonly opts: MeshNodeOptions = {}) {
     this.relay = new Relay(engine, {
       selfAddress: () => this.selfAddress,
       peerByAddress: (a) => this.byAddress.get(a)?.peer,
       ipv6ByAddress: (a) => this.byAddress.get(a)?.ipv6 ?? null,
-      addressesOfPeer: (p) => this.byPeer.get(p) ?? { ipv4: null, ipv6: null },
+      addressesOfPeer: (p) => this.byPeer.get(p) ?? NO_ADDRESSES,
+      relayRoute: (source, dest) => this.relayRoutes.get(source)?.get(dest),
+      relayedFrom: (source, from) => this.isRelayedFrom(source, from),
     });
     this.pathTimer = setInterval(() => this.checkPaths(), PATH_TICK_MS);
     this.pathTimer.unref();
@@ -181,6 +196,7 @@ export class MeshNode {
   /** Tries the next direct endpoint of peers not heard from, and reports changed states. */
   checkPaths(): void {
     const now = this.engine.clock.now();
+    this.expireRelayPaths(now);
     for (const a of this.applied.values()) {
       if (a.peer.endpoint instanceof RelayEndpoint) continue;
       if (this.directState(a) === 'direct') continue;
@@ -328,10 +344,77 @@ export class MeshNode {
         }
       }
     }
+    this.mapVia.clear();
+    for (const t of touched) {
+      const viaPeer = t.a.via !== null ? peersById.get(t.a.via) : undefined;
+      if (viaPeer && viaPeer !== t.a.peer) this.mapVia.set(t.a.peer, viaPeer);
+    }
+    const byId = new Map<string, { peer: Peer; ipv4: number | null }>();
+    for (const t of touched) byId.set(t.n.id, { peer: t.a.peer, ipv4: this.byPeer.get(t.a.peer)?.ipv4 ?? null });
+    this.lastPeersById = byId;
+    this.selfId = typeof map.self?.id === 'string' ? map.self.id : null;
+    const now = this.engine.clock.now();
+    const listed = new Set<string>();
+    for (const ids of map.relayPaths ?? []) {
+      const key = ids.join('>');
+      listed.add(key);
+      this.relayPaths.set(key, { ids: [...ids], until: Infinity });
+    }
+    for (const [key, p] of this.relayPaths) if (!listed.has(key) && p.until === Infinity) p.until = now + RELAY_GRACE_MS;
+    this.rebuildRelayRoutes(now);
     this.current = map;
     this.mapsApplied++;
     this.opts.onApplied?.(map, result);
     return result;
+  }
+
+  /** True when frames from node `source` to this node may arrive from neighbour `from`: the
+   * map names `from` as the source's relay, or this node's path to the source goes through it. */
+  private isRelayedFrom(source: number, from: Peer): boolean {
+    const peer = this.byAddress.get(source)?.peer;
+    if (peer === undefined) return false;
+    const ep = peer.endpoint;
+    return (ep instanceof RelayEndpoint && ep.via === from) || this.mapVia.get(peer) === from;
+  }
+
+  private expireRelayPaths(now: number): void {
+    let expired = false;
+    for (const [key, p] of this.relayPaths) {
+      if (p.until <= now) {
+        this.relayPaths.delete(key);
+        expired = true;
+      }
+    }
+    if (expired) this.rebuildRelayRoutes(now);
+  }
+
+  /** The relay routes of every path through this node whose nodes are all in the map: for each
+   * two nodes on either side of this one, frames from one to the other must come from the
+   * neighbour on the source's side and go to the neighbour on the other. */
+  private rebuildRelayRoutes(now: number): void {
+    const routes = new Map<number, Map<number, RelayRoute>>();
+    const self = this.selfId;
+    const add = (src: number, dst: number, route: RelayRoute) => {
+      let m = routes.get(src);
+      if (!m) routes.set(src, (m = new Map()));
+      m.set(dst, route);
+    };
+    for (const p of this.relayPaths.values()) {
+      if (p.until <= now || self === null) continue;
+      const i = p.ids.indexOf(self);
+      if (i <= 0 || i >= p.ids.length - 1) continue;
+      const nodes = p.ids.map((id) => this.lastPeersById.get(id));
+      const before = nodes[i - 1]?.peer;
+      const after = nodes[i + 1]?.peer;
+      if (!before || !after || nodes.some((n, k) => k !== i && (!n || n.ipv4 === null))) continue;
+      for (let j = 0; j < i; j++) {
+        for (let k = i + 1; k < p.ids.length; k++) {
+          add(nodes[j]!.ipv4!, nodes[k]!.ipv4!, { from: before, next: after });
+          add(nodes[k]!.ipv4!, nodes[j]!.ipv4!, { from: after, next: before });
+        }
+      }
+    }
+    this.relayRoutes = routes;
   }
 
   private parseEndpoints(n: ControlMapNode): Endpoint[] {

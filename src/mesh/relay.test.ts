@@ -59,7 +59,7 @@ async function triangle() {
   const aForD = { ...a.self, endpoints: ['198.19.9.1:51820'] };
   a.mesh.apply(mapFor(a.self, [b.self, { ...d.self, via: b.self.id }]));
   // B knows D at its real address (the LAN between them).
-  b.mesh.apply(mapFor(b.self, [a.self, { ...d.self, endpoints: ['198.18.0.4:51820'] }]));
+  b.mesh.apply({ ...mapFor(b.self, [a.self, { ...d.self, endpoints: ['198.18.0.4:51820'] }]), relayPaths: [['id-a', 'id-b', 'id-d']] });
   d.mesh.apply(mapFor(d.self, [{ ...aForD, via: b.self.id }, { ...b.self }]));
   const close = () => { for (const n of [a, b, d]) { n.mesh.stop(); n.engine.close(); } };
   return { a, b, d, close };
@@ -193,8 +193,9 @@ test('relay: a chain of two relays (a -> b -> c -> d): traffic both ways, Time E
   const real = (n: N, ip: string) => ({ ...n.self, endpoints: [`${ip}:51820`] });
   try {
     a.mesh.apply(mapFor(a.self, [b.self, { ...c.self, via: 'id-b' }, { ...d.self, via: 'id-b' }]));
-    b.mesh.apply(mapFor(b.self, [real(a, '198.18.1.1'), c.self, { ...d.self, via: 'id-c' }]));
-    c.mesh.apply(mapFor(c.self, [{ ...a.self, via: 'id-b' }, b.self, real(d, '198.18.1.4')]));
+    const relayPaths = [['id-a', 'id-b', 'id-c', 'id-d']];
+    b.mesh.apply({ ...mapFor(b.self, [real(a, '198.18.1.1'), c.self, { ...d.self, via: 'id-c' }]), relayPaths });
+    c.mesh.apply({ ...mapFor(c.self, [{ ...a.self, via: 'id-b' }, b.self, real(d, '198.18.1.4')]), relayPaths });
     d.mesh.apply(mapFor(d.self, [{ ...a.self, via: 'id-c' }, { ...b.self, via: 'id-c' }, c.self]));
     for (let i = 0; i < 30 && d.tun.written.length === 0; i++) {
       a.tun.inject(u4('100.64.1.1', '100.64.1.4', 1000, 2000, Buffer.from('two relays'), 64));
@@ -233,13 +234,15 @@ test('relay: malformed frames and frames with nowhere to go are counted', async 
     buf[TRANSPORT_HEADER_SIZE] = 9;
     handle(buf, 40);
     assert.equal(b.mesh.relay.counters.dropMalformed, 2);
+    // To a node nobody paired with A through B.
     writeRelayHeader(buf, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, MAX_RELAY_HOPS, 0x64400001, 0x64400063, 40);
     handle(buf, RELAY_HEADER_SIZE + 40);
-    assert.equal(b.mesh.relay.counters.dropNoRoute, 1);
-    // A frame to A from A would go back where it came from.
+    assert.equal(b.mesh.relay.counters.dropNotPaired, 1);
+    // "From D" but out of A: D's side of the path is D itself.
     writeRelayHeader(buf, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, MAX_RELAY_HOPS, 0x64400004, 0x64400001, 40);
     handle(buf, RELAY_HEADER_SIZE + 40);
-    assert.equal(b.mesh.relay.counters.dropNoRoute, 2);
+    assert.equal(b.mesh.relay.counters.dropWrongNeighbour, 1);
+    assert.equal(b.mesh.relay.counters.forwarded, 0);
     // Random frames never throw.
     for (let i = 0; i < 2000; i++) {
       const len = 1 + Math.floor(Math.random() * 200);
@@ -251,6 +254,84 @@ test('relay: malformed frames and frames with nowhere to go are counted', async 
     await tick();
   } finally {
     close();
+  }
+});
+
+/** Sends `payload` to `to` as a relay frame (source, dest) inside `from`'s session with it. */
+function sendFrame(from: N, to: N, source: string, dest: string, payload: Buffer): boolean {
+  const buf = Buffer.alloc(TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + payload.length + 64);
+  const addr = (t: string) => t.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+  writeRelayHeader(buf, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, MAX_RELAY_HOPS, addr(source), addr(dest), payload.length);
+  payload.copy(buf, TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE);
+  return from.engine.sendFrame(from.engine.getPeer(to.engine.publicKey!)!, buf, RELAY_HEADER_SIZE + payload.length);
+}
+
+test('relay: no open relay: only paired nodes, only from the side of the source, only sessions of the claimed source', async () => {
+  const net = new MemoryNetwork();
+  const a = await makeNode(net, 'a', '198.18.2.1', '100.64.2.1', 'fd00:1:2::21', '198.19.9.1');
+  const b = await makeNode(net, 'b', '198.18.2.2', '100.64.2.2', 'fd00:1:2::22');
+  const d = await makeNode(net, 'd', '198.18.2.4', '100.64.2.4', 'fd00:1:2::24', '198.19.9.4');
+  const e = await makeNode(net, 'e', '198.18.2.5', '100.64.2.5', 'fd00:1:2::25');
+  const real = (n: N, ip: string) => ({ ...n.self, endpoints: [`${ip}:51820`] });
+  try {
+    // A and D are paired through B; E is a member next to B and D, paired with nobody.
+    a.mesh.apply(mapFor(a.self, [b.self, { ...d.self, via: 'id-b' }, e.self]));
+    b.mesh.apply({ ...mapFor(b.self, [real(a, '198.18.2.1'), real(d, '198.18.2.4'), e.self]), relayPaths: [['id-a', 'id-b', 'id-d']] });
+    d.mesh.apply(mapFor(d.self, [{ ...a.self, via: 'id-b' }, b.self, e.self]));
+    e.mesh.apply(mapFor(e.self, [b.self, real(d, '198.18.2.4')]));
+    // The paired pair works.
+    for (let i = 0; i < 30 && d.tun.written.length === 0; i++) {
+      a.tun.inject(u4('100.64.2.1', '100.64.2.4', 1000, 2000, Buffer.from('paired'), 64));
+      await tick();
+    }
+    assert.ok(d.tun.takeWritten().some((p) => p.includes(Buffer.from('paired'))));
+    // Sessions E-B and E-D and B-D up (frames are sent once a session exists).
+    for (let i = 0; i < 30 && !(e.engine.getPeer(b.engine.publicKey!)?.current && e.engine.getPeer(d.engine.publicKey!)?.current && b.engine.getPeer(d.engine.publicKey!)?.current); i++) {
+      e.engine.sendKeepalive(e.engine.getPeer(b.engine.publicKey!)!);
+      e.engine.sendKeepalive(e.engine.getPeer(d.engine.publicKey!)!);
+      b.engine.sendKeepalive(b.engine.getPeer(d.engine.publicKey!)!);
+      await tick();
+    }
+    const forwarded = b.mesh.relay.counters.forwarded;
+    const delivered = d.mesh.relay.counters.delivered;
+    const junk = Buffer.alloc(48, 7);
+    // E asks B to relay to D: not paired.
+    assert.ok(sendFrame(e, b, '100.64.2.5', '100.64.2.4', junk));
+    // E forges A as the source: B hears it from E, not from A's side.
+    assert.ok(sendFrame(e, b, '100.64.2.1', '100.64.2.4', junk));
+    // E sends D a frame "from A" itself: D reaches A through B, not E.
+    assert.ok(sendFrame(e, d, '100.64.2.1', '100.64.2.4', junk));
+    await tick();
+    assert.equal(b.mesh.relay.counters.dropNotPaired, 1);
+    assert.equal(b.mesh.relay.counters.dropWrongNeighbour, 1);
+    assert.equal(d.mesh.relay.counters.dropUnexpectedSource, 1);
+    assert.equal(b.mesh.relay.counters.forwarded, forwarded, 'B relayed none of them');
+    assert.equal(d.mesh.relay.counters.delivered, delivered, 'D took none of them');
+    // B, the relay, wraps a datagram of its own session with D as if it came from A: D opens it
+    // with the B-D session, which is not A's, and refuses it.
+    const peerDatB = b.engine.getPeer(d.engine.publicKey!)!;
+    const realEndpoint = peerDatB.endpoint;
+    let captured: Buffer | null = null;
+    peerDatB.endpoint = {
+      family: 4, address: '0.0.0.0', port: 0, toString: () => 'capture',
+      send: (bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array) => { captured = Buffer.from(bufs[0]!.subarray(offsets[0]!, offsets[0]! + sizes[0]!)); return 1; },
+    };
+    b.tun.inject(u4('100.64.2.2', '100.64.2.4', 1, 2, Buffer.from('b says it is a'), 64));
+    await tick();
+    peerDatB.endpoint = realEndpoint;
+    assert.ok(captured, 'captured a B-D datagram');
+    const mismatch = d.engine.counters.dropEndpointMismatch;
+    assert.ok(sendFrame(b, d, '100.64.2.1', '100.64.2.4', captured));
+    await tick();
+    assert.equal(d.engine.counters.dropEndpointMismatch, mismatch + 1);
+    assert.equal(d.tun.takeWritten().some((p) => p.includes(Buffer.from('b says it is a'))), false, 'not delivered');
+    assert.equal(d.engine.getPeer(b.engine.publicKey!)!.endpoint!.toString(), '198.18.2.2:51820', 'B\'s endpoint at D did not roam');
+    // A and D still talk.
+    a.tun.inject(u4('100.64.2.1', '100.64.2.4', 1000, 2000, Buffer.from('still paired'), 64));
+    await tick();
+    assert.ok(d.tun.takeWritten().some((p) => p.includes(Buffer.from('still paired'))));
+  } finally {
+    for (const n of [a, b, d, e]) { n.mesh.stop(); n.engine.close(); }
   }
 });
 

@@ -53,6 +53,20 @@ export interface RelayDirectory {
   ipv6ByAddress(address: number): Uint8Array | null;
   /** The overlay addresses of the node behind engine peer `peer` (IPv4 as a number). */
   addressesOfPeer(peer: Peer): { ipv4: number | null; ipv6: Uint8Array | null };
+  /** Where a frame from node `source` to node `dest` (overlay IPv4s) may come from and goes next,
+   * when this node relays for that pair (the coordinator put both on a path through it); else
+   * undefined. */
+  relayRoute(source: number, dest: number): RelayRoute | undefined;
+  /** True when this node reaches node `source` through neighbour `from`, so frames from `source`
+   * addressed to this node may arrive from it. */
+  relayedFrom(source: number, from: Peer): boolean;
+}
+
+/** One direction of a relayed pair at a relay: the neighbour on the source's side and the one
+ * on the destination's side. */
+export interface RelayRoute {
+  readonly from: Peer;
+  readonly next: Peer;
 }
 
 export class RelayCounters {
@@ -74,6 +88,14 @@ export class RelayCounters {
   dropMalformed = 0;
   /** Frames for a node this node has no peer for (or that would go back where they came from). */
   dropNoRoute = 0;
+  /** Frames between two nodes the coordinator did not pair through this node (no open relay). */
+  dropNotPaired = 0;
+  /** Frames of a paired pair that came from another neighbour than the one on the source's side
+   * of the path (a forged source). */
+  dropWrongNeighbour = 0;
+  /** Frames addressed to this node claiming a source this node does not reach through the
+   * neighbour they came from. */
+  dropUnexpectedSource = 0;
   /** ICMP "packet too big" answers to this node's host for packets larger than a relayed path
    * carries (the engine counts the packets as dropTooBigForPath). */
   tooBigSent = 0;
@@ -162,6 +184,12 @@ export class RelayEndpoint implements Endpoint {
   send(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number {
     return this.relay.forwardDatagrams(this, bufs, offsets, sizes, count);
   }
+
+  /** A datagram relayed from node `remote` must open with the session of the peer that is that
+   * node: a frame claiming one source cannot carry another peer's messages. */
+  admits(peer: Peer): boolean {
+    return this.relay.addressOfPeer(peer) === this.remote;
+  }
 }
 
 const log = new Logger('relay');
@@ -210,6 +238,11 @@ export class Relay {
       this.endpoints.set(key, ep);
     }
     return ep;
+  }
+
+  /** The overlay IPv4 address (a number) of the node behind `peer`, or null. */
+  addressOfPeer(peer: Peer): number | null {
+    return this.dir.addressesOfPeer(peer).ipv4;
   }
 
   /** See RelayEndpoint.maxPacket. */
@@ -301,23 +334,38 @@ export class Relay {
     const dest = buf.readUInt32BE(off + RELAY_FRAME.DEST);
     const self = this.dir.selfAddress();
     if (self !== null && dest === self) {
-      if (type === RelayFrameType.Forward) this.deliver(from, source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
-      else this.timeExceeded(source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
+      if (type === RelayFrameType.Forward) {
+        if (!this.dir.relayedFrom(source, from)) {
+          this.counters.dropUnexpectedSource++;
+          this.dropLog.debug(() => `refused a relayed frame claiming to come from ${formatAddress(source)}: not reached through that neighbour`);
+          return;
+        }
+        this.deliver(from, source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
+      } else {
+        this.timeExceeded(from, source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
+      }
+      return;
+    }
+    // No open relay: only between two nodes of a path through this node, only from the neighbour
+    // on the source's side, only on to the neighbour on the other side.
+    const route = this.dir.relayRoute(source, dest);
+    if (route === undefined) {
+      this.counters.dropNotPaired++;
+      this.dropLog.debug(() => `refused to relay a frame from ${formatAddress(source)} to ${formatAddress(dest)}: not paired through this node`);
+      return;
+    }
+    if (route.from !== from) {
+      this.counters.dropWrongNeighbour++;
+      this.dropLog.debug(() => `refused to relay a frame claiming to come from ${formatAddress(source)}: it came from another neighbour`);
       return;
     }
     const hop = buf[off + RELAY_FRAME.HOP_LIMIT]!;
     if (hop <= 1) {
       this.counters.dropHopLimit++;
-      if (type === RelayFrameType.Forward) this.sendTimeExceeded(source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
+      if (type === RelayFrameType.Forward) this.sendTimeExceeded(from, source, buf, off + RELAY_HEADER_SIZE, len - RELAY_HEADER_SIZE);
       return;
     }
-    const next = this.dir.peerByAddress(dest);
-    const hopPeer = next?.endpoint instanceof RelayEndpoint ? next.endpoint.via : next;
-    if (hopPeer === undefined || hopPeer === from) {
-      this.counters.dropNoRoute++;
-      this.dropLog.debug(() => `no route onward for a relayed frame to ${formatAddress(dest)}`);
-      return;
-    }
+    const hopPeer = route.next;
     if (off !== TRANSPORT_HEADER_SIZE || hopPeer.endpoint instanceof RelayEndpoint || this.pending >= BATCH_SIZE) {
       this.counters.dropNoRoute++;
       return;
@@ -386,25 +434,21 @@ export class Relay {
     }
   }
 
-  /** Our hop limit ran out on a datagram from `source`: tell it, quoting the datagram's header. */
-  private sendTimeExceeded(source: number, buf: Buffer, off: number, len: number): void {
+  /** Our hop limit ran out on a datagram from `source` that came from neighbour `back`: tell the
+   * source, through that neighbour, quoting the datagram's header. */
+  private sendTimeExceeded(back: Peer, source: number, buf: Buffer, off: number, len: number): void {
     const self = this.dir.selfAddress();
     if (self === null || len < RELAY_QUOTE_SIZE || buf.readUInt32LE(off) !== WG_TRANSPORT_TYPE) return;
-    const back = this.dir.peerByAddress(source);
-    const hopPeer = back?.endpoint instanceof RelayEndpoint ? back.endpoint.via : back;
-    if (hopPeer === undefined) {
-      this.counters.dropNoRoute++;
-      return;
-    }
     const s = this.scratch;
     writeRelayHeader(s, TRANSPORT_HEADER_SIZE, RelayFrameType.TimeExceeded, MAX_RELAY_HOPS, self, source, RELAY_QUOTE_SIZE);
     buf.copy(s, TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE, off, off + RELAY_QUOTE_SIZE);
     this.counters.timeExceededSent++;
-    this.send(hopPeer, s, RELAY_HEADER_SIZE + RELAY_QUOTE_SIZE);
+    this.send(back, s, RELAY_HEADER_SIZE + RELAY_QUOTE_SIZE);
   }
 
-  /** A TimeExceeded frame for us from relay `relayAddress`: an ICMP error to our host. */
-  private timeExceeded(relayAddress: number, buf: Buffer, off: number, len: number): void {
+  /** A TimeExceeded frame for us from relay `relayAddress`, arrived from neighbour `from`: an
+   * ICMP error to our host. */
+  private timeExceeded(from: Peer, relayAddress: number, buf: Buffer, off: number, len: number): void {
     if (len < RELAY_QUOTE_SIZE) {
       this.counters.dropMalformed++;
       return;
@@ -412,7 +456,9 @@ export class Relay {
     const receiver = buf.readUInt32LE(off + WG_RECEIVER);
     const counter = buf.readUInt32LE(off + WG_COUNTER);
     let n = 0;
+    // Only a packet sent through the neighbour the answer came back from.
     for (const ep of this.endpoints.values()) {
+      if (ep.via !== from) continue;
       n = ep.findQuote(receiver, counter, this.quote);
       if (n > 0) break;
     }

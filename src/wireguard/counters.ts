@@ -26,6 +26,9 @@ export class EngineCounters {
   dropInvalidInnerPacket = 0;
   /** Decrypted packet's source address is not in the sending peer's allowed-ips. */
   dropSourceNotAllowed = 0;
+  /** Message that authenticated as a peer its endpoint does not stand for (a relayed datagram
+   * claiming one source node but sealed by another peer's session). */
+  dropEndpointMismatch = 0;
   /** Decrypted packet the packet filter (the ACL) refused. */
   dropFilteredInbound = 0;
   /** Handshake message with a bad mac1 (not for us, or corrupted). */

@@ -6,6 +6,8 @@
 // The engine reads packets in batches at an `offset`, so the WireGuard transport header can be
 // written in front of the IP packet in place, without a copy.
 
+import type { Peer } from './peer.js';
+
 /** A source of and sink for IP packets (a TUN device or a userspace stack). */
 export interface Device {
   /** Interface name (e.g. "mt0"), or a label for non-kernel devices. */
@@ -50,6 +52,11 @@ export interface Endpoint {
    * "packet too big" with this size). 0 or absent: no limit. */
   readonly maxPacket?: number;
   tooBig?(buf: Buffer, off: number, len: number): void;
+  /** Optional: whether a message that arrived from this endpoint and authenticated as `peer`'s
+   * may count as that peer's (a mesh relay endpoint claims one source node: a datagram that
+   * opens with another peer's session is refused, counted as dropEndpointMismatch, before it
+   * touches the replay window or the peer's endpoint). Absent: any peer. */
+  admits?(peer: Peer): boolean;
 }
 
 /** A datagram transport for WireGuard messages (UDP, or a fallback tunnelled over TCP/HTTPS). */

@@ -736,6 +736,10 @@ export class Engine implements UapiDevice {
       this.dropLog.debug(() => `rejected a handshake initiation from ${ep.toString()}`);
       return;
     }
+    if (ep.admits !== undefined && !ep.admits(peer)) {
+      this.counters.dropEndpointMismatch++;
+      return;
+    }
     peer.endpoint = ep;
     const owner: IndexOwner = { peer, keypair: null };
     const localIndex = this.indices.newIndex(owner);
@@ -789,6 +793,10 @@ export class Engine implements UapiDevice {
     if (!hs || !peer) {
       this.counters.dropHandshakeRejected++;
       this.dropLog.debug(() => `rejected a handshake response from ${ep.toString()}`);
+      return;
+    }
+    if (ep.admits !== undefined && !ep.admits(peer)) {
+      this.counters.dropEndpointMismatch++;
       return;
     }
     const keys = deriveKeys(hs);
@@ -1027,6 +1035,10 @@ export class Engine implements UapiDevice {
     const sealedLen = len - TRANSPORT_HEADER_SIZE;
     if (!opened) {
       this.counters.dropDecryptFailed++;
+      return 0;
+    }
+    if (ep.admits !== undefined && !ep.admits(kp.peer)) {
+      this.counters.dropEndpointMismatch++;
       return 0;
     }
     if (!kp.replay.validate(lo, hi)) {
