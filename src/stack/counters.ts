@@ -8,6 +8,8 @@ export class StackCounters {
   rxBytes = 0;
   /** Neither IPv4 nor IPv6 (version nibble), or empty. */
   rxBadVersion = 0;
+  /** Handling the packet threw (a bug, or a socket's handler): the packet was dropped. */
+  rxInputError = 0;
   rxV4Truncated = 0;
   rxV4Malformed = 0;
   rxV4Checksum = 0;

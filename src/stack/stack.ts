@@ -23,7 +23,7 @@
 
 import type { Clock, Device } from '../wireguard/index.js';
 import { systemClock } from '../wireguard/index.js';
-import { UserError } from '../util/index.js';
+import { Logger, RateLimitedLog, UserError } from '../util/index.js';
 import {
   Status, IpProtocol, Ipv4Repr, Ipv6Repr, parseIpv4, parseIpv6,
   Icmpv4Type, Icmpv4DstUnreachable, Icmpv4TimeExceeded, Icmpv6Type, Icmpv6DstUnreachable, Icmpv6TimeExceeded, Icmpv6ParamProblem,
@@ -89,6 +89,7 @@ const IPV6_NEXT_HEADER_POINTER = 6;
 export class UserspaceStack implements Device {
   readonly name: string;
   readonly counters = new StackCounters();
+  private readonly errorLog = new RateLimitedLog(new Logger('stack'), 5, 10_000);
   readonly addresses: AddressSet;
   readonly clock: Clock;
   readonly limits: StackLimits;
@@ -196,7 +197,16 @@ export class UserspaceStack implements Device {
 
   writeBatch(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number): number {
     if (this.closed) return 0;
-    for (let i = 0; i < count; i++) this.input(bufs[i]!, offsets[i]!, sizes[i]!);
+    for (let i = 0; i < count; i++) {
+      // A throw while handling one packet (a bug, or a socket's data handler) drops that packet
+      // only: counted, logged rate limited; the next packet is handled as usual.
+      try {
+        this.input(bufs[i]!, offsets[i]!, sizes[i]!);
+      } catch (e) {
+        this.counters.rxInputError++;
+        this.errorLog.warn(() => `userspace stack ${this.name}: dropped a packet, its handling threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      }
+    }
     return count;
   }
 

@@ -38,15 +38,23 @@ export class RateLimitedLog {
   suppressed = 0;
   constructor(private readonly log: Logger, private readonly perInterval = 10, private readonly intervalMs = 1000) {}
   debug(msg: () => string): void {
-    if (!logEnabled('debug')) return;
+    this.emit('debug', msg);
+  }
+
+  warn(msg: () => string): void {
+    this.emit('warn', msg);
+  }
+
+  private emit(level: LogLevel, msg: () => string): void {
+    if (!logEnabled(level)) return;
     const now = Date.now();
     if (now - this.windowStart >= this.intervalMs) {
-      if (this.suppressed > 0) this.log.debug(`(${this.suppressed} similar messages suppressed)`);
+      if (this.suppressed > 0) this.log[level](`(${this.suppressed} similar messages suppressed)`);
       this.windowStart = now;
       this.count = 0;
       this.suppressed = 0;
     }
-    if (this.count++ < this.perInterval) this.log.debug(msg());
+    if (this.count++ < this.perInterval) this.log[level](msg());
     else this.suppressed++;
   }
 }

@@ -29,6 +29,10 @@ export class EngineCounters {
   /** Message that authenticated as a peer its endpoint does not stand for (a relayed datagram
    * claiming one source node but sealed by another peer's session). */
   dropEndpointMismatch = 0;
+  /** Packets dropped because code handling them threw (the packet filter, a frame handler, an
+   * inbound tap, a relay endpoint, the device such as the userspace stack, a timer action): the
+   * engine logs the error (rate limited) and keeps running. */
+  dropHandlerError = 0;
   /** Decrypted packet the packet filter (the ACL) refused. */
   dropFilteredInbound = 0;
   /** Handshake message with a bad mac1 (not for us, or corrupted). */

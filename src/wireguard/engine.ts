@@ -97,6 +97,7 @@ export class Engine implements UapiDevice {
   readonly clock: Clock;
   private readonly log: Logger;
   private readonly dropLog: RateLimitedLog;
+  private readonly errorLog: RateLimitedLog;
 
   private identity: LocalIdentity | null = null;
   private cookieChecker: CookieChecker | null = null;
@@ -182,6 +183,7 @@ export class Engine implements UapiDevice {
     this.clock = opts.clock ?? systemClock;
     this.log = new Logger(`wg ${opts.name ?? this.device.name}`);
     this.dropLog = new RateLimitedLog(this.log);
+    this.errorLog = new RateLimitedLog(this.log, 5, 10_000);
     this.limiter = new HandshakeRateLimiter(this.clock);
     for (let i = 0; i < BATCH_SIZE; i++) {
       this.tunBufs.push(Buffer.alloc(BUFFER_SIZE));
@@ -240,11 +242,11 @@ export class Engine implements UapiDevice {
     peer = new Peer(Buffer.from(publicKey), id, this.newHandshake(publicKey, null), new CookieGenerator(publicKey));
     const p = peer;
     peer.timers = new PeerTimers(this.clock, [
-      () => this.expiredRetransmitHandshake(p),
-      () => this.expiredSendKeepalive(p),
-      () => this.expiredNewHandshake(p),
-      () => this.expiredZeroKeyMaterial(p),
-      () => this.expiredPersistentKeepalive(p),
+      () => this.guarded(() => this.expiredRetransmitHandshake(p)),
+      () => this.guarded(() => this.expiredSendKeepalive(p)),
+      () => this.guarded(() => this.expiredNewHandshake(p)),
+      () => this.guarded(() => this.expiredZeroKeyMaterial(p)),
+      () => this.guarded(() => this.expiredPersistentKeepalive(p)),
     ]);
     this.peers.set(id, peer);
     return peer;
@@ -356,7 +358,29 @@ export class Engine implements UapiDevice {
     for (let b = 0; b < BATCHES_PER_EVENT && this.running; b++) {
       const n = this.device.readBatch(this.tunBufs, this.tunSizes, TRANSPORT_HEADER_SIZE);
       if (n <= 0) return;
-      this.routeBatch(n);
+      try {
+        this.routeBatch(n);
+      } catch (e) {
+        // Something on the send path threw (an endpoint's send, beforeSeal, tooBig): what was
+        // left of the batch is dropped, counted, and the engine goes on.
+        this.batchPeers.fill(null);
+        this.handlerError(e, 1);
+      }
+    }
+  }
+
+  /** Counts `packets` dropped because handling them threw, and logs the error (rate limited). */
+  private handlerError(e: unknown, packets: number): void {
+    this.counters.dropHandlerError += packets;
+    this.errorLog.warn(() => `dropped ${packets} packet(s): their handler threw: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  }
+
+  /** Runs `fn` (a timer action, a queued hand-over), counting and logging a throw. */
+  private guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.handlerError(e, 1);
     }
   }
 
@@ -385,10 +409,20 @@ export class Engine implements UapiDevice {
         peers[i] = null;
         continue;
       }
-      if (filter !== null && !filter.outbound(buf, TRANSPORT_HEADER_SIZE, len)) {
-        this.counters.dropFilteredOutbound++;
-        peers[i] = null;
-        continue;
+      if (filter !== null) {
+        let pass: boolean;
+        try {
+          pass = filter.outbound(buf, TRANSPORT_HEADER_SIZE, len);
+        } catch (e) {
+          this.handlerError(e, 1);
+          peers[i] = null;
+          continue;
+        }
+        if (!pass) {
+          this.counters.dropFilteredOutbound++;
+          peers[i] = null;
+          continue;
+        }
       }
       peers[i] = peer;
     }
@@ -552,6 +586,10 @@ export class Engine implements UapiDevice {
     this.tunSizes[0] = len;
     try {
       this.routeBatch(1);
+    } catch (e) {
+      this.batchPeers[0] = null;
+      this.handlerError(e, 1);
+      return false;
     } finally {
       tun[0] = saved;
       this.tunSizes[0] = savedSize;
@@ -563,12 +601,19 @@ export class Engine implements UapiDevice {
    * through the inbound tap. True when the device took it. */
   deliverInbound(buf: Buffer, off: number, len: number): boolean {
     if (!this.running) return false;
-    if (this.inboundTap !== null) this.inboundTap(buf, off, len);
     this.deliverBuf[0] = buf;
     this.deliverOffset[0] = off;
     this.deliverSize[0] = len;
-    const ok = this.device.writeBatch(this.deliverBuf, this.deliverOffset, this.deliverSize, 1) === 1;
-    this.deliverBuf[0] = this.oneBuf[0]!;
+    let ok: boolean;
+    try {
+      if (this.inboundTap !== null) this.inboundTap(buf, off, len);
+      ok = this.device.writeBatch(this.deliverBuf, this.deliverOffset, this.deliverSize, 1) === 1;
+    } catch (e) {
+      this.handlerError(e, 1);
+      return false;
+    } finally {
+      this.deliverBuf[0] = this.oneBuf[0]!;
+    }
     if (!ok) this.counters.dropDeviceWriteFailed++;
     return ok;
   }
@@ -909,7 +954,23 @@ export class Engine implements UapiDevice {
     for (let b = 0; b < BATCHES_PER_EVENT && this.running; b++) {
       const n = this.bind.receiveBatch(this.udpBufs, this.udpSizes, this.udpEndpoints);
       if (n <= 0) return;
+      this.receiveBatchGuarded(n);
+    }
+  }
+
+  /** receiveBatch, with anything that throws past the per-packet guards (a device write, the
+   * end-of-batch hook) counted and the batch state reset. */
+  private receiveBatchGuarded(n: number): void {
+    try {
       this.receiveBatch(n);
+    } catch (e) {
+      this.handlerError(e, Math.max(1, this.writes));
+      for (let i = 0; i < BATCH_SIZE; i++) {
+        this.writeBufs[i] = undefined as unknown as Buffer;
+        this.openBufs[i] = undefined as unknown as Buffer;
+      }
+      this.writes = 0;
+      this.framesInBatch = 0;
     }
   }
 
@@ -928,11 +989,11 @@ export class Engine implements UapiDevice {
       this.udpEndpoints[n] = endpoints[i]!;
       n++;
       if (n === BATCH_SIZE) {
-        this.receiveBatch(n);
+        this.receiveBatchGuarded(n);
         n = 0;
       }
     }
-    if (n > 0) this.receiveBatch(n);
+    if (n > 0) this.receiveBatchGuarded(n);
     for (let i = 0; i < BATCH_SIZE; i++) this.udpEndpoints[i] = null;
   }
 
@@ -992,11 +1053,18 @@ export class Engine implements UapiDevice {
     if (group > 0) this.openGroup(groupKp!, group);
     if (this.framesInBatch > 0) {
       this.framesInBatch = 0;
-      if (this.frameBatchEnd !== null) this.frameBatchEnd();
+      if (this.frameBatchEnd !== null) this.guarded(this.frameBatchEnd);
     }
     const writes = this.writes;
     if (writes > 0) {
-      const ok = this.device.writeBatch(this.writeBufs, this.writeOffsets, this.writeSizes, writes);
+      let ok = 0;
+      try {
+        ok = this.device.writeBatch(this.writeBufs, this.writeOffsets, this.writeSizes, writes);
+      } catch (e) {
+        // A device that throws (the userspace stack guards each packet itself) loses the batch.
+        this.handlerError(e, writes);
+        ok = writes;
+      }
       if (ok < writes) this.counters.dropDeviceWriteFailed += writes - ok;
       for (let i = 0; i < writes; i++) this.writeBufs[i] = undefined as unknown as Buffer;
     }
@@ -1075,7 +1143,11 @@ export class Engine implements UapiDevice {
     } else if (version === 0 && this.frameHandler !== null) {
       this.counters.rxFrames++;
       this.framesInBatch++;
-      this.frameHandler(peer, buf, ip, plainLen);
+      try {
+        this.frameHandler(peer, buf, ip, plainLen);
+      } catch (e) {
+        this.handlerError(e, 1);
+      }
       return 0;
     } else {
       this.counters.dropInvalidInnerPacket++;
@@ -1087,11 +1159,16 @@ export class Engine implements UapiDevice {
       return 0;
     }
     const filter = this.filter;
-    if (filter !== null && !filter.inbound(buf, ip, ipLen)) {
-      this.counters.dropFilteredInbound++;
+    try {
+      if (filter !== null && !filter.inbound(buf, ip, ipLen)) {
+        this.counters.dropFilteredInbound++;
+        return 0;
+      }
+      if (this.inboundTap !== null) this.inboundTap(buf, ip, ipLen);
+    } catch (e) {
+      this.handlerError(e, 1);
       return 0;
     }
-    if (this.inboundTap !== null) this.inboundTap(buf, ip, ipLen);
     return ipLen;
   }
 
