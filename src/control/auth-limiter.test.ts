@@ -197,3 +197,26 @@ test('during a continuing attack from fresh addresses, a joiner honouring retry-
     assert.ok(joinedAt - arrival <= 2000 && joinerTries <= 4, `joined after ${joinedAt - arrival} ms, ${joinerTries} tries`);
   }
 });
+
+test('sessions are charged: about 60 for unknown keys, or 300 for members, before a source is locked out', () => {
+  const clock = new ManualClock();
+  const lim = new AuthLimiter(clock);
+  const untilLocked = (address: string, member: boolean): number => {
+    for (let n = 1; n < 1000; n++) {
+      assert.equal(lim.check(address).allowed, true);
+      if (lim.recordSession(address, member) > 0) return n;
+    }
+    return -1;
+  };
+  const unknown = untilLocked('198.18.0.30', false);
+  assert.ok(unknown >= 60 && unknown <= 62, `unknown keys: locked after ${unknown}`);
+  const members = untilLocked('198.18.0.31', true);
+  assert.ok(members >= 300 && members <= 302, `members: locked after ${members}`);
+  assert.equal(lim.check('198.18.0.30').allowed, false);
+  assert.equal(lim.check(JOINER).allowed, true, 'other sources are not affected');
+  // Sessions are no failures: the global bucket (distributed guessing) is untouched.
+  assert.equal(lim.stats().globalTokens, 100);
+  assert.equal(lim.stats().sessionCharges, unknown);
+  assert.equal(lim.stats().memberSessionCharges, members);
+  assert.equal(lim.stats().failures.guess, 0);
+});

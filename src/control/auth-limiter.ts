@@ -16,6 +16,13 @@
 // maximum delay, a patient guesser settles at about one guess per 15 minutes. Success does not
 // wipe the score: holding one valid token buys no extra guesses at others.
 //
+// Sessions: every verified control-channel handshake is charged to its source too (recordSession),
+// lightly: 0.05 for a key that is no member of a network (about 60 sessions before the source is
+// locked out, then one per 45 s), 0.01 for a member's key (about 300: a NAT full of nodes that
+// all reconnect after a coordinator restart stays well below it). So one source cannot open
+// sessions without end, however many keys it makes up. Sessions do not drain the global bucket
+// (they are not guesses).
+//
 // Global: a token bucket of failure weight shared by all sources (burst 100, 2/s) engages only
 // under a distributed attack (a single source is locked out long before it drains it). While the
 // bucket is empty, sources with recent failures (score >= 1) are refused, and sources with none
@@ -40,6 +47,9 @@ export const AUTH_GLOBAL_PER_SECOND = 2;
 export const AUTH_CLEAN_BURST = 5;
 export const AUTH_CLEAN_PER_SECOND = 1;
 export const AUTH_MAX_SOURCES = 100_000;
+/** What a verified handshake costs its source: for a key that is no member, and for a member. */
+export const AUTH_SESSION_WEIGHT = 0.05;
+export const AUTH_MEMBER_SESSION_WEIGHT = 0.01;
 const SWEEP_INTERVAL_MS = 60_000;
 /** A source whose score drained below this (and is not locked) is forgotten. */
 const FORGET_SCORE = 0.01;
@@ -67,6 +77,9 @@ export interface AuthLimiterStats {
   refusedSource: number;
   refusedGlobal: number;
   failures: Record<AuthFailureKind, number>;
+  /** Verified handshakes charged: for keys that are no member, and for members' keys. */
+  sessionCharges: number;
+  memberSessionCharges: number;
   trackedSources: number;
   lockedSources: number;
   globalTokens: number;
@@ -113,7 +126,7 @@ export class AuthLimiter {
   private cleanTokens: number;
   private cleanUpdated: number;
   private lastSweep: number;
-  private readonly counts = { allowed: 0, refusedSource: 0, refusedGlobal: 0, failures: { guess: 0, typo: 0, stale: 0 } };
+  private readonly counts = { allowed: 0, refusedSource: 0, refusedGlobal: 0, failures: { guess: 0, typo: 0, stale: 0 }, sessionCharges: 0, memberSessionCharges: 0 };
 
   constructor(private readonly clock: Clock = systemClock, opts: AuthLimiterOptions = {}) {
     this.free = opts.freeFailures ?? AUTH_FREE_FAILURES;
@@ -170,9 +183,21 @@ export class AuthLimiter {
     this.counts.failures[kind]++;
     this.refill(now);
     this.globalTokens = Math.max(0, this.globalTokens - w);
+    return this.charge(address, w, now);
+  }
+
+  /** Charges a verified control-channel session to its source (see the file header); returns
+   * how long the source must now wait (0: it may go on). */
+  recordSession(address: string, member: boolean): number {
+    if (member) this.counts.memberSessionCharges++;
+    else this.counts.sessionCharges++;
+    return this.charge(address, member ? AUTH_MEMBER_SESSION_WEIGHT : AUTH_SESSION_WEIGHT, this.clock.now());
+  }
+
+  private charge(address: string, weight: number, now: number): number {
     const s = this.state(authSourceKey(address), now, true);
     if (!s) return 0;
-    s.score += w;
+    s.score += weight;
     if (s.score > this.free) s.lockedUntil = Math.max(s.lockedUntil, now + this.delay(s.score));
     return s.lockedUntil > now ? Math.ceil(s.lockedUntil - now) : 0;
   }
@@ -194,7 +219,8 @@ export class AuthLimiter {
     for (const s of this.sources.values()) if (s.lockedUntil > now) locked++;
     return {
       allowed: this.counts.allowed, refusedSource: this.counts.refusedSource, refusedGlobal: this.counts.refusedGlobal,
-      failures: { ...this.counts.failures }, trackedSources: this.sources.size, lockedSources: locked,
+      failures: { ...this.counts.failures }, sessionCharges: this.counts.sessionCharges, memberSessionCharges: this.counts.memberSessionCharges,
+      trackedSources: this.sources.size, lockedSources: locked,
       globalTokens: this.globalTokens,
     };
   }

@@ -17,10 +17,21 @@
 // counted as a failed authentication by the coordinator's AuthLimiter; a source locked out by
 // it gets 429 with a Retry-After header (seconds) and the JSON reason, also for handshakes and
 // registrations. Register refusals map to statuses by reason (see REFUSAL_STATUS).
+//
+// What one source can take (ControlServerLimits; a source is an IPv4 address or an IPv6 /64):
+//   - TLS connections at once, per source and in all: over either cap the TCP connection is
+//     closed as it is accepted, before any TLS work;
+//   - Noise handshakes per second (a token bucket) and in progress at once: beyond them, 429
+//     {reason: 'rate-limited'} with Retry-After, before any DH;
+//   - every verified handshake is charged to the AuthLimiter (lightly; a member's key less), so
+//     a source that makes up keys is locked out after a few dozen sessions;
+//   - live sessions per TLS connection, per source and per node key: a new one evicts the oldest
+//     of a full group (its keys wiped, its map stream closed).
+// Each refusal and eviction is counted (stats(), for `meshtun status` and /metrics).
 import { createSecureServer, constants as h2c, type Http2SecureServer, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { UserError, Logger } from '../util/index.js';
-import type { LocalIdentity } from '../wireguard/index.js';
+import { HandshakeRateLimiter, type LocalIdentity } from '../wireguard/index.js';
 import {
   CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
@@ -31,6 +42,9 @@ import type { JoinRefusalReason } from './join.js';
 import type { NodeRecord } from './store.js';
 import { ControlResponder } from './channel.js';
 import { loadOrCreateTlsCert } from './channel-tls.js';
+import { authSourceKey, type AuthLimiterStats } from './auth-limiter.js';
+import { SourceGate } from './source-gate.js';
+import { SessionTable } from './session-table.js';
 
 export const DEFAULT_CONTROL_KEEPALIVE_MS = 15_000;
 /** The largest request body read (a register or report frame). */
@@ -41,6 +55,71 @@ export const MAX_SESSIONS_PER_CONNECTION = 4;
 export const IDLE_CONNECTION_MS = 120_000;
 /** A map stream whose unsent backlog exceeds this is closed: the node reconnects and resyncs. */
 export const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
+
+/** What one source (and everyone) may hold or do; each has a default (DEFAULT_CONTROL_LIMITS). */
+export interface ControlServerLimits {
+  /** TLS connections open at once from one source. */
+  connectionsPerSource?: number;
+  /** TLS connections open at once in all. */
+  connections?: number;
+  /** Noise handshakes being read or answered at once for one source. */
+  handshakesInProgressPerSource?: number;
+  /** Noise handshakes per second per source, sustained, and at once (the bucket; at most the
+   * per-second rate, since a bucket idle for a second is forgotten as full). */
+  handshakesPerSecond?: number;
+  handshakeBurst?: number;
+  /** Live sessions per source and per node key (oldest evicted). */
+  sessionsPerSource?: number;
+  sessionsPerKey?: number;
+}
+
+export const DEFAULT_CONTROL_LIMITS: Readonly<Required<ControlServerLimits>> = {
+  connectionsPerSource: 128,
+  connections: 8192,
+  handshakesInProgressPerSource: 8,
+  handshakesPerSecond: 20,
+  handshakeBurst: 20,
+  sessionsPerSource: 256,
+  sessionsPerKey: 8,
+};
+/** Noise handshakes being read or answered at once in all. */
+export const MAX_HANDSHAKES_IN_PROGRESS = 1024;
+/** What a refused handshake is told to wait (the bucket refills within a second). */
+const HANDSHAKE_RETRY_MS = 1000;
+
+/** The control server's counters: gauges (open, live) and refusals and evictions by reason,
+ * with the coordinator's AuthLimiter numbers (auth*). */
+export interface ControlServerStats {
+  connectionsOpen: number;
+  sessionsLive: number;
+  /** TCP connections closed at accept: the source's cap, or the total cap, was reached. */
+  connectionsRefusedSource: number;
+  connectionsRefusedTotal: number;
+  /** Handshakes answered with a session. */
+  handshakes: number;
+  /** Handshakes that did not verify (size, mac1, initiation). */
+  handshakesFailed: number;
+  /** Handshakes refused with 429: too many at once, too many per second, source locked out. */
+  handshakesRefusedBusy: number;
+  handshakesRefusedRate: number;
+  handshakesRefusedAuth: number;
+  /** Sessions evicted because their connection, source or key had too many. */
+  sessionsEvictedConnection: number;
+  sessionsEvictedSource: number;
+  sessionsEvictedKey: number;
+  /** Request frames that did not open (bad tag, replay). */
+  rejectedFrames: number;
+  authAllowed: number;
+  authRefusedSource: number;
+  authRefusedGlobal: number;
+  authFailuresGuess: number;
+  authFailuresTypo: number;
+  authFailuresStale: number;
+  authSessionCharges: number;
+  authMemberSessionCharges: number;
+  authLockedSources: number;
+  authTrackedSources: number;
+}
 
 export const REFUSAL_STATUS: Readonly<Record<JoinRefusalReason, number>> = {
   'rate-limited': 429, 'malformed-token': 400, 'token-typo': 400, 'unknown-token': 403, 'token-expired': 403, 'token-revoked': 403,
@@ -58,8 +137,10 @@ export interface ControlServerOptions {
   tlsDir: string;
   keepaliveMs?: number;
   /** The address the AuthLimiter charges for a request; default the TCP peer's address. Only
-   * tests and trusted front ends should override it. */
+   * tests and trusted front ends should override it. (The TLS connection caps always use the
+   * TCP peer's address.) */
   sourceAddress?: (remoteAddress: string, headers: IncomingHttpHeaders) => string;
+  limits?: ControlServerLimits;
 }
 
 interface Session {
@@ -67,6 +148,12 @@ interface Session {
   cipher: ControlCipher;
   peerKey: Buffer;
   conn: ServerHttp2Session;
+}
+
+function limit(name: keyof ControlServerLimits, v: number | undefined): number {
+  const n = v ?? DEFAULT_CONTROL_LIMITS[name];
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`control server: ${name} must be a whole number of at least 1, got ${v}`);
+  return n;
 }
 
 interface MapSubscriber {
@@ -94,25 +181,49 @@ function pathStates(v: unknown): Record<string, PathState> | undefined {
 }
 
 export class ControlServer {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions: SessionTable<Session>;
   private readonly subscribers = new Set<MapSubscriber>();
   private readonly connections = new Set<ServerHttp2Session>();
+  /** A name per HTTP/2 connection, the session table's connection group. */
+  private readonly connectionIds = new WeakMap<ServerHttp2Session, string>();
+  private nextConnectionId = 0;
   private readonly responder: ControlResponder;
   private readonly coordinator: Coordinator;
   private readonly keepaliveTimer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
+  private readonly tcpConnections: SourceGate;
+  private readonly handshakesInProgress: SourceGate;
+  private readonly handshakeRate: HandshakeRateLimiter;
+  private readonly counts = {
+    connectionsRefusedSource: 0, connectionsRefusedTotal: 0, handshakes: 0, handshakesFailed: 0,
+    handshakesRefusedBusy: 0, handshakesRefusedRate: 0, handshakesRefusedAuth: 0,
+  };
+  private boundPort = 0;
   private closed = false;
   /** Frames that did not open (bad tag, replay). */
   rejectedFrames = 0;
 
-  private constructor(private readonly opts: ControlServerOptions, private readonly server: Http2SecureServer, readonly port: number) {
+  private constructor(private readonly opts: ControlServerOptions, private readonly server: Http2SecureServer) {
     this.coordinator = opts.coordinator;
+    const l = opts.limits ?? {};
+    this.tcpConnections = new SourceGate(limit('connectionsPerSource', l.connectionsPerSource), limit('connections', l.connections));
+    this.handshakesInProgress = new SourceGate(limit('handshakesInProgressPerSource', l.handshakesInProgressPerSource), MAX_HANDSHAKES_IN_PROGRESS);
+    this.handshakeRate = new HandshakeRateLimiter(this.coordinator.clock, {
+      packetsPerSecond: limit('handshakesPerSecond', l.handshakesPerSecond), burst: limit('handshakeBurst', l.handshakeBurst),
+    });
+    this.sessions = new SessionTable<Session>(
+      { connection: MAX_SESSIONS_PER_CONNECTION, source: limit('sessionsPerSource', l.sessionsPerSource), key: limit('sessionsPerKey', l.sessionsPerKey) },
+      (s) => this.forgetSession(s),
+    );
     this.responder = new ControlResponder(opts.identity, this.coordinator.clock);
     this.unsubscribe = this.coordinator.onChange((networkId) => this.pushMaps(networkId));
     this.keepaliveTimer = setInterval(() => this.keepalive(), opts.keepaliveMs ?? DEFAULT_CONTROL_KEEPALIVE_MS);
     this.keepaliveTimer.unref();
+    // Before TLS: a source over its cap (or everyone over the total) costs no handshake.
+    server.prependListener('connection', (socket: Socket) => this.admit(socket));
     server.on('session', (conn) => {
       this.connections.add(conn);
+      this.connectionIds.set(conn, `c${this.nextConnectionId++}`);
       conn.setTimeout(IDLE_CONNECTION_MS, () => conn.close());
       conn.on('close', () => this.dropConnection(conn));
       conn.on('error', () => this.dropConnection(conn));
@@ -130,14 +241,35 @@ export class ControlServer {
     const { key, cert } = loadOrCreateTlsCert(opts.tlsDir);
     const server = createSecureServer({ key, cert, allowHTTP1: false });
     server.on('sessionError', () => { /* a broken TLS connection: nothing to do */ });
-    const port = await new Promise<number>((resolve, reject) => {
+    server.on('tlsClientError', () => { /* a refused or broken TLS connection: nothing to do */ });
+    const s = new ControlServer(opts, server);
+    s.boundPort = await new Promise<number>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
         server.off('error', reject);
         resolve((server.address() as AddressInfo).port);
       });
     });
-    return new ControlServer(opts, server, port);
+    return s;
+  }
+
+  /** The TCP port the server listens on. */
+  get port(): number {
+    return this.boundPort;
+  }
+
+  /** Counters and gauges (see ControlServerStats). */
+  stats(): ControlServerStats {
+    const a: AuthLimiterStats = this.coordinator.limiter.stats();
+    const e = this.sessions.evicted;
+    return {
+      connectionsOpen: this.tcpConnections.size, sessionsLive: this.sessions.size, ...this.counts,
+      sessionsEvictedConnection: e.connection, sessionsEvictedSource: e.source, sessionsEvictedKey: e.key, rejectedFrames: this.rejectedFrames,
+      authAllowed: a.allowed, authRefusedSource: a.refusedSource, authRefusedGlobal: a.refusedGlobal,
+      authFailuresGuess: a.failures.guess, authFailuresTypo: a.failures.typo, authFailuresStale: a.failures.stale,
+      authSessionCharges: a.sessionCharges, authMemberSessionCharges: a.memberSessionCharges,
+      authLockedSources: a.lockedSources, authTrackedSources: a.trackedSources,
+    };
   }
 
   /** Stops listening and drops every connection (nodes reconnect to the next server). */
@@ -159,15 +291,36 @@ export class ControlServer {
     return this.sessions.size;
   }
 
+  /** A new TCP connection (before TLS): admitted, or closed when its source or everyone is at
+   * the cap. */
+  private admit(socket: Socket): void {
+    const source = authSourceKey(socket.remoteAddress ?? '');
+    const refused = this.tcpConnections.acquire(source);
+    if (refused === null) {
+      socket.once('close', () => this.tcpConnections.release(source));
+      return;
+    }
+    if (refused === 'source') this.counts.connectionsRefusedSource++;
+    else this.counts.connectionsRefusedTotal++;
+    log.debug(`connection from ${socket.remoteAddress} refused: ${refused === 'source' ? `${this.tcpConnections.perSource} open from its source` : `${this.tcpConnections.overall} open in all`}`);
+    socket.destroy();
+  }
+
   private dropConnection(conn: ServerHttp2Session): void {
     this.connections.delete(conn);
-    for (const [id, s] of this.sessions) {
-      if (s.conn === conn) {
-        s.cipher.wipe();
-        this.sessions.delete(id);
-      }
-    }
+    const id = this.connectionIds.get(conn);
+    if (id !== undefined) for (const s of this.sessions.deleteGroup('connection', id)) s.cipher.wipe();
     for (const sub of this.subscribers) if (sub.session.conn === conn) this.subscribers.delete(sub);
+  }
+
+  /** An evicted session: its keys wiped, its map streams closed. */
+  private forgetSession(s: Session): void {
+    s.cipher.wipe();
+    for (const sub of this.subscribers) {
+      if (sub.session !== s) continue;
+      this.subscribers.delete(sub);
+      if (!sub.stream.destroyed) sub.stream.close(h2c.NGHTTP2_CANCEL);
+    }
   }
 
   private sourceOf(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): string {
@@ -211,22 +364,45 @@ export class ControlServer {
   }
 
   private async handshake(stream: ServerHttp2Stream, source: string): Promise<void> {
-    const limiter = this.coordinator.limiter;
-    const gate = limiter.check(source);
-    const body = await readBody(stream, MAX_REQUEST_BODY);
-    if (!gate.allowed) return this.plain(stream, 429, rateLimited(gate.retryAfterMs), gate.retryAfterMs);
-    const r = body ? this.responder.respond(body) : 'size';
-    if (typeof r === 'string') {
-      // Not a handshake for our key, or one that does not verify: light, like a typo.
-      const wait = r === 'initiation' ? limiter.recordFailure(source, 'typo') : 0;
-      return this.plain(stream, h2c.HTTP_STATUS_FORBIDDEN, { error: `handshake refused (${r})`, reason: `handshake-${r}`, retryAfterMs: wait });
+    const key = authSourceKey(source);
+    const busy = this.handshakesInProgress.acquire(key);
+    if (busy !== null) {
+      this.counts.handshakesRefusedBusy++;
+      stream.resume();
+      return this.plain(stream, 429, tooManyHandshakes(busy === 'source' ? 'at once from this address' : 'at once'), HANDSHAKE_RETRY_MS);
     }
-    const conn = stream.session as ServerHttp2Session;
-    const mine = [...this.sessions.values()].filter((s) => s.conn === conn);
-    if (mine.length >= MAX_SESSIONS_PER_CONNECTION) this.sessions.delete(mine[0]!.id);
-    this.sessions.set(r.sessionId, { id: r.sessionId, cipher: r.cipher, peerKey: r.peerKey, conn });
-    stream.respond({ ':status': 200, 'content-type': CONTROL_HANDSHAKE_CONTENT_TYPE, [CONTROL_SESSION_HEADER]: r.sessionId });
-    stream.end(r.response);
+    try {
+      if (!this.handshakeRate.allow(source)) {
+        this.counts.handshakesRefusedRate++;
+        stream.resume();
+        return this.plain(stream, 429, tooManyHandshakes('per second from this address'), HANDSHAKE_RETRY_MS);
+      }
+      const limiter = this.coordinator.limiter;
+      const gate = limiter.check(source);
+      const body = await readBody(stream, MAX_REQUEST_BODY);
+      if (!gate.allowed) {
+        this.counts.handshakesRefusedAuth++;
+        return this.plain(stream, 429, rateLimited(gate.retryAfterMs), gate.retryAfterMs);
+      }
+      const r = body ? this.responder.respond(body) : 'size';
+      if (typeof r === 'string') {
+        // Not a handshake for our key, or one that does not verify: light, like a typo.
+        this.counts.handshakesFailed++;
+        const wait = r === 'initiation' ? limiter.recordFailure(source, 'typo') : 0;
+        return this.plain(stream, h2c.HTTP_STATUS_FORBIDDEN, { error: `handshake refused (${r})`, reason: `handshake-${r}`, retryAfterMs: wait });
+      }
+      // A verified session costs its source a little: one source cannot open them without end.
+      limiter.recordSession(source, this.coordinator.authenticate(r.peerKey) !== undefined);
+      this.counts.handshakes++;
+      const conn = stream.session as ServerHttp2Session;
+      this.sessions.add(r.sessionId, { id: r.sessionId, cipher: r.cipher, peerKey: r.peerKey, conn }, {
+        connection: this.connectionIds.get(conn) ?? 'unknown', source: key, key: r.peerKey.toString('hex'),
+      });
+      stream.respond({ ':status': 200, 'content-type': CONTROL_HANDSHAKE_CONTENT_TYPE, [CONTROL_SESSION_HEADER]: r.sessionId });
+      stream.end(r.response);
+    } finally {
+      this.handshakesInProgress.release(key);
+    }
   }
 
   private register(stream: ServerHttp2Stream, session: Session, source: string, msg: Record<string, unknown>): void {
@@ -334,6 +510,10 @@ export class ControlServer {
     stream.respond(headers);
     stream.end(JSON.stringify(msg));
   }
+}
+
+function tooManyHandshakes(how: string): ControlErrorReply {
+  return { error: `too many handshakes ${how}; try again in ${Math.ceil(HANDSHAKE_RETRY_MS / 1000)} s`, reason: 'rate-limited', retryAfterMs: HANDSHAKE_RETRY_MS };
 }
 
 function rateLimited(retryAfterMs: number): ControlErrorReply {
