@@ -8,6 +8,8 @@
 // keeps a GET /v1/map stream open, reconnecting with exponential backoff (with jitter) while the
 // coordinator is down; the server sends the full current map on every new stream, so a restarted
 // coordinator resyncs the node. The last map received is kept in `map`.
+// No answer is read beyond its bound (one record of MAX_FRAME_BODY for frames, MAX_PLAIN_ANSWER
+// otherwise): past it the stream is reset and the request fails with ControlError 'too-large'.
 import { connect as h2connect, constants as h2c, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { decodeBase64Key } from '../crypto/index.js';
 import { Logger, UserError } from '../util/index.js';
@@ -17,7 +19,7 @@ import {
 } from '../wireguard/index.js';
 import {
   CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
-  CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, ControlCipher, FrameReader, isControlError,
+  CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FRAME_LENGTH_SIZE, MAX_FRAME_BODY, MAX_PLAIN_ANSWER, ControlCipher, FrameReader, isControlError,
   type ControlNetworkMap, type RegisterRequest, type RegisterReply, type ReportRequest, type ReportReply, type ControlErrorReply,
   type MapStreamMessage,
 } from './control-types.js';
@@ -90,6 +92,8 @@ export class ControlClient {
   /** Frames from the coordinator that did not open. */
   get rejectedFrames(): number { return this.rejectedTotal + (this.conn?.cipher.rejected ?? 0); }
   private rejectedTotal = 0;
+  /** Answers refused while reading because they grew past their bound (the stream was reset). */
+  oversizeAnswers = 0;
   /** Maps from the coordinator refused because a field was not what it must be (map-check.ts). */
   rejectedMaps = 0;
   /** Why the last map was refused ("map.peers[1].routes[0] ... is not a prefix ..."), or null. */
@@ -261,8 +265,30 @@ export class ControlClient {
       let status = 0;
       let rh: IncomingHttpHeaders = {};
       const chunks: Buffer[] = [];
-      req.on('response', (h) => { rh = h; status = Number(h[':status'] ?? 0); });
-      req.on('data', (c: Buffer) => chunks.push(c));
+      let size = 0;
+      let bound = MAX_PLAIN_ANSWER;
+      let refused = false;
+      const tooLarge = (): void => {
+        if (refused) return;
+        refused = true;
+        clearTimeout(timer);
+        this.oversizeAnswers++;
+        req.close(h2c.NGHTTP2_CANCEL);
+        chunks.length = 0;
+        reject(new ControlError(`the coordinator's answer on ${headers[':path']} is larger than ${bound} bytes: refused`, status, 'too-large'));
+      };
+      req.on('response', (h) => {
+        rh = h;
+        status = Number(h[':status'] ?? 0);
+        bound = answerBound(h);
+        if (Number(h['content-length']) > bound) tooLarge();
+      });
+      req.on('data', (c: Buffer) => {
+        if (refused) return;
+        size += c.length;
+        if (size > bound) tooLarge();
+        else chunks.push(c);
+      });
       req.on('end', () => { clearTimeout(timer); resolve({ status, headers: rh, body: Buffer.concat(chunks) }); });
       req.on('error', (e) => { clearTimeout(timer); reject(new ControlError(`cannot reach the coordinator at ${this.opts.url}: ${e.message}`)); });
       if (body !== null) req.end(body);
@@ -339,9 +365,18 @@ export class ControlClient {
       let framed = false;
       const refusal: Buffer[] = [];
       req.on('response', (h) => { framed = h[':status'] === 200 && h['content-type'] === CONTROL_CONTENT_TYPE; });
+      let refusalSize = 0;
       req.on('data', (chunk: Buffer) => {
         if (!framed) {
-          refusal.push(chunk);
+          if (refusalSize > MAX_PLAIN_ANSWER) return;
+          refusalSize += chunk.length;
+          if (refusalSize <= MAX_PLAIN_ANSWER) {
+            refusal.push(chunk);
+          } else {
+            this.oversizeAnswers++;
+            refusal.length = 0;
+            req.close(h2c.NGHTTP2_CANCEL);
+          }
           return;
         }
         for (const rec of reader.push(chunk)) {
@@ -380,6 +415,11 @@ export class ControlClient {
       req.on('error', done);
     });
   }
+}
+
+/** How much of an answer is read: one record when it is frames, else MAX_PLAIN_ANSWER. */
+function answerBound(h: IncomingHttpHeaders): number {
+  return h['content-type'] === CONTROL_CONTENT_TYPE ? FRAME_LENGTH_SIZE + MAX_FRAME_BODY : MAX_PLAIN_ANSWER;
 }
 
 function parsePlain(body: Buffer): ControlErrorReply | null {

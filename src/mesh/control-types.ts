@@ -30,6 +30,8 @@ export const FRAME_COUNTER_SIZE = 8;
 export const FRAME_HEADER_SIZE = FRAME_LENGTH_SIZE + FRAME_COUNTER_SIZE;
 /** The largest record body accepted (counter + ciphertext + tag): a map of thousands of nodes. */
 export const MAX_FRAME_BODY = 8 * 1024 * 1024;
+/** The largest answer that is not frames (a handshake response, a plain JSON error) a node reads. */
+export const MAX_PLAIN_ANSWER = 64 * 1024;
 const TWO_POW_32 = 0x1_0000_0000;
 
 /** Who sends a frame: part of its associated data. */
