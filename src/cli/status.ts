@@ -1,8 +1,9 @@
 // `meshtun status`: asks running interfaces for their state through the local API and prints
 // peers and every non-zero counter (drops by reason included). On a mesh node (a mesh daemon runs
 // for the state directory) it shows that node first: its network, name, addresses and role, and
-// each peer by name with its path (direct, or relayed via a node); `--json` then prints that node's
-// status object (with its `mesh` block and `meshPeers`).
+// each peer by name with its path (direct, or relayed via a node), and on a coordinator the control
+// channel's non-zero counters (mesh.control); `--json` then prints that node's status object (with
+// its `mesh` block and `meshPeers`).
 
 import { request } from 'node:http';
 import { readdirSync, existsSync } from 'node:fs';
@@ -87,6 +88,10 @@ export function formatMeshStatus(st: MeshNodeStatus): string {
     out.push(`  peer ${p.name} (${[p.ipv4, p.ipv6].filter(Boolean).join(', ')}): ${p.online ? 'online' : 'offline'}, ${describePath(p.path)}${p.endpoint ? `, endpoint ${p.endpoint}` : ''}`,
       `    latest handshake: ${ago(p.latestHandshake)}; transfer: ${p.rxBytes} B received, ${p.txBytes} B sent`);
   }
+  // A coordinator's control channel: connections, handshakes, sessions, refusals by reason.
+  const control = (m as { control?: Record<string, number> }).control;
+  const nonzero = control ? Object.entries(control).filter(([, v]) => typeof v === 'number' && v !== 0) : [];
+  if (nonzero.length) out.push(`  control channel: ${nonzero.map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out.push(...counterLines(st));
   return out.join('\n') + '\n';
 }

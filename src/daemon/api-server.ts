@@ -82,7 +82,7 @@ export function prometheusMetrics(st: InterfaceStatus): string {
     stack?: Record<string, number>; tcp?: Record<string, number>;
     proxies?: { kind: string; address: string; counters: Record<string, number> }[];
     forwards?: { spec: string; counters: Record<string, number> }[];
-    mesh?: { relay?: Record<string, number> };
+    mesh?: { relay?: Record<string, number>; control?: Record<string, number> };
   };
   const family = (name: string, help: string, rows: [string, Record<string, number>][]) => {
     if (rows.length === 0) return;
@@ -98,6 +98,8 @@ export function prometheusMetrics(st: InterfaceStatus): string {
   family('meshtun_proxy_events_total', 'SOCKS5 and HTTP proxy events.', (extra.proxies ?? []).map((p) => [`,proxy="${p.kind}",address="${esc(p.address)}"`, p.counters]));
   family('meshtun_forward_events_total', 'Port forward events.', (extra.forwards ?? []).map((f) => [`,forward="${esc(f.spec)}"`, f.counters]));
   family('meshtun_relay_events_total', 'Multi-hop relay frames forwarded, delivered, sent and dropped by reason.', extra.mesh?.relay ? [['', extra.mesh.relay]] : []);
+  family('meshtun_control_events_total', 'Coordinator control channel: connections, handshakes and sessions, refusals and evictions by reason, auth limiter.',
+    extra.mesh?.control ? [['', extra.mesh.control]] : []);
   return lines.join('\n') + '\n';
 }
 
