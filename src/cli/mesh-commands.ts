@@ -30,6 +30,11 @@ export function parseMeshUpFlags(args: string[]): MeshUpFlags {
     '--name': (v) => { out.name = v; },
     '--listen': (v) => { out.listen = v; },
     '--interface': (v) => { out.interfaceName = v; },
+    '--listen-port': (v) => {
+      const port = Number(v);
+      if (!/^\d+$/.test(v) || port < 1 || port > 65535) throw new UserError(`--listen-port "${v}" is not a port from 1 to 65535`, 'e.g. --listen-port 51820 (default: 51820, or the next free port)');
+      out.listenPort = port;
+    },
     '--network': (v) => { out.networkName = v; },
     '--policy': (v) => { out.policyFile = v; },
     '--advertise-routes': (v) => { out.advertiseRoutes = [...(out.advertiseRoutes ?? []), ...v.split(',').map((r) => r.trim()).filter(Boolean)]; },

@@ -4,18 +4,19 @@
 
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, fstatSync } from 'node:fs';
 import { Logger, UserError } from '../util/index.js';
 import {
-  WgInterface, signalInterface, readWgQuickConfig, interfaceNameFromPath, isInterfaceName, pidFile, PID_DIR,
+  WgInterface, signalInterface, readWgQuickConfig, worldAccessibleWarning, interfaceNameFromPath, isInterfaceName, pidFile, PID_DIR,
 } from '../daemon/index.js';
-import { UserspaceInterface, signalUserspaceInterface, type WgQuickConfig } from '../daemon/index.js';
+import { UserspaceInterface, signalUserspaceInterface, signalPidFile, stateDir, MESH_RUN_DIR, type WgQuickConfig } from '../daemon/index.js';
 import type { Command } from './main.js';
 import { upMesh } from './mesh-commands.js';
 
 /** Flags of a mesh node (`meshtun up` with no file); their values are not file names. */
 const MESH_FLAGS = new Set([
-  '--join', '--token', '--name', '--listen', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy',
+  '--join', '--token', '--name', '--listen', '--listen-port', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy',
   '--socks5-user', '--socks5-password', '--http-proxy-user', '--http-proxy-password',
 ]);
 
@@ -44,6 +45,8 @@ async function serveUntilStopped(iface: { name: string; stop(reason: string): Pr
 export const upWgQuick = async (file: string, mode?: 'tun' | 'userspace'): Promise<number> => {
   if (!existsSync(file)) throw new UserError(`no such file "${file}"`, 'give the path of a wg-quick file, e.g. `meshtun up ./mt0.conf`');
   const name = interfaceNameFromPath(file);
+  const exposed = worldAccessibleWarning(file);
+  if (exposed) process.stderr.write(`${exposed}\n`);
   const cfg = readWgQuickConfig(file);
   if ((mode ?? cfg.meshtun.mode ?? 'tun') === 'userspace') return upUserspace(name, file, cfg);
   const m = cfg.meshtun;
@@ -103,7 +106,7 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]\n' +
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--listen-port PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]\n' +
     '  A mesh node (no file) runs on the userspace stack by default, as root too: no TUN, a SOCKS5 proxy on 127.0.0.1:1080 and an\n' +
     '  HTTP proxy on 127.0.0.1:8080 (names like <node>.mesh resolve), DNS for <node>.mesh on its overlay addresses, and it routes\n' +
     '  its approved subnets / exit traffic with host sockets. --tun puts it on a kernel TUN interface instead (root).\n' +
@@ -111,7 +114,9 @@ export const up: Command = {
     '  --http-proxy-user NAME (Basic), with the password in MESHTUN_SOCKS5_PASSWORD / MESHTUN_HTTP_PROXY_PASSWORD (or\n' +
     '  --socks5-password / --http-proxy-password, which ps shows); MESHTUN_SOCKS5_USER / MESHTUN_HTTP_PROXY_USER work too.\n' +
     '  In a file: [Meshtun] Socks5User/Socks5Password and HttpProxyUser/HttpProxyPassword.\n' +
-    '  With a file, the file\'s Mode = decides (default: a kernel TUN); --userspace / --tun override it.',
+    '  With a file, the file\'s Mode = decides (default: a kernel TUN); --userspace / --tun override it.\n' +
+    '  Unless given, a mesh node takes UDP port 51820 (--listen-port), a coordinator TCP port 7443 (--listen) and a --tun node\n' +
+    '  the interface meshtun0 (--interface), or the next free ones when another node on this host has them.',
   examples: [
     'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
     'meshtun up --userspace mt0.conf # the same without root: SOCKS5 on 127.0.0.1:1080, HTTP proxy on 127.0.0.1:8080, [Meshtun] forwards',
@@ -148,7 +153,10 @@ export const down: Command = {
     if (!target) throw new UserError('name the interface to stop', 'e.g. `meshtun down mt0`');
     const name = target.endsWith('.conf') ? interfaceNameFromPath(target) : target;
     if (!isInterfaceName(name)) throw new UserError(`"${name}" is not a valid interface name`);
-    if (!signalInterface(name) && !signalUserspaceInterface(name)) throw new UserError(`no meshtun process runs interface "${name}"`, 'see running ones with `wg show interfaces`');
+    // The userspace mesh node of this state directory first (two nodes on one host may both be
+    // "meshtun0"), then a kernel interface, then a wg-quick userspace one.
+    const own = signalPidFile(join(stateDir(), MESH_RUN_DIR, `${name}.pid`), name);
+    if (!own && !signalInterface(name) && !signalUserspaceInterface(name)) throw new UserError(`no meshtun process runs interface "${name}"`, 'see running ones with `wg show interfaces`');
     process.stderr.write(`meshtun: asked ${name} to stop\n`);
     return 0;
   },

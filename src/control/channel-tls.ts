@@ -3,9 +3,9 @@
 // transport: nodes authenticate the coordinator with the Noise handshake against the public key
 // from the join string, so the certificate is neither pinned nor checked by clients.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PlatformError } from '../util/index.js';
+import { PlatformError, mkdirPrivate, withPrivateUmask } from '../util/index.js';
 
 export const TLS_KEY_FILE = 'control-tls.key';
 export const TLS_CERT_FILE = 'control-tls.crt';
@@ -16,17 +16,17 @@ export function loadOrCreateTlsCert(dir: string): { key: Buffer; cert: Buffer } 
   const keyPath = join(dir, TLS_KEY_FILE);
   const certPath = join(dir, TLS_CERT_FILE);
   if (!existsSync(keyPath) || !existsSync(certPath)) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirPrivate(dir);
     try {
-      execFileSync('openssl', [
+      // openssl inherits the private umask: the key file is 0600 from creation.
+      withPrivateUmask(() => execFileSync('openssl', [
         'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
         '-keyout', keyPath, '-out', certPath, '-days', CERT_DAYS, '-subj', '/CN=meshtun-coordinator',
-      ], { stdio: 'pipe' });
+      ], { stdio: 'pipe' }));
     } catch (e) {
       throw new PlatformError(`could not create the control channel's TLS certificate in ${dir}: ${(e as Error).message}`,
         'install the openssl command (apt-get install openssl)');
     }
-    chmodSync(keyPath, 0o600);
   }
   return { key: readFileSync(keyPath), cert: readFileSync(certPath) };
 }

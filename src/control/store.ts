@@ -5,9 +5,9 @@
 // several writes with `write(fn)`. The store checks nothing about meaning (the coordinator does),
 // but a uniqueness violation still surfaces as a UserError naming what clashed.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../util/index.js';
+import { Logger, UserError, mkdirPrivate, withPrivateUmask } from '../util/index.js';
 import { migrate, MIGRATIONS, type Migration } from './schema.js';
 
 export const STORE_FILE_NAME = 'coordinator.db';
@@ -152,6 +152,16 @@ function uniqueClash(e: unknown, what: Record<string, string>): never {
   throw e;
 }
 
+/** Warns when an existing store (made by an older version, or copied in) is readable by others. */
+function warnIfShared(path: string): void {
+  try {
+    const mode = statSync(path).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      new Logger('store').warn(`${path} is readable by other users (mode ${mode.toString(8)}): it holds the network's state; run chmod 600 ${path}`);
+    }
+  } catch { /* not there */ }
+}
+
 export class Store {
   private readonly db: Database.Database;
   readonly schemaVersion: number;
@@ -161,7 +171,7 @@ export class Store {
   /** Opens (creating when needed) `<stateDir>/coordinator.db`. */
   static open(stateDir: string, opts: StoreOptions = {}): Store {
     try {
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      mkdirPrivate(stateDir);
     } catch (e) {
       throw new UserError(`cannot create the state directory ${stateDir}: ${(e as Error).message}`,
         'set MESHTUN_STATE_DIR to a directory you can write');
@@ -172,8 +182,14 @@ export class Store {
   constructor(readonly path: string, opts: StoreOptions = {}) {
     let db: Database.Database;
     try {
-      db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
-      db.pragma('journal_mode = WAL');
+      // A new database file, and its -wal and -shm files (SQLite gives them the database's mode),
+      // are private from creation.
+      db = withPrivateUmask(() => {
+        const d = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+        d.pragma('journal_mode = WAL');
+        return d;
+      });
+      warnIfShared(path);
       db.pragma('foreign_keys = ON');
       db.pragma('synchronous = NORMAL');
     } catch (e) {

@@ -5,8 +5,8 @@
 // A process may add routes (the mesh daemon: GET /v1/nodes, POST /v1/tokens ...) with `routes`.
 
 import { createServer, type Server, type IncomingMessage } from 'node:http';
-import { UserError } from '../util/index.js';
-import { chmodSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { UserError, mkdirPrivate, withSocketUmask } from '../util/index.js';
+import { rmSync, existsSync } from 'node:fs';
 import type { Engine } from '../wireguard/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 
@@ -131,7 +131,7 @@ export class ApiServer {
   private constructor(readonly path: string, private readonly server: Server) {}
 
   static async listen(path: string, status: () => InterfaceStatus, routes?: ApiRoutes): Promise<ApiServer> {
-    mkdirSync(path.slice(0, path.lastIndexOf('/')), { recursive: true });
+    mkdirPrivate(path.slice(0, path.lastIndexOf('/')));
     if (existsSync(path)) rmSync(path, { force: true });
     const server = createServer(async (req, res) => {
       try {
@@ -161,9 +161,9 @@ export class ApiServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => { server.off('error', reject); resolve(); });
+      // Bound under the private umask: the socket is 0600 from the moment it exists.
+      withSocketUmask(() => server.listen(path, () => { server.off('error', reject); resolve(); }));
     });
-    chmodSync(path, 0o600);
     return new ApiServer(path, server);
   }
 

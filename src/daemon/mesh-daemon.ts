@@ -14,10 +14,10 @@
 // all but status), and the routes endpoints of routes-api.ts. Every node installs the map's ACL
 // policy on its engine (mesh-acl.ts) and follows the map's approved routes and its chosen exit node
 // in the kernel (routing.ts); a node advertising routes forwards and NATs for the overlay.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { Logger, UserError } from '../util/index.js';
+import { Logger, UserError, writePrivateFile } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 import { LocalIdentity, type Engine } from '../wireguard/index.js';
 import {
@@ -28,7 +28,8 @@ import {
 } from '../control/index.js';
 import { startMeshServices } from './mesh-dns.js';
 import { WgInterface } from './wg-interface.js';
-import { UserspaceInterface } from './userspace-interface.js';
+import { UserspaceInterface, type RunPaths } from './userspace-interface.js';
+import { freeInterfaceName, freeTcpPort, freeUdpPort } from './free-names.js';
 import { MeshRouting } from './routing.js';
 import { routesApi, autoApproveRoutes } from './routes-api.js';
 import { ApiServer, interfaceStatus, type ApiRoutes } from './api-server.js';
@@ -42,9 +43,13 @@ import { MeshApi } from './mesh-api.js';
 export const DEFAULT_CONTROL_PORT = 7443;
 export const DEFAULT_MESH_LISTEN_PORT = 51820;
 export const DEFAULT_MESH_INTERFACE = 'meshtun0';
+/** Kernel-TUN nodes take the first free name of meshtun0, meshtun1, ... */
+export const MESH_INTERFACE_BASE = 'meshtun';
 export const DEFAULT_NETWORK_NAME = 'home';
 export const MEMBERSHIP_FILE = 'membership.json';
 export const MESH_API_SOCKET = 'mesh.api';
+/** The folder of a userspace node's sockets and pid file, in its state directory. */
+export const MESH_RUN_DIR = 'run';
 export { MESH_DNS_PORT } from './mesh-dns.js';
 
 const log = new Logger('mesh');
@@ -143,10 +148,18 @@ export function meshInterfaceConfig(file: string, privateKey: Buffer, listenPort
   };
 }
 
+/** Where a userspace mesh node keeps its UAPI socket, interface API socket and pid file: under
+ * its state directory (it has no kernel interface, so nothing goes to /var/run/wireguard, and two
+ * nodes with their own state directories never meet). */
+export function meshRunPaths(dir: string, name: string): RunPaths {
+  const run = join(dir, MESH_RUN_DIR);
+  return { uapi: join(run, `${name}.sock`), api: join(run, `${name}.api`), pid: join(run, `${name}.pid`) };
+}
+
 async function bringUp(name: string, id: NodeIdentity, addr: { ipv4: string; ipv6: string; ipv4Pool: string; ulaPrefix: string }, listenPort: number, userspace: boolean): Promise<MeshInterface> {
   if (!userspace) WgInterface.assertCanCreate(name);
   const cfg = meshInterfaceConfig(join(id.dir, 'node.key'), id.privateKey, listenPort, addr, userspace);
-  const iface = userspace ? await UserspaceInterface.fromWgQuick(name, cfg) : await WgInterface.fromWgQuick(name, cfg);
+  const iface = userspace ? await UserspaceInterface.fromWgQuick(name, cfg, { paths: meshRunPaths(id.dir, name) }) : await WgInterface.fromWgQuick(name, cfg);
   iface.writePidFile();
   return iface;
 }
@@ -176,8 +189,9 @@ function readPolicyFile(file: string): string {
   }
 }
 
-function splitListen(listen: string | undefined): { host: string; port: number } {
-  if (!listen) return { host: '0.0.0.0', port: DEFAULT_CONTROL_PORT };
+async function splitListen(listen: string | undefined): Promise<{ host: string; port: number }> {
+  // Not given: the default port, or the next free one (a second coordinator on this host).
+  if (!listen) return { host: '0.0.0.0', port: await freeTcpPort('0.0.0.0', DEFAULT_CONTROL_PORT) };
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(listen) ?? /^()()(\d+)$/.exec(listen);
   const port = m ? Number(m[3]) : NaN;
   if (!m || !(port > 0 && port < 65536)) throw new UserError(`--listen "${listen}" is not host:port`, 'e.g. --listen 0.0.0.0:7443');
@@ -315,11 +329,22 @@ function coordinatorRoutes(coord: Coordinator, network: string, joinString: stri
   };
 }
 
+/** The interface name and UDP port of a node: as given, else the defaults or the next free ones
+ * (a kernel-TUN node's name must not clash with another node's on this host; a userspace node's
+ * sockets are in its own state directory, so it keeps the default name). */
+async function nodeNames(opts: MeshUpOptions): Promise<{ ifname: string; listenPort: number }> {
+  const ifname = opts.interfaceName ?? (opts.userspace ? DEFAULT_MESH_INTERFACE : await freeInterfaceName(MESH_INTERFACE_BASE));
+  const listenPort = opts.listenPort ?? await freeUdpPort(DEFAULT_MESH_LISTEN_PORT);
+  if (ifname !== (opts.interfaceName ?? DEFAULT_MESH_INTERFACE)) log.info(`${DEFAULT_MESH_INTERFACE} is taken on this host: this node's interface is ${ifname}`);
+  if (listenPort !== (opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT)) log.info(`UDP port ${DEFAULT_MESH_LISTEN_PORT} is taken: this node listens on ${listenPort}`);
+  return { ifname, listenPort };
+}
+
 async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
-  const ifname = opts.interfaceName ?? DEFAULT_MESH_INTERFACE;
-  if (!opts.userspace) WgInterface.assertCanCreate(ifname);
+  if (!opts.userspace) WgInterface.assertCanCreate(opts.interfaceName ?? DEFAULT_MESH_INTERFACE);
+  const { ifname, listenPort } = await nodeNames(opts);
   const id = loadNodeIdentity(opts.dir);
-  const listen = splitListen(opts.listen);
+  const listen = await splitListen(opts.listen);
   const coord = Coordinator.open(opts.dir);
   const cleanup: (() => Promise<void> | void)[] = [() => coord.close()];
   const undo = async () => { for (const fn of cleanup.reverse()) { try { await fn(); } catch (e) { log.warn(`cleanup: ${(e as Error).message}`); } } };
@@ -332,7 +357,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     if (opts.policyFile) coord.setPolicy(undefined, readPolicyFile(opts.policyFile), opts.policyFile);
     const server = await ControlServer.listen({ coordinator: coord, identity: new LocalIdentity(id.privateKey), host: listen.host, port: listen.port, tlsDir: opts.dir });
     cleanup.push(() => server.close());
-    const iface = await bringUp(ifname, id, { ipv4: self.ipv4, ipv6: self.ipv6, ipv4Pool: net.ipv4Pool, ulaPrefix: net.ulaPrefix }, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
+    const iface = await bringUp(ifname, id, { ipv4: self.ipv4, ipv6: self.ipv6, ipv4Pool: net.ipv4Pool, ulaPrefix: net.ulaPrefix }, listenPort, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
     const joinString = formatJoinString({ host: advertisedHost(listen.host, ifname), port: server.port, publicKey: id.publicKey });
     const svc = await startNodeServices({
@@ -372,8 +397,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
 }
 
 async function startMember(opts: MeshUpOptions, membershipPath: string, saved: boolean): Promise<MeshDaemon> {
-  const ifname = opts.interfaceName ?? DEFAULT_MESH_INTERFACE;
-  if (!opts.userspace) WgInterface.assertCanCreate(ifname);
+  if (!opts.userspace) WgInterface.assertCanCreate(opts.interfaceName ?? DEFAULT_MESH_INTERFACE);
   const id = loadNodeIdentity(opts.dir);
   const identity = new LocalIdentity(id.privateKey);
   let m: Membership | null = saved ? readMembership(membershipPath) : null;
@@ -399,7 +423,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
         host: target.host, port: target.port, coordinatorKey: target.key, nodeId: r.node.id, name: r.node.name, ipv4: r.node.ipv4, ipv6: r.node.ipv6,
         ipv4Pool: r.map.network.ipv4Pool, ulaPrefix: r.map.network.ulaPrefix,
       };
-      writeFileSync(membershipPath, JSON.stringify(m, null, 2) + '\n', { mode: 0o600 });
+      writePrivateFile(membershipPath, JSON.stringify(m, null, 2) + '\n');
     }
   } catch (e) {
     client.close();
@@ -407,8 +431,11 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   }
   const member = m;
   let iface: MeshInterface;
+  let ifname: string;
   try {
-    iface = await bringUp(ifname, id, member, opts.listenPort ?? DEFAULT_MESH_LISTEN_PORT, opts.userspace === true);
+    const names = await nodeNames(opts);
+    ifname = names.ifname;
+    iface = await bringUp(ifname, id, member, names.listenPort, opts.userspace === true);
   } catch (e) {
     client.close();
     throw e;

@@ -4,11 +4,11 @@
 //   state dir: $MESHTUN_STATE_DIR, else /var/lib/meshtun as root, else $XDG_STATE_HOME/meshtun
 //   (~/.local/state/meshtun).
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../util/index.js';
+import { UserError, mkdirPrivate, writePrivateFile } from '../util/index.js';
 import { generatePrivateKey, publicKey, encodeBase64Key, decodeBase64Key } from '../crypto/index.js';
 import { formatIpv4Address, formatIpv6Address } from '../wire/index.js';
 
@@ -38,9 +38,9 @@ export function loadNodeIdentity(dir = stateDir()): NodeIdentity {
     priv = decodeBase64Key(readFileSync(file, 'utf8').trim());
     if (!priv) throw new UserError(`${file} does not hold a valid private key`, 'remove it to create a new node identity');
   } else {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirPrivate(dir);
     priv = generatePrivateKey();
-    writeFileSync(file, encodeBase64Key(priv) + '\n', { mode: 0o600 });
+    writePrivateFile(file, encodeBase64Key(priv) + '\n');
     created = true;
   }
   const pub = publicKey(priv);

@@ -22,9 +22,9 @@
 // (restarted only when their settings changed) and the forwards (ForwardSet.apply: unchanged pairs
 // keep their connections). Address and MTU changes need a restart (logged).
 
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ConfigError, Logger, UserError } from '../util/index.js';
+import { ConfigError, Logger, UserError, mkdirPrivate } from '../util/index.js';
 import { Engine, UapiServer, uapiSocketPath, type Bind } from '../wireguard/index.js';
 import { createUdpBind } from '../transport/index.js';
 import { UserspaceStack, type IpAddr } from '../stack/index.js';
@@ -147,7 +147,7 @@ export class UserspaceInterface {
     const paths = opts.paths ?? runPaths(name);
     for (const dir of new Set([dirname(paths.uapi), dirname(paths.api), dirname(paths.pid)])) {
       try {
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        mkdirPrivate(dir);
         accessSync(dir, fsConstants.W_OK);
       } catch (err) {
         throw new UserError(`cannot use ${dir} for the sockets of ${name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
@@ -343,7 +343,15 @@ function ignoredSettings(cfg: WgQuickConfig): string[] {
 /** Sends SIGTERM to a rootless interface's process, found by the pid file in userRunDir(); false
  * when none runs. (Interfaces started as root keep their pid file in PID_DIR: signalInterface.) */
 export function signalUserspaceInterface(iface: string): boolean {
-  const file = join(userRunDir(), `${iface}.pid`);
+  // A wg-quick userspace interface keeps its pid file in userRunDir(); a userspace mesh node in
+  // <state dir>/run (the same folder unless XDG_RUNTIME_DIR is set).
+  const files = [...new Set([join(userRunDir(), `${iface}.pid`), join(stateDir(), 'run', `${iface}.pid`)])];
+  return files.some((f) => signalPidFile(f, iface));
+}
+
+/** Stops the process named by pid file `file` (interface `iface`, for messages). False when the
+ * file is missing or names no live node process (a stale file is removed). */
+export function signalPidFile(file: string, iface: string): boolean {
   let pid: number;
   try {
     pid = Number(readFileSync(file, 'utf8').trim());

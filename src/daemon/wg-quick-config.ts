@@ -8,8 +8,8 @@
 // Every mistake throws ConfigError naming file, line, the problem and the fix. Endpoints keep their
 // text (a host name is resolved when the interface comes up: resolveEndpoint).
 
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { ConfigError, UserError } from '../util/index.js';
 import { parseIpv4Address, formatIpv4Address, parseIpv6Address, formatIpv6Address } from '../wire/index.js';
@@ -105,6 +105,19 @@ export function interfaceNameFromPath(path: string): string {
 /** True for a valid interface name. */
 export function isInterfaceName(name: string): boolean {
   return IFACE_NAME_RE.test(name);
+}
+
+/** wg-quick's warning for a configuration file others may read (it holds the private key):
+ * "Warning: `<real path>' is world accessible" when both the file and its directory give others
+ * some permission (wg-quick's own test), else null. */
+export function worldAccessibleWarning(path: string): string | null {
+  try {
+    const real = realpathSync(path);
+    if ((statSync(real).mode & statSync(dirname(real)).mode & 0o007) === 0) return null;
+    return `Warning: \`${real}' is world accessible`;
+  } catch {
+    return null;
+  }
 }
 
 /** Reads and parses a wg-quick file; errors name `path`. */

@@ -5,9 +5,9 @@
 // connection is closed; nothing a client sends can crash the server.
 
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { mkdirSync, chmodSync, lstatSync, unlinkSync, statSync } from 'node:fs';
+import { lstatSync, unlinkSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Logger, UserError } from '../util/index.js';
+import { Logger, UserError, mkdirPrivate, withSocketUmask } from '../util/index.js';
 import {
   UapiError, UapiRequestParser, UAPI_ERRNO, uapiGetReply, uapiStatusLine,
   type UapiDevice, type UapiRequest,
@@ -39,10 +39,10 @@ export class UapiServer {
     private readonly inode: number) {}
 
   /** Listens on `path` (see uapiSocketPath). Creates the directory (mode 0700) if missing,
-   * replaces a stale socket file nobody answers on, and makes the socket mode 0600. Throws
+   * replaces a stale socket file nobody answers on; the socket is mode 0600 from creation. Throws
    * UserError when another process is serving `path`. */
   static async listen(path: string, device: UapiDevice): Promise<UapiServer> {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    mkdirPrivate(dirname(path));
     const server = createServer({ allowHalfOpen: true });
     server.maxConnections = MAX_CONNECTIONS;
     try {
@@ -58,7 +58,6 @@ export class UapiServer {
       unlinkSync(path);
       await listenOn(server, path);
     }
-    chmodSync(path, 0o600);
     const self = new UapiServer(path, device, server, statSync(path).ino);
     server.on('connection', (socket) => self.serve(socket));
     server.on('error', (err) => log.warn(`socket ${path}: ${err.message}`));
@@ -200,10 +199,11 @@ function listenOn(server: Server, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
-    server.listen(path, () => {
+    // Bound under the private umask: the socket is 0600 from the moment it exists.
+    withSocketUmask(() => server.listen(path, () => {
       server.off('error', onError);
       resolve();
-    });
+    }));
   });
 }
 
