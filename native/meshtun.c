@@ -141,6 +141,7 @@ static napi_status export_errno(napi_env env, napi_value exports) {
   set_int(env, e, "ECONNREFUSED", ECONNREFUSED);
   set_int(env, e, "ENETUNREACH", ENETUNREACH);
   set_int(env, e, "EHOSTUNREACH", EHOSTUNREACH);
+  set_int(env, e, "EADDRNOTAVAIL", EADDRNOTAVAIL);
   set_int(env, e, "EOPNOTSUPP", EOPNOTSUPP);
   set_int(env, e, "ENOPROTOOPT", ENOPROTOOPT);
   return napi_set_named_property(env, exports, "errno", e);
