@@ -5,6 +5,11 @@
 // caller has already reused its buffer). Expect roughly a third of UdpBind's packet rate.
 // Received datagrams wait in a bounded queue; readable callbacks are coalesced per event-loop turn
 // so the engine still drains them in batches. SO_MARK is not available here.
+// Nor are sticky source addresses (UdpBind's IP_PKTINFO / IPV6_PKTINFO): node:dgram can neither
+// tell which local address a datagram arrived on nor choose the one a datagram leaves from, so
+// endpoints here never carry a source and the kernel picks it for every send. On a host with
+// several addresses a peer may then be answered from another address than the one it sent to
+// (and roam there); everything else works exactly as with UdpBind.
 
 import dgram from 'node:dgram';
 import type { Bind, Endpoint } from '../wireguard/index.js';

@@ -1,13 +1,18 @@
 // UDP binds on loopback: batches of 64 datagrams both ways over IPv4 and IPv6 with the native
 // UdpBind and the node:dgram fallback (and between the two), dual-stack senders seen as IPv4,
 // interned sender endpoints, GSO, GRO (coalesced receives split back into datagrams), truncation,
-// fwmark, and the errors a user sees.
+// fwmark, and the errors a user sees. Sticky sources: the native bind's senders carry the local
+// address they sent to; replies leave from it (also with GSO); a refused source is dropped,
+// counted and the datagrams sent again (the many-address cases are in
+// test/sticky-source-netns.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import type { Bind, Endpoint } from '../wireguard/index.js';
 import { UserError } from '../util/index.js';
-import { DgramUdpBind, UdpBind, UDP_BATCH_SIZE, parseEndpoint, udpNativeUnavailable } from './index.js';
+import {
+  DgramUdpBind, UdpBind, UdpEndpoint, UDP_BATCH_SIZE, defaultEndpointPool, parseEndpoint, sourceRecord, sourceRefused, udpNativeUnavailable,
+} from './index.js';
 
 const noNative = udpNativeUnavailable() || false;
 const isRoot = process.getuid?.() === 0;
@@ -15,6 +20,9 @@ type Kind = 'native' | 'dgram';
 const make = (k: Kind, ipv6?: boolean): UdpBind | DgramUdpBind => (k === 'native' ? new UdpBind({ ipv6 }) : new DgramUdpBind({ ipv6 }));
 
 interface Received { data: Buffer; from: Endpoint }
+
+/** The sender without the local address it sent to (what text parses to). */
+const remoteOf = (e: Endpoint): Endpoint => (e instanceof UdpEndpoint ? e.remote : e);
 
 /** Drains `bind` on every readable callback into `got`: batches of `batch` buffers of `bufSize`
  * bytes, at most `batchesPerEvent` of them per callback (the engine stops after a few too). */
@@ -67,7 +75,7 @@ async function exchange(kindA: Kind, kindB: Kind, host: string): Promise<void> {
     assert.equal(a.sendBatch(x.bufs, x.offsets, x.sizes, UDP_BATCH_SIZE, toB), UDP_BATCH_SIZE);
     assert.equal(b.sendBatch(y.bufs, y.offsets, y.sizes, UDP_BATCH_SIZE, toA), UDP_BATCH_SIZE);
     await until('64 datagrams each way', () => gotA.length >= UDP_BATCH_SIZE && gotB.length >= UDP_BATCH_SIZE);
-    for (const [got, src, tag, from] of [[gotB, x, 0xa0, toA], [gotA, y, 0xb0, toB]] as const) {
+    for (const [got, src, tag, from, receiver] of [[gotB, x, 0xa0, toA, kindB], [gotA, y, 0xb0, toB, kindA]] as const) {
       assert.equal(got.length, UDP_BATCH_SIZE);
       const byIndex = new Map(got.map((r) => [r.data[1]!, r]));
       for (let i = 0; i < UDP_BATCH_SIZE; i++) {
@@ -75,8 +83,11 @@ async function exchange(kindA: Kind, kindB: Kind, host: string): Promise<void> {
         assert.ok(r, `datagram ${i} missing`);
         assert.deepEqual(r.data, src.bufs[i]!.subarray(src.offsets[i]!, src.offsets[i]! + src.sizes[i]!));
         assert.equal(r.data[0], tag);
-        // The sender is the very endpoint object the other side parsed (interned).
-        assert.equal(r.from, from);
+        // The sender is the very endpoint object the other side parsed (interned); the native
+        // bind adds the local address it was sent to (the dgram one cannot know it).
+        assert.equal(remoteOf(r.from), from);
+        const local = r.from instanceof UdpEndpoint ? r.from.sourceAddress : null;
+        assert.equal(local, receiver === 'native' ? host : null);
       }
     }
   } finally {
@@ -107,7 +118,7 @@ for (const kind of ['native', 'dgram'] as const) {
       assert.equal(v4.sendBatch([b], Uint32Array.of(0), Uint32Array.of(5), 1, parseEndpoint(`127.0.0.1:${pd}`)!), 1);
       await until('the datagram', () => got.length === 1);
       assert.equal(got[0]!.from.family, 4);
-      assert.equal(got[0]!.from, parseEndpoint(`127.0.0.1:${p4}`));
+      assert.equal(remoteOf(got[0]!.from), parseEndpoint(`127.0.0.1:${p4}`));
       assert.equal(got[0]!.data.toString(), 'hello');
       // And back to the IPv4 socket from the dual-stack one.
       const back: Received[] = [];
@@ -255,7 +266,9 @@ test('udp native: GRO-coalesced receives arrive as the individual datagrams, siz
         if (g.data.length > 1) assert.equal(g.data[1], i, 'in order');
         assert.equal(g.data.length, r.x.sizes[i]);
         assert.deepEqual(g.data, r.x.bufs[i]!.subarray(4, 4 + r.x.sizes[i]!));
-        assert.equal(g.from, r.from);
+        assert.equal(remoteOf(g.from), r.from);
+        assert.equal((g.from as UdpEndpoint).sourceAddress, '127.0.0.1', 'where it arrived, also for GRO segments');
+        assert.equal(g.from, mine[0]!.from, 'one endpoint object per sender and local address');
       });
     }
     assert.equal(b.stats.received, total);
@@ -298,6 +311,142 @@ test('udp native: a GRO segment larger than its buffer is reported with size 0; 
     b.close();
     off.close();
   }
+});
+
+// Loopback has every 127.0.0.0/8 address, so 127.0.0.2 is a second local IPv4 address: the kernel
+// would answer from 127.0.0.1, a sticky source answers from the address the sender chose.
+for (const ipv6 of [true, false]) {
+  const socket = ipv6 ? 'dual-stack' : 'IPv4';
+  test(`udp native (${socket} socket): replies leave from the local address the sender chose, with and without GSO`, { skip: noNative }, async () => {
+    const a = new UdpBind({ ipv6 }), b = new UdpBind();
+    try {
+      const pa = await a.open(0);
+      await b.open(0);
+      assert.equal(a.stickyEnabled, true);
+      const gotA: Received[] = [], gotB: Received[] = [];
+      collect(a, gotA);
+      collect(b, gotB);
+      for (const local of ['127.0.0.2', '127.0.0.1', '127.0.0.2']) {
+        gotA.length = 0;
+        gotB.length = 0;
+        const hello = Buffer.from('hello');
+        assert.equal(b.sendBatch([hello], Uint32Array.of(0), Uint32Array.of(5), 1, parseEndpoint(`${local}:${pa}`)!), 1);
+        await until('the datagram', () => gotA.length === 1);
+        const from = gotA[0]!.from as UdpEndpoint;
+        assert.equal(from.sourceAddress, local);
+        assert.equal(from.toString(), `127.0.0.1:${b.port}`);
+        // One reply, then a GSO run of 5: all from `local`.
+        assert.equal(a.sendBatch([hello], Uint32Array.of(0), Uint32Array.of(5), 1, from), 1);
+        const x = segments(0x33, 5, 1000, 10);
+        assert.equal(a.sendSegments(x.bufs, x.offsets, x.sizes, 5, 1000, from), 5);
+        await until('6 replies', () => gotB.length === 6);
+        for (const r of gotB) assert.equal(remoteOf(r.from).toString(), `${local}:${pa}`);
+      }
+      assert.equal(a.stats.stickySent, 18);
+      assert.equal(a.stats.stickyCleared, 0);
+      assert.equal(a.stats.sendErrors, 0);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+}
+
+test('udp native: in one receive batch each datagram keeps its own sender and local address', { skip: noNative }, async () => {
+  const a = new UdpBind({ gro: false }), a2 = new UdpBind(), b = new UdpBind();
+  try {
+    const pa = await a.open(0);
+    await a2.open(0);
+    await b.open(0);
+    const got: Received[] = [];
+    collect(a, got);
+    // Sent before a reads anything, so one recvmmsg takes them all; runs repeat, then change.
+    const plan: [UdpBind, string][] = [[b, '127.0.0.2'], [b, '127.0.0.2'], [b, '127.0.0.1'], [a2, '127.0.0.1'], [a2, '127.0.0.1'], [b, '127.0.0.1'], [b, '127.0.0.2']];
+    plan.forEach(([from, local], i) => {
+      assert.equal(from.sendBatch([Buffer.of(i)], Uint32Array.of(0), Uint32Array.of(1), 1, parseEndpoint(`${local}:${pa}`)!), 1);
+    });
+    await until('7 datagrams', () => got.length === plan.length);
+    got.forEach((r, i) => {
+      assert.equal(r.data[0], i);
+      const e = r.from as UdpEndpoint;
+      assert.equal(e.toString(), `127.0.0.1:${plan[i]![0].port}`, `sender of ${i}`);
+      assert.equal(e.sourceAddress, plan[i]![1], `local address of ${i}`);
+      if (i > 0 && plan[i]![0] === plan[i - 1]![0] && plan[i]![1] === plan[i - 1]![1]) assert.equal(e, got[i - 1]!.from);
+    });
+  } finally {
+    a.close();
+    a2.close();
+    b.close();
+  }
+});
+
+test('udp native: a source the kernel refuses is dropped, counted, and the datagrams go out from another address', { skip: noNative }, async () => {
+  const a = new UdpBind(), b = new UdpBind();
+  try {
+    await a.open(0);
+    const pb = await b.open(0);
+    const got: Received[] = [];
+    collect(b, got);
+    const one = Buffer.from('x');
+    // Sources this host does not have: as after `ip addr del` (IPv4 ENETUNREACH, IPv6 EINVAL).
+    const cases = [
+      { to: `127.0.0.1:${pb}`, gone: '198.18.99.1', from: '127.0.0.1', gso: false },
+      { to: `[::1]:${pb}`, gone: 'fd00:99::1', from: '::1', gso: false },
+      { to: `127.0.0.1:${pb}`, gone: '198.18.99.2', from: '127.0.0.1', gso: true },
+    ];
+    for (const [i, c] of cases.entries()) {
+      got.length = 0;
+      const stale = defaultEndpointPool.withSource(parseEndpoint(c.to)!, sourceRecord(c.gone, 1)!, 0);
+      assert.equal(stale.sourceAddress, c.gone);
+      const x = segments(0x40 + i, 3, 200, 200);
+      const sent = c.gso ? a.sendSegments(x.bufs, x.offsets, x.sizes, 3, 200, stale) : a.sendBatch(x.bufs, x.offsets, x.sizes, 3, stale);
+      assert.equal(sent, 3, 'sent again without the source');
+      assert.equal(stale.sourceUsable, false);
+      assert.equal(a.stats.stickyCleared, i + 1);
+      assert.match(a.stats.lastError, new RegExp(`^send from ${c.gone.replaceAll('.', '\\.')} to .*; sending from an address the system picks$`));
+      // Later sends go without it at once: no second refusal.
+      assert.equal(a.sendBatch([one], Uint32Array.of(0), Uint32Array.of(1), 1, stale), 1);
+      assert.equal(a.stats.stickyCleared, i + 1);
+      await until('4 datagrams', () => got.length === 4);
+      const expected = c.from.includes(':') ? `[${c.from}]:${a.port}` : `${c.from}:${a.port}`;
+      for (const r of got) assert.equal(remoteOf(r.from).toString(), expected);
+    }
+    assert.equal(a.stats.stickySent, 0);
+    assert.equal(a.stats.sendErrors, 0);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('udp native: sticky: false leaves the source to the kernel', { skip: noNative }, async () => {
+  const a = new UdpBind({ sticky: false }), b = new UdpBind();
+  try {
+    const pa = await a.open(0);
+    await b.open(0);
+    assert.equal(a.stickyEnabled, false);
+    const gotA: Received[] = [], gotB: Received[] = [];
+    collect(a, gotA);
+    collect(b, gotB);
+    const hello = Buffer.from('hello');
+    b.sendBatch([hello], Uint32Array.of(0), Uint32Array.of(5), 1, parseEndpoint(`127.0.0.2:${pa}`)!);
+    await until('the datagram', () => gotA.length === 1);
+    assert.equal(gotA[0]!.from, parseEndpoint(`127.0.0.1:${b.port}`), 'no source: the plain endpoint');
+    a.sendBatch([hello], Uint32Array.of(0), Uint32Array.of(5), 1, gotA[0]!.from);
+    await until('the reply', () => gotB.length === 1);
+    assert.equal(remoteOf(gotB[0]!.from).toString(), `127.0.0.1:${pa}`, 'the kernel\'s choice');
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('udp: sourceRefused names the errors of a vanished source address', () => {
+  const E = { EINVAL: 22, ENETUNREACH: 101, ENODEV: 19, EADDRNOTAVAIL: 99, EAGAIN: 11, EMSGSIZE: 90 };
+  for (const e of [E.EINVAL, E.ENETUNREACH, E.ENODEV, E.EADDRNOTAVAIL]) assert.equal(sourceRefused(-e, E), true, String(e));
+  for (const e of [E.EAGAIN, E.EMSGSIZE, 0, 5]) assert.equal(sourceRefused(-e, E), false, String(e));
+  // An addon without EADDRNOTAVAIL in its table still classifies the rest.
+  assert.equal(sourceRefused(-99, { EINVAL: 22, ENETUNREACH: 101, ENODEV: 19 }), false);
 });
 
 test('udp: without the addon createUdpBind falls back to node:dgram and UdpBind says how to fix it', () => {

@@ -3,6 +3,15 @@
 // UDP GRO on receive (coalesced super-datagrams split back into datagrams natively), SO_MARK,
 // enlarged socket buffers, and a readiness watcher in Node's event loop.
 //
+// Sticky sources (as WireGuard does; see endpoint.ts): with IP_PKTINFO / IPV6_PKTINFO on, each
+// received datagram's sender is interned together with the local address it arrived on, and
+// datagrams sent to such an endpoint carry that address as their source (one PKTINFO control
+// message per sendmmsg message or GSO send). On a host with several addresses a peer is thus
+// answered from the address it chose. When the kernel refuses the source (the address was
+// removed: EINVAL, ENETUNREACH, EADDRNOTAVAIL, ENODEV), the endpoint's source is marked unusable,
+// counted (stickyCleared), and the datagrams go out again without it, from an address the kernel
+// picks; the peer then roams there and its datagrams make that address the sticky one.
+//
 // Nothing is allocated per datagram: sender addresses land in one preallocated record buffer and
 // are interned through the EndpointPool; destination records are kept by each endpoint.
 // Network conditions (unreachable, refused, buffer full) never throw: sends return how many went
@@ -10,7 +19,7 @@
 
 import type { Bind, Endpoint } from '../wireguard/index.js';
 import { PlatformError, UserError } from '../util/index.js';
-import { ADDR_RECORD_LEN, UdpEndpoint, defaultEndpointPool, type EndpointPool } from './endpoint.js';
+import { ADDR_RECORD_LEN, SRC_FIELD, SRC_RECORD_LEN, UdpEndpoint, defaultEndpointPool, type EndpointPool } from './endpoint.js';
 import { POLL_READABLE, udpNative, udpNativeUnavailable, type NativeUdpApi, type PollHandle } from './native.js';
 
 /** Datagrams per receive/send batch the engine should use (recvmmsg/sendmmsg vector size). */
@@ -27,6 +36,9 @@ export interface UdpBindOptions {
   ipv6?: boolean;
   /** false: no UDP GRO on receive. Default: on where the kernel and the addon have it. */
   gro?: boolean;
+  /** false: no sticky source addresses (replies leave from whatever address the kernel picks).
+   * Default: on where the addon has PKTINFO. The node:dgram fallback never has them. */
+  sticky?: boolean;
 }
 
 export interface UdpBindStats {
@@ -49,6 +61,23 @@ export interface UdpGroStats {
   groDatagrams: number;
 }
 
+/** Sticky source counters of the native UdpBind. */
+export interface UdpStickyStats {
+  /** Of `sent`, datagrams that left from a sticky source address (the one the peer sent to). */
+  stickySent: number;
+  /** Sticky sources the kernel refused (the local address went away) and that were dropped:
+   * those datagrams were sent again from an address the kernel chose. */
+  stickyCleared: number;
+}
+
+/** Whether a send that carried a source address failed because of that source (an errno from
+ * the native addon, negative): the address is no longer local (EINVAL for IPv6, ENETUNREACH or
+ * EADDRNOTAVAIL for IPv4) or its interface is gone (ENODEV). */
+export function sourceRefused(err: number, errno: Readonly<Record<string, number>>): boolean {
+  return err === -errno.EINVAL! || err === -errno.ENETUNREACH! || err === -errno.ENODEV!
+    || (errno.EADDRNOTAVAIL !== undefined && err === -errno.EADDRNOTAVAIL);
+}
+
 /** Turns a failed bind into the error a user sees. */
 export function bindError(port: number, errno: string, message: string): Error {
   if (errno === 'EADDRINUSE') {
@@ -68,14 +97,18 @@ export function checkPort(port: number): void {
 }
 
 export class UdpBind implements Bind {
-  readonly stats: UdpBindStats & UdpGroStats = {
-    received: 0, sent: 0, gsoSent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, groCoalesced: 0, groDatagrams: 0, lastError: '',
+  readonly stats: UdpBindStats & UdpGroStats & UdpStickyStats = {
+    received: 0, sent: 0, gsoSent: 0, receiveErrors: 0, sendErrors: 0, truncated: 0, groCoalesced: 0, groDatagrams: 0,
+    stickySent: 0, stickyCleared: 0, lastError: '',
   };
   /** The buffer sizes the kernel granted at open: [receive, send] in bytes. */
   readonly socketBuffers = new Uint32Array(2);
   private readonly native: NativeUdpApi;
   private readonly pool: EndpointPool;
   private readonly addrs: Buffer;
+  /** Each received datagram's local address (source records), when sticky sources are on. */
+  private locals: Buffer | null = null;
+  private sticky = false;
   private fd = -1;
   private sockFamily: 4 | 6 = 6;
   private boundPort = 0;
@@ -115,6 +148,8 @@ export class UdpBind implements Bind {
   get gsoSupported(): boolean { return this.gso; }
   /** Whether receives use UDP GRO (UDP_GRO) on this socket. */
   get groEnabled(): boolean { return this.gro; }
+  /** Whether replies leave from the local address the peer sent to (PKTINFO on this socket). */
+  get stickyEnabled(): boolean { return this.sticky; }
 
   async open(port: number): Promise<number> {
     checkPort(port);
@@ -144,6 +179,7 @@ export class UdpBind implements Bind {
     this.boundPort = n.udpLocalPort(fd);
     this.gso = n.udpGsoSupported(fd) === 1;
     this.gro = this.options.gro !== false && this.enableGro(fd);
+    this.sticky = this.options.sticky !== false && this.enableSticky(fd, family);
     if (this.onReadable) this.startPoll();
     return this.boundPort;
   }
@@ -155,14 +191,18 @@ export class UdpBind implements Bind {
 
   receiveBatch(bufs: Buffer[], sizes: Uint32Array, endpoints: (Endpoint | null)[]): number {
     if (this.fd < 0) return 0;
-    const r = this.gro ? this.receiveGro(bufs, sizes) : this.native.udpRecv(this.fd, bufs, sizes, this.addrs);
+    const locals = this.sticky ? this.locals! : null;
+    const r = this.gro ? this.receiveGro(bufs, sizes, locals) : this.native.udpRecv(this.fd, bufs, sizes, this.addrs, locals);
     if (r < 0) {
       this.stats.receiveErrors++;
       this.stats.lastError = `receive: ${this.native.strerror(r)}`;
       return 0;
     }
     for (let i = 0; i < r; i++) {
-      endpoints[i] = this.pool.fromRecord(this.addrs, i * ADDR_RECORD_LEN);
+      if (locals === null) endpoints[i] = this.pool.fromRecord(this.addrs, i * ADDR_RECORD_LEN);
+      // Same sender and local address as the datagram before (GRO segments, bursts): same endpoint.
+      else if (i > 0 && locals[i * SRC_RECORD_LEN + SRC_FIELD.REPEAT] === 1) endpoints[i] = endpoints[i - 1]!;
+      else endpoints[i] = this.pool.fromRecord(this.addrs, i * ADDR_RECORD_LEN, locals, i * SRC_RECORD_LEN);
       if (sizes[i] === 0) this.stats.truncated++;
     }
     this.stats.received += r;
@@ -171,9 +211,9 @@ export class UdpBind implements Bind {
 
   /** udpRecvGro into bufs; counts coalesced receives, and queues another readable callback when
    * split segments are held back for lack of room (the socket's poll would not fire for them). */
-  private receiveGro(bufs: Buffer[], sizes: Uint32Array): number {
+  private receiveGro(bufs: Buffer[], sizes: Uint32Array, locals: Buffer | null): number {
     const out = this.groOut;
-    const r = this.native.udpRecvGro!(this.fd, bufs, sizes, this.addrs, this.groScratch!, this.groState!, out);
+    const r = this.native.udpRecvGro!(this.fd, bufs, sizes, this.addrs, this.groScratch!, this.groState!, out, locals);
     if (r < 0) return r;
     this.stats.groCoalesced += out[0]!;
     this.stats.groDatagrams += out[1]!;
@@ -196,13 +236,41 @@ export class UdpBind implements Bind {
     return true;
   }
 
+  /** Turns PKTINFO on for fd; false when the addon or the socket cannot. */
+  private enableSticky(fd: number, family: 4 | 6): boolean {
+    const n = this.native;
+    if (!n.udpSetPktinfo || n.SRC_RECORD_LEN !== SRC_RECORD_LEN) return false;
+    if (n.udpSetPktinfo(fd, family) < 0) return false;
+    this.locals ??= Buffer.alloc(n.MAX_BATCH * SRC_RECORD_LEN);
+    return true;
+  }
+
+  /** The source record datagrams to `ep` leave from, or null: the kernel chooses. */
+  private sourceOf(ep: UdpEndpoint): Buffer | null {
+    return this.sticky && ep.sourceUsable ? ep.source : null;
+  }
+
+  /** The kernel refused ep's source address: stop using it until a datagram arrives on it again. */
+  private dropSource(ep: UdpEndpoint, errno: number): void {
+    ep.sourceUsable = false;
+    this.stats.stickyCleared++;
+    this.stats.lastError = `send from ${ep.sourceAddress} to ${ep.toString()}: ${this.native.strerror(errno)}; sending from an address the system picks`;
+  }
+
   sendBatch(bufs: Buffer[], offsets: Uint32Array, sizes: Uint32Array, count: number, endpoint: Endpoint): number {
     if (this.fd < 0 || count === 0) return 0;
     const ep = this.asUdp(endpoint);
     if (!ep) return this.sendFailed(-this.native.errno.EINVAL!, count);
-    const r = this.native.udpSend(this.fd, this.sockFamily, bufs, offsets, sizes, count, ep.record, 0);
+    let src = this.sourceOf(ep);
+    let r = this.native.udpSend(this.fd, this.sockFamily, bufs, offsets, sizes, count, ep.record, 0, src, 0);
+    if (r < 0 && src !== null && sourceRefused(r, this.native.errno)) {
+      this.dropSource(ep, r);
+      src = null;
+      r = this.native.udpSend(this.fd, this.sockFamily, bufs, offsets, sizes, count, ep.record, 0, null, 0);
+    }
     if (r < 0) return this.sendFailed(r, count);
     this.stats.sent += r;
+    if (src !== null) this.stats.stickySent += r;
     if (r < count) this.stats.sendErrors++;
     return r;
   }
@@ -216,17 +284,23 @@ export class UdpBind implements Bind {
     if (!this.gso || count === 1) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
     const ep = this.asUdp(endpoint);
     if (!ep) return this.sendFailed(-this.native.errno.EINVAL!, count);
-    const r = this.native.udpSendGso(this.fd, this.sockFamily, bufs, offsets, sizes, count, segmentSize, ep.record, 0);
+    const src = this.sourceOf(ep);
+    const r = this.native.udpSendGso(this.fd, this.sockFamily, bufs, offsets, sizes, count, segmentSize, ep.record, 0, src, 0);
     if (r >= 0) {
       this.stats.sent += r;
       this.stats.gsoSent += r;
+      if (src !== null) this.stats.stickySent += r;
       if (r < count) this.stats.sendErrors++;
       return r;
     }
     const E = this.native.errno;
     if (r === -E.EIO! || r === -E.EOPNOTSUPP! || r === -E.ENOPROTOOPT!) this.gso = false; // the path cannot offload
     // EMSGSIZE: segments larger than the path MTU (GSO cannot fragment them; plain sends can).
-    if (r === -E.EINVAL! || r === -E.EMSGSIZE! || !this.gso) return this.sendBatch(bufs, offsets, sizes, count, endpoint);
+    // A refused source (or an EINVAL that GSO itself caused): sendBatch sends them again and, if
+    // the kernel refuses the source there too, drops it; the next GSO send goes without it.
+    if (r === -E.EINVAL! || r === -E.EMSGSIZE! || !this.gso || (src !== null && sourceRefused(r, E))) {
+      return this.sendBatch(bufs, offsets, sizes, count, endpoint);
+    }
     return this.sendFailed(r, count);
   }
 
@@ -260,6 +334,7 @@ export class UdpBind implements Bind {
       this.fd = -1;
     }
     this.gro = false;
+    this.sticky = false;
     this.boundPort = 0;
   }
 
