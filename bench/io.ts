@@ -1,6 +1,9 @@
 // Packet I/O rates of the native addon paths (rough numbers; not a test):
 //   udp-batch   UdpBind.sendBatch -> receiveBatch on loopback, 64 datagrams per call, one thread
 //   udp-gso     the same with sendSegments (UDP GSO: one sendmsg per 64 segments)
+//   udp-sticky, udp-gso-sticky   the same two to an endpoint with a sticky source address
+//               (IP_PKTINFO on every message); the receiver reads each datagram's local address
+//               in all four (compare with an addon built before sticky sources via MESHTUN_NATIVE)
 //   udp-dgram   the node:dgram fallback (DgramUdpBind), event-driven
 //   tun         a LinuxTun read -> write reflector: a generator in a network namespace sends UDP
 //               through the TUN as fast as it can; the bench reads packets in batches, swaps the
@@ -11,7 +14,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint } from '../src/wireguard/index.js';
-import { DgramUdpBind, UdpBind, UDP_BATCH_SIZE, parseEndpoint, udpNativeUnavailable } from '../src/transport/index.js';
+import {
+  DgramUdpBind, UdpBind, UDP_BATCH_SIZE, defaultEndpointPool, parseEndpoint, sourceRecord, udpNativeUnavailable,
+} from '../src/transport/index.js';
 import { LinuxTun, tunNativeUnavailable } from '../src/tun/index.js';
 
 const BATCH = UDP_BATCH_SIZE;
@@ -19,7 +24,7 @@ const BUF = 2048;
 
 function report(name: string, packets: number, bytes: number, seconds: number, extra = ''): void {
   const pps = packets / seconds;
-  console.log(`${name.padEnd(12)} ${(pps / 1000).toFixed(0).padStart(6)} kpps  ${((bytes * 8) / seconds / 1e9).toFixed(2).padStart(6)} Gbit/s  ${extra}`);
+  console.log(`${name.padEnd(15)} ${(pps / 1000).toFixed(0).padStart(6)} kpps  ${((bytes * 8) / seconds / 1e9).toFixed(2).padStart(6)} Gbit/s  ${extra}`);
 }
 
 function batchOf(payload: number): { bufs: Buffer[]; offsets: Uint32Array; sizes: Uint32Array } {
@@ -30,10 +35,11 @@ function batchOf(payload: number): { bufs: Buffer[]; offsets: Uint32Array; sizes
   };
 }
 
-async function benchUdpNative(seconds: number, payload: number, gso: boolean): Promise<void> {
+async function benchUdpNative(seconds: number, payload: number, gso: boolean, sticky: boolean): Promise<void> {
   const a = new UdpBind(), b = new UdpBind();
   await a.open(0);
-  const to = parseEndpoint(`127.0.0.1:${await b.open(0)}`)!;
+  const plain = parseEndpoint(`127.0.0.1:${await b.open(0)}`)!;
+  const to = sticky ? defaultEndpointPool.withSource(plain, sourceRecord('127.0.0.1')!, 0) : plain;
   const out = batchOf(payload);
   const inBufs = Array.from({ length: BATCH }, () => Buffer.alloc(BUF));
   const sizes = new Uint32Array(BATCH);
@@ -53,8 +59,9 @@ async function benchUdpNative(seconds: number, payload: number, gso: boolean): P
     now = performance.now();
   }
   const lost = sent - received;
-  report(gso ? 'udp-gso' : 'udp-batch', received, bytes, (now - start) / 1000,
-    `(${payload}-byte payloads, ${BATCH}/call${gso ? `, GSO ${a.gsoSupported ? 'on' : 'unavailable: plain batches'}` : ''}, ${lost} lost)`);
+  report(`${gso ? 'udp-gso' : 'udp-batch'}${sticky ? '-sticky' : ''}`, received, bytes, (now - start) / 1000,
+    `(${payload}-byte payloads, ${BATCH}/call${gso ? `, GSO ${a.gsoSupported ? 'on' : 'unavailable: plain batches'}` : ''}` +
+    `${sticky ? `, ${a.stickyEnabled ? `${a.stats.stickySent} from a sticky source` : 'no sticky sources in this addon'}` : ''}, ${lost} lost)`);
   a.close();
   b.close();
 }
@@ -172,8 +179,10 @@ async function main(): Promise<void> {
   if (what === 'udp' || what === 'all') {
     if (udpNativeUnavailable()) console.log(`udp-batch/udp-gso skipped: ${udpNativeUnavailable()}`);
     else {
-      await benchUdpNative(seconds, payload, false);
-      await benchUdpNative(seconds, payload, true);
+      for (const sticky of [false, true]) {
+        await benchUdpNative(seconds, payload, false, sticky);
+        await benchUdpNative(seconds, payload, true, sticky);
+      }
     }
     await benchUdpDgram(seconds, payload);
   }
