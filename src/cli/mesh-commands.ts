@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Logger, UserError } from '../util/index.js';
-import { startMesh, stateDir, meshProxySettings, MESH_API_SOCKET, PROXY_ENV, type MeshUpOptions } from '../daemon/index.js';
+import { startMesh, stateDir, meshProxySettings, MESH_API_SOCKET, type MeshUpOptions } from '../daemon/index.js';
 import type { Command } from './main.js';
 
 const log = new Logger('meshtun');
@@ -71,14 +71,14 @@ export function parseMeshUpFlags(args: string[]): MeshUpFlags {
 export async function upMesh(args: string[]): Promise<number> {
   const flags = parseMeshUpFlags(args);
   if (flags.userspace && flags.tun) throw new UserError('--userspace and --tun exclude each other', 'give one of them (or neither: userspace is the default)');
-  const { tun, socks5User, socks5Password, httpProxyUser, httpProxyPassword, ...rest } = flags;
-  const credentials = { socks5User, socks5Password, httpProxyUser, httpProxyPassword };
+  const { tun, ...rest } = flags;
+  const credentials = { socks5User: flags.socks5User, socks5Password: flags.socks5Password, httpProxyUser: flags.httpProxyUser, httpProxyPassword: flags.httpProxyPassword };
   if (tun && (flags.socks5 !== undefined || flags.httpProxy !== undefined || Object.values(credentials).some((v) => v !== undefined))) {
     throw new UserError('--socks5 and --http-proxy (and their credentials) are for userspace nodes; a --tun node reaches the mesh through its interface', 'drop --tun, or the proxy flags');
   }
   // Before anything starts: a proxy beyond loopback without credentials is a user error.
   if (!tun) meshProxySettings(flags);
-  const d = await withProxyCredentials(credentials, () => startMesh({ ...rest, userspace: !tun, dir: stateDir() }));
+  const d = await startMesh({ ...rest, userspace: !tun, dir: stateDir() });
   process.stderr.write(d.lines.map((l) => `meshtun: ${l}\n`).join(''));
   const onSignal = (sig: string) => {
     log.info(`${sig}: stopping`);
@@ -92,26 +92,6 @@ export async function upMesh(args: string[]): Promise<number> {
   process.off('SIGTERM', onSignal);
   log.info(`${d.iface.name} stopped (${reason})`);
   return 0;
-}
-
-/** Runs `start` with the credential flags in the environment, where the mesh's proxies read them
- * (mesh-dns.ts; MeshUpOptions has no fields for them), then restores the environment so child
- * processes started later do not inherit them. */
-async function withProxyCredentials<T>(flags: ProxyCredentialFlags, start: () => Promise<T>): Promise<T> {
-  const saved: [string, string | undefined][] = [];
-  for (const [k, v] of Object.entries(flags) as [keyof typeof PROXY_ENV, string | undefined][]) {
-    if (v === undefined) continue;
-    saved.push([PROXY_ENV[k], process.env[PROXY_ENV[k]]]);
-    process.env[PROXY_ENV[k]] = v;
-  }
-  try {
-    return await start();
-  } finally {
-    for (const [name, v] of saved) {
-      if (v === undefined) delete process.env[name];
-      else process.env[name] = v;
-    }
-  }
 }
 
 /** Calls the running daemon's local API. */

@@ -72,6 +72,12 @@ export interface MeshUpOptions {
    * 127.0.0.1:1080 / 127.0.0.1:8080, skipped with a warning when busy). */
   socks5?: string;
   httpProxy?: string;
+  /** Proxy credentials (SOCKS5 RFC 1929, HTTP Basic); absent ones come from MESHTUN_SOCKS5_USER /
+   * MESHTUN_SOCKS5_PASSWORD / MESHTUN_HTTP_PROXY_USER / MESHTUN_HTTP_PROXY_PASSWORD. */
+  socks5User?: string;
+  socks5Password?: string;
+  httpProxyUser?: string;
+  httpProxyPassword?: string;
   /** Coordinator: an ACL policy file to set at start (a bad one refuses to start). */
   policyFile?: string;
   /** Subnets this node routes for the mesh (once the coordinator approves them). */
@@ -252,7 +258,11 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     closers.length = 0;
   };
   try {
-    const services = await startMeshServices(iface, { ipv4: p.self.ipv4, ipv6: p.self.ipv6, overlay: p.overlay, socks5: opts.socks5, httpProxy: opts.httpProxy });
+    const services = await startMeshServices(iface, {
+      ipv4: p.self.ipv4, ipv6: p.self.ipv6, overlay: p.overlay, socks5: opts.socks5, httpProxy: opts.httpProxy,
+      ...(opts.socks5User !== undefined ? { socks5User: opts.socks5User } : {}), ...(opts.socks5Password !== undefined ? { socks5Password: opts.socks5Password } : {}),
+      ...(opts.httpProxyUser !== undefined ? { httpProxyUser: opts.httpProxyUser } : {}), ...(opts.httpProxyPassword !== undefined ? { httpProxyPassword: opts.httpProxyPassword } : {}),
+    });
     closers.push(() => services.close());
     const acl = new MeshAcl(iface.engine);
     const kernel = iface instanceof WgInterface;
@@ -361,7 +371,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     cleanup.push(() => iface.stop('mesh stopped'));
     const joinString = formatJoinString({ host: advertisedHost(listen.host, ifname), port: server.port, publicKey: id.publicKey });
     const svc = await startNodeServices({
-      opts, ifname, iface, self, overlay: net, status: () => ({ role: 'coordinator', network: net.name }),
+      opts, ifname, iface, self, overlay: net, status: () => ({ role: 'coordinator', network: net.name, control: server.stats() }),
       report: async (req) => { coord.reportNodeState(id.publicKey, req); },
       routes: coordinatorRoutes(coord, net.name, joinString),
     });
@@ -444,7 +454,13 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   try {
     svc = await startNodeServices({
       opts, ifname, iface, self: member, overlay: member,
-      status: () => ({ role: 'member', control: { connects: client.connects, mapsRefused: client.rejectedMaps, lastMapError: client.lastMapError } }),
+      status: () => ({
+        role: 'member',
+        control: {
+          connects: client.connects, mapsRefused: client.rejectedMaps, lastMapError: client.lastMapError, rejectedFrames: client.rejectedFrames,
+          oversizeAnswers: client.oversizeAnswers,
+        },
+      }),
       report: async (req) => {
         const r = await client.report(req);
         if (!r.ok) log.warn(`report not accepted: ${r.error}`);

@@ -327,17 +327,20 @@ export class ControlClient {
     const max = this.opts.backoffMaxMs ?? CONTROL_BACKOFF_MAX_MS;
     while (!this.closed) {
       let gotMap = false;
+      let retryAfter = 0;
       try {
         const conn = await this.session();
         const end = await this.mapStream(conn, () => { gotMap = true; });
         if (end === 'removed') break;
-      } catch {
-        // Down or refused: back off and try again.
+      } catch (e) {
+        // Down or refused: back off and try again; a rate-limited source waits as long as told
+        // (retrying earlier would count against it again).
+        if (e instanceof ControlError) retryAfter = e.retryAfterMs;
       }
       if (this.closed) break;
       if (gotMap) delay = this.opts.backoffInitialMs ?? CONTROL_BACKOFF_INITIAL_MS;
       this.dropConnection();
-      await this.sleep(delay * (0.5 + Math.random() / 2));
+      await this.sleep(Math.max(retryAfter, delay * (0.5 + Math.random() / 2)));
       delay = Math.min(max, delay * 2);
     }
     this.mapLoopRunning = false;
