@@ -15,3 +15,4 @@ export {
   checkNetworkMap, checkRegisterReply, checkMembership, checkNetwork, checkIpv4, checkIpv6, checkPrefix, checkEndpoint, checkLabel, checkId, checkKey,
   checkHost, checkCount, showValue, MapFieldError, MAP_LIMITS, type Membership,
 } from './map-check.js';
+export { UnderlayMux, UnderlayCounters, classifyUnderlay, DISCO_MAGIC, STUN_MAGIC_COOKIE, type UnderlayKind, type UnderlayHandler } from './underlay-mux.js';

@@ -20,6 +20,8 @@ export class EngineCounters {
   dropDecryptFailed = 0;
   /** Counter seen before, or too old for the window. */
   dropReplay = 0;
+  /** Datagrams that were not WireGuard messages, taken by the datagram handler (STUN, discovery). */
+  rxOtherDatagrams = 0;
   /** Meshtun frames (relay traffic) received and handed to the frame handler. */
   rxFrames = 0;
   /** Decrypted packet is not a well-formed IPv4/IPv6 packet (nor a handled meshtun frame). */

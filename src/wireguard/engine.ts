@@ -26,6 +26,8 @@ import type { PacketFilter } from './packet-filter.js';
 
 /** Handles a meshtun frame received from `peer` at buf[off, off+len) (see Engine.setFrameHandler). */
 export type FrameHandler = (peer: Peer, buf: Buffer, off: number, len: number) => void;
+/** See Engine.setDatagramHandler. */
+export type DatagramHandler = (buf: Buffer, len: number, from: Endpoint) => boolean;
 /** Observes an IP packet at buf[off, off+len) on its way to the device. */
 export type InboundTap = (buf: Buffer, off: number, len: number) => void;
 import { systemClock } from './clock.js';
@@ -111,6 +113,8 @@ export class Engine implements UapiDevice {
   private filter: PacketFilter | null = null;
   /** Optional handler of meshtun frames (see setFrameHandler); null: they are dropped. */
   private frameHandler: FrameHandler | null = null;
+  private datagramHandler: DatagramHandler | null = null;
+  private readonly emptyBuf = Buffer.alloc(0);
   private frameBatchEnd: (() => void) | null = null;
   /** Frames handed to the frame handler in the current receive batch. */
   private framesInBatch = 0;
@@ -306,6 +310,39 @@ export class Engine implements UapiDevice {
   setFrameHandler(handler: FrameHandler | null, onBatchEnd: (() => void) | null = null): void {
     this.frameHandler = handler;
     this.frameBatchEnd = onBatchEnd;
+  }
+
+  /** Sets (or with null, removes) the handler of datagrams on the engine's socket that are not
+   * WireGuard messages (meshtun's STUN and discovery messages share the socket, told apart by
+   * their first bytes). It returns true when it took the datagram (counted as rxOtherDatagrams),
+   * false to have it dropped as dropInvalidMessage. It gets the datagram in a receive buffer it
+   * must not keep, and the sender's endpoint (which it may keep). */
+  setDatagramHandler(handler: DatagramHandler | null): void {
+    this.datagramHandler = handler;
+  }
+
+  private otherDatagram(buf: Buffer, len: number, ep: Endpoint): boolean {
+    try {
+      if (!this.datagramHandler!(buf, len, ep)) return false;
+    } catch (e) {
+      this.handlerError(e, 1);
+      return true;
+    }
+    this.counters.rxOtherDatagrams++;
+    return true;
+  }
+
+  /** Sends one datagram that is not a WireGuard message (STUN, discovery) from the engine's
+   * socket to `endpoint` (a UDP endpoint of the Bind). True when it was sent. */
+  sendDatagram(buf: Buffer, off: number, len: number, endpoint: Endpoint): boolean {
+    if (!this.running) return false;
+    this.oneBuf[0] = buf;
+    this.oneOffset[0] = off;
+    this.oneSize[0] = len;
+    const sent = this.bind.sendBatch(this.oneBuf, this.oneOffset, this.oneSize, 1, endpoint);
+    this.oneBuf[0] = this.emptyBuf;
+    if (sent < 1) this.counters.dropSendFailed++;
+    return sent === 1;
   }
 
   /** Sets (or clears) an observer of every IP packet written to the device from the tunnel
@@ -785,7 +822,8 @@ export class Engine implements UapiDevice {
       this.counters.dropEndpointMismatch++;
       return;
     }
-    peer.endpoint = ep;
+    peer.lastReceivedFrom = ep;
+    if (peer.roaming || peer.endpoint === null) peer.endpoint = ep;
     const owner: IndexOwner = { peer, keypair: null };
     const localIndex = this.indices.newIndex(owner);
     const out = this.handshakeBuf;
@@ -849,7 +887,8 @@ export class Engine implements UapiDevice {
       this.counters.dropHandshakeRejected++;
       return;
     }
-    peer.endpoint = ep;
+    peer.lastReceivedFrom = ep;
+    if (peer.roaming || peer.endpoint === null) peer.endpoint = ep;
     const localIndex = peer.handshakeIndex;
     peer.handshakeIndex = 0;
     const kp = new Keypair<Peer>(peer, keys.sendKey, keys.receiveKey, true, localIndex, keys.remoteIndex, this.clock.now());
@@ -1046,6 +1085,7 @@ export class Engine implements UapiDevice {
         case MessageType.Response: this.handleResponse(buf, len, ep); break;
         case MessageType.CookieReply: this.handleCookieReply(buf, len); break;
         default:
+          if (this.datagramHandler !== null && this.otherDatagram(buf, len, ep)) break;
           this.counters.dropInvalidMessage++;
           this.dropLog.debug(() => `dropped a ${len}-byte datagram from ${ep.toString()}: not a WireGuard message`);
       }
@@ -1115,7 +1155,8 @@ export class Engine implements UapiDevice {
     }
     const peer = kp.peer;
     if (kp === peer.next) this.confirmNext(peer);
-    peer.endpoint = ep; // roaming: follow the latest authenticated packet
+    peer.lastReceivedFrom = ep;
+    if (peer.roaming) peer.endpoint = ep; // roaming: follow the latest authenticated packet
     peer.rxBytes += len;
     this.keepKeyFreshReceiving(peer, kp);
     this.afterAuthenticatedReceive(peer);

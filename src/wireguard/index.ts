@@ -2,7 +2,7 @@
 export type { Device, Bind, Endpoint, Clock } from './device-interface.js';
 export type { PacketFilter } from './packet-filter.js';
 export { systemClock, ManualClock } from './clock.js';
-export { Engine, BATCH_SIZE, type EngineOptions, type FrameHandler, type InboundTap } from './engine.js';
+export { Engine, BATCH_SIZE, type EngineOptions, type FrameHandler, type DatagramHandler, type InboundTap } from './engine.js';
 export { EngineCounters } from './counters.js';
 export { Peer } from './peer.js';
 export { AllowedIps, parseCidr, formatCidr, IPV4_BITS, IPV6_BITS, type Cidr, type AllowedIpEntry, type IpFamily } from './allowed-ips.js';

@@ -26,6 +26,11 @@ export class Peer {
   txBytes = 0;
   /** Clock ms of the latest authenticated message (handshake or transport) from the peer; -Infinity = never. */
   lastReceived = -Infinity;
+  /** Where the latest authenticated message came from. */
+  lastReceivedFrom: Endpoint | null = null;
+  /** WireGuard's roaming: the endpoint follows the latest authenticated message. A mesh node that
+   * chooses paths itself (disco) turns it off and sets the endpoint with Engine.setEndpoint. */
+  roaming = true;
   /** Wall-clock ms of the latest completed handshake; 0 = never. */
   lastHandshakeWall = 0;
   /** Clock ms when we last sent an initiation (rate limit: one per REKEY_TIMEOUT). */
