@@ -57,3 +57,9 @@ export {
   MLDV1_LEN, MLDV2_QUERY_MIN_LEN, MLDV2_REPORT_HEADER_LEN, MLDV2_RECORD_HEADER_LEN, MLD_HOP_LIMIT,
   FIELD as MLD_FIELD, RECORD_FIELD as MLD_RECORD_FIELD,
 } from './mld.js';
+export { crc32 } from './crc32.js';
+export {
+  StunMessage, StunRepr, StunAddress, StunClass, StunMethod, StunAttr, StunErrorCode, parseStun, emitStun, stunLength, stunFingerprint, stunText,
+  stunMessageType, stunMethodOf, stunClassOf, STUN_HEADER_LEN, STUN_ATTR_HEADER_LEN, STUN_MAGIC_COOKIE, STUN_TRANSACTION_ID_LEN, STUN_FINGERPRINT_XOR,
+  STUN_FINGERPRINT_ATTR_LEN, STUN_MAX_TEXT_LEN, STUN_MAX_UNKNOWN, FIELD as STUN_FIELD, ATTR_FIELD as STUN_ATTR_FIELD,
+} from './stun.js';
