@@ -16,3 +16,7 @@ export {
   checkHost, checkCount, showValue, MapFieldError, MAP_LIMITS, type Membership,
 } from './map-check.js';
 export { UnderlayMux, UnderlayCounters, classifyUnderlay, DISCO_MAGIC, STUN_MAGIC_COOKIE, type UnderlayKind, type UnderlayHandler } from './underlay-mux.js';
+export {
+  StunServer, StunServerCounters, StunClient, StunClientCounters, routeStun, natVerdict, formatStunAddress, DEFAULT_STUN_SERVER_LIMITS, STUN_CLIENT_DEFAULTS,
+  STUN_MAX_GROWTH, STUN_MAX_PENDING, NAT_TYPES, type StunServerLimits, type StunClientOptions, type StunAnswer, type StunProbeResult, type NatMapping, type NatType,
+} from './stun.js';
