@@ -62,19 +62,19 @@ test('printed forms: peers table, ping lines and summary, traceroute hops', () =
     peers: [
       {
         name: 'web', ipv4: '100.64.0.2', ipv6: 'fd00::2', publicKey: 'k', tags: [], endpoint: '198.18.0.2:51820', endpoints: [],
-        path: { kind: 'direct', via: null, state: null }, latestHandshake: Date.now() - 3000, lastReceived: Date.now(), rxBytes: 2048, txBytes: 10, online: true, exitNode: false, routes: [],
+        path: { kind: 'direct', via: null, state: 'direct', transport: 'udp', endpoint: '198.18.0.2:51820', rttMs: 0.84, since: new Date(Date.now() - 65_000).toISOString() }, latestHandshake: Date.now() - 3000, lastReceived: Date.now(), rxBytes: 2048, txBytes: 10, online: true, exitNode: false, routes: [],
       },
       {
         name: 'db', ipv4: '100.64.0.3', ipv6: 'fd00::3', publicKey: 'k2', tags: [], endpoint: null, endpoints: [],
-        path: { kind: 'relay', via: 'web', state: null }, latestHandshake: 0, lastReceived: 0, rxBytes: 0, txBytes: 0, online: false, exitNode: false, routes: [],
+        path: { kind: 'relay', via: 'web', state: 'failed', transport: 'udp', endpoint: null, rttMs: null, since: null }, latestHandshake: 0, lastReceived: 0, rxBytes: 0, txBytes: 0, online: false, exitNode: false, routes: [],
       },
     ],
   };
   const table = formatPeers(r).split('\n');
-  assert.match(table[0]!, /^NAME\s+IPV4\s+IPV6\s+PATH\s+ENDPOINT\s+HANDSHAKE\s+RX\s+TX\s+STATUS$/);
-  assert.match(table[1]!, /^web\s+100\.64\.0\.2\s+fd00::2\s+direct\s+198\.18\.0\.2:51820\s+3 s ago\s+2\.0 KiB\s+10 B\s+online$/);
-  assert.match(table[2]!, /^db .*relay via web\s+-\s+never .*offline$/);
-  assert.equal(describePath({ kind: 'none', via: null, state: null }), 'none');
+  assert.match(table[0]!, /^NAME\s+IPV4\s+IPV6\s+PATH\s+TRANSPORT\s+ENDPOINT\s+RTT\s+SINCE\s+HANDSHAKE\s+RX\s+TX\s+STATUS$/);
+  assert.match(table[1]!, /^web\s+100\.64\.0\.2\s+fd00::2\s+direct\s+udp\s+198\.18\.0\.2:51820\s+0\.8 ms\s+1 min ago\s+3 s ago\s+2\.0 KiB\s+10 B\s+online$/);
+  assert.match(table[2]!, /^db .*relay via web\s+udp\s+-\s+-\s+-\s+never .*offline$/);
+  assert.equal(describePath({ kind: 'none', via: null, state: null, transport: 'udp', endpoint: null, rttMs: null, since: null }), 'none');
   assert.match(formatPeers({ ...r, peers: [] }), /no peers in network "home"/);
 
   const base = { seq: 9, ttl: 64, bytes: 56, code: null };

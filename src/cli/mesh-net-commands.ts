@@ -162,9 +162,14 @@ export function describePath(p: MeshPeerInfo['path']): string {
 /** The peers table (header and one row per peer). */
 export function formatPeers(r: MeshPeersReply): string {
   if (r.peers.length === 0) return `no peers in network "${r.network}" yet (add nodes: meshtun token create on the coordinator)\n`;
-  const rows = [['NAME', 'IPV4', 'IPV6', 'PATH', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'STATUS']];
+  const rows = [['NAME', 'IPV4', 'IPV6', 'PATH', 'TRANSPORT', 'ENDPOINT', 'RTT', 'SINCE', 'HANDSHAKE', 'RX', 'TX', 'STATUS']];
   for (const p of r.peers) {
-    rows.push([p.name, p.ipv4 || '-', p.ipv6 || '-', describePath(p.path), p.endpoint ?? '-', ago(p.latestHandshake), bytes(p.rxBytes), bytes(p.txBytes), p.online ? 'online' : 'offline']);
+    const path = p.path;
+    rows.push([
+      p.name, p.ipv4 || '-', p.ipv6 || '-', describePath(path), path.transport ?? 'udp', path.endpoint ?? p.endpoint ?? '-',
+      path.rttMs !== null && path.rttMs !== undefined ? `${path.rttMs.toFixed(1)} ms` : '-', path.since ? ago(Date.parse(path.since)) : '-',
+      ago(p.latestHandshake), bytes(p.rxBytes), bytes(p.txBytes), p.online ? 'online' : 'offline',
+    ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   return rows.map((row) => row.map((v, c) => (c === row.length - 1 ? v : v.padEnd(widths[c]!))).join('  ')).join('\n') + '\n';

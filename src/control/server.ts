@@ -9,6 +9,8 @@
 //                        {type:'map', map} on every change, {type:'keepalive'} every keepaliveMs,
 //                        {type:'removed'} when the node is removed (the stream then ends)
 //   POST /v1/report      frame {endpoints?, advertisedRoutes?, paths?}; 200 {ok, version}
+//   POST /v1/call        frame {peer}: "call me maybe", passed to that peer's map streams as
+//                        {type:'call', from}; 200 {ok, delivered} | 404 unknown-peer
 //
 // Every request after the handshake names its session (meshtun-session) and the session must be
 // on the same TLS connection. Frames are sealed with the session's keys (see mesh/control-types).
@@ -33,7 +35,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { UserError, Logger } from '../util/index.js';
 import { HandshakeRateLimiter, type LocalIdentity } from '../wireguard/index.js';
 import {
-  CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
+  CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_PATH_CALL, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
 } from '../mesh/index.js';
 import type { Coordinator } from './coordinator.js';
@@ -55,6 +57,10 @@ export const MAX_SESSIONS_PER_CONNECTION = 4;
 export const IDLE_CONNECTION_MS = 120_000;
 /** A map stream whose unsent backlog exceeds this is closed: the node reconnects and resyncs. */
 export const MAX_STREAM_BACKLOG = 16 * 1024 * 1024;
+/** "Call me maybe" from one node to another is passed on at most this often. */
+export const CALL_MIN_INTERVAL_MS = 1_000;
+/** Pairs remembered for that rate limit (the table is cleared when full). */
+const MAX_CALL_PAIRS = 65_536;
 
 /** What one source (and everyone) may hold or do; each has a default (DEFAULT_CONTROL_LIMITS). */
 export interface ControlServerLimits {
@@ -183,6 +189,8 @@ function pathStates(v: unknown): Record<string, PathState> | undefined {
 export class ControlServer {
   private readonly sessions: SessionTable<Session>;
   private readonly subscribers = new Set<MapSubscriber>();
+  private readonly lastCall = new Map<string, number>();
+  private readonly callListeners = new Set<(from: string, to: string) => boolean>();
   private readonly connections = new Set<ServerHttp2Session>();
   /** A name per HTTP/2 connection, the session table's connection group. */
   private readonly connectionIds = new WeakMap<ServerHttp2Session, string>();
@@ -197,6 +205,7 @@ export class ControlServer {
   private readonly counts = {
     connectionsRefusedSource: 0, connectionsRefusedTotal: 0, handshakes: 0, handshakesFailed: 0,
     handshakesRefusedBusy: 0, handshakesRefusedRate: 0, handshakesRefusedAuth: 0,
+    callsDelivered: 0, callsRateLimited: 0, callsRefused: 0,
   };
   private boundPort = 0;
   private closed = false;
@@ -334,7 +343,7 @@ export class ControlServer {
     const source = this.sourceOf(stream, headers);
     const route = `${method} ${path}`;
     if (route === `POST ${CONTROL_PATH_HANDSHAKE}`) return this.handshake(stream, source);
-    const known = [`POST ${CONTROL_PATH_REGISTER}`, `GET ${CONTROL_PATH_MAP}`, `POST ${CONTROL_PATH_REPORT}`];
+    const known = [`POST ${CONTROL_PATH_REGISTER}`, `GET ${CONTROL_PATH_MAP}`, `POST ${CONTROL_PATH_REPORT}`, `POST ${CONTROL_PATH_CALL}`];
     if (!known.includes(route)) {
       return this.plain(stream, h2c.HTTP_STATUS_NOT_FOUND, { error: `no such endpoint: ${route}`, reason: 'not-found', retryAfterMs: 0 });
     }
@@ -360,6 +369,7 @@ export class ControlServer {
     const node = this.coordinator.authenticate(session.peerKey);
     if (!node) return this.unknownKey(stream, session, path, source);
     if (path === CONTROL_PATH_REPORT) return this.report(stream, session, msg as Record<string, unknown>);
+    if (path === CONTROL_PATH_CALL) return this.call(stream, session, node, msg as Record<string, unknown>);
     return this.subscribe(stream, session, node);
   }
 
@@ -446,6 +456,50 @@ export class ControlServer {
       if (!(e instanceof UserError)) throw e;
       this.framed(stream, session, CONTROL_PATH_REPORT, 400, { error: e.message + (e.hint ? ` (${e.hint})` : ''), reason: 'invalid-request', retryAfterMs: 0 });
     }
+  }
+
+  /** POST /v1/call: passes "call me maybe" from `node` to a live peer of its network, at most
+   * once per CALL_MIN_INTERVAL_MS per pair. */
+  private call(stream: ServerHttp2Stream, session: Session, node: NodeRecord, msg: Record<string, unknown>): void {
+    const to = typeof msg.peer === 'string' ? this.coordinator.store.node(msg.peer) : undefined;
+    if (!to || to.removed || to.networkId !== node.networkId || to.id === node.id) {
+      this.counts.callsRefused++;
+      return this.framed(stream, session, CONTROL_PATH_CALL, 404, { error: 'no such peer in this network', reason: 'unknown-peer', retryAfterMs: 0 });
+    }
+    const delivered = this.deliverCall(node.id, to.id);
+    this.framed(stream, session, CONTROL_PATH_CALL, 200, { ok: true, delivered });
+  }
+
+  /** Tells node `to` that node `from` asks for a sweep toward it: on its map streams, or to the
+   * in-process listener (the coordinator's own node). False when rate limited or nobody listens. */
+  deliverCall(from: string, to: string): boolean {
+    const key = `${from}>${to}`;
+    const now = this.coordinator.clock.now();
+    const last = this.lastCall.get(key);
+    if (last !== undefined && now - last < CALL_MIN_INTERVAL_MS) {
+      this.counts.callsRateLimited++;
+      return false;
+    }
+    if (this.lastCall.size >= MAX_CALL_PAIRS) this.lastCall.clear();
+    this.lastCall.set(key, now);
+    let delivered = false;
+    for (const sub of this.subscribers) {
+      if (sub.nodeId !== to) continue;
+      this.send(sub, { type: 'call', from });
+      delivered = true;
+    }
+    for (const fn of this.callListeners) {
+      if (fn(from, to)) delivered = true;
+    }
+    if (delivered) this.counts.callsDelivered++;
+    return delivered;
+  }
+
+  /** Listens for calls to in-process nodes (the coordinator's own): `fn(from, to)` returns true
+   * when `to` is its node. Returns the unsubscribe function. */
+  onCall(fn: (from: string, to: string) => boolean): () => void {
+    this.callListeners.add(fn);
+    return () => this.callListeners.delete(fn);
   }
 
   private subscribe(stream: ServerHttp2Stream, session: Session, node: NodeRecord): void {

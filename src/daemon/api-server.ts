@@ -82,7 +82,10 @@ export function prometheusMetrics(st: InterfaceStatus): string {
     stack?: Record<string, number>; tcp?: Record<string, number>;
     proxies?: { kind: string; address: string; counters: Record<string, number> }[];
     forwards?: { spec: string; counters: Record<string, number> }[];
-    mesh?: { relay?: Record<string, number>; control?: Record<string, number> };
+    mesh?: {
+      relay?: Record<string, number>; control?: Record<string, number>; disco?: Record<string, number>; underlay?: Record<string, number>; lan?: Record<string, number>;
+      paths?: { name: string; kind: string; changes: number; relayedTxBytes: number; relayedRxBytes: number }[];
+    };
   };
   const family = (name: string, help: string, rows: [string, Record<string, number>][]) => {
     if (rows.length === 0) return;
@@ -98,6 +101,22 @@ export function prometheusMetrics(st: InterfaceStatus): string {
   family('meshtun_proxy_events_total', 'SOCKS5 and HTTP proxy events.', (extra.proxies ?? []).map((p) => [`,proxy="${p.kind}",address="${esc(p.address)}"`, p.counters]));
   family('meshtun_forward_events_total', 'Port forward events.', (extra.forwards ?? []).map((f) => [`,forward="${esc(f.spec)}"`, f.counters]));
   family('meshtun_relay_events_total', 'Multi-hop relay frames forwarded, delivered, sent and dropped by reason.', extra.mesh?.relay ? [['', extra.mesh.relay]] : []);
+  family('meshtun_disco_events_total', 'Path discovery: pings, pongs, calls, path changes and refused messages by reason.', extra.mesh?.disco ? [['', extra.mesh.disco]] : []);
+  family('meshtun_underlay_events_total', 'Non-WireGuard datagrams on the WireGuard socket by kind (STUN, discovery).', extra.mesh?.underlay ? [['', extra.mesh.underlay]] : []);
+  const paths = extra.mesh?.paths ?? [];
+  if (paths.length > 0) {
+    lines.push('# HELP meshtun_peer_path_changes_total Times the path to a peer changed (direct, relay, none).', '# TYPE meshtun_peer_path_changes_total counter');
+    for (const p of paths) lines.push(`meshtun_peer_path_changes_total{${iface},peer="${esc(p.name)}"} ${p.changes}`);
+    lines.push('# HELP meshtun_peer_path_direct Whether the path to a peer is direct (1) or not (0).', '# TYPE meshtun_peer_path_direct gauge');
+    for (const p of paths) lines.push(`meshtun_peer_path_direct{${iface},peer="${esc(p.name)}"} ${p.kind === 'direct' ? 1 : 0}`);
+    lines.push('# HELP meshtun_peer_relayed_bytes_total Bytes of a peer\'s traffic that went through a relay, by direction.', '# TYPE meshtun_peer_relayed_bytes_total counter');
+    for (const p of paths) {
+      lines.push(`meshtun_peer_relayed_bytes_total{${iface},peer="${esc(p.name)}",direction="tx"} ${p.relayedTxBytes}`);
+      lines.push(`meshtun_peer_relayed_bytes_total{${iface},peer="${esc(p.name)}",direction="rx"} ${p.relayedRxBytes}`);
+    }
+  }
+  family('meshtun_lan_events_total', 'LAN discovery beacons sent, received, accepted, own, refused by reason (malformed, version, other network, bad MAC, stale, replay), endpoints learned, socket errors.',
+    extra.mesh?.lan ? [['', extra.mesh.lan]] : []);
   family('meshtun_control_events_total', 'Coordinator control channel: connections, handshakes and sessions, refusals and evictions by reason, auth limiter.',
     extra.mesh?.control ? [['', extra.mesh.control]] : []);
   return lines.join('\n') + '\n';

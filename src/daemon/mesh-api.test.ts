@@ -68,7 +68,7 @@ test('mesh api: targets resolve by name, name.mesh, name.<network>, address; mis
 });
 
 test('mesh api: peers, ping, traceroute and the status block through the routes', async () => {
-  const { api, a, close } = await setup();
+  const { api, a, mesh, close } = await setup();
   try {
     const routes = api.routes((method, url) => (url === '/v1/other' ? { status: 200, body: { other: method } } : undefined));
     const call = async (method: string, url: string, body: unknown = {}) => (await routes(method, url, body))?.body;
@@ -79,7 +79,8 @@ test('mesh api: peers, ping, traceroute and the status block through the routes'
     const web0 = before.peers[0]!;
     assert.equal(web0.online, false);
     assert.equal(web0.endpoint, '198.18.0.2:51820');
-    assert.equal(web0.path.kind, 'direct');
+    assert.equal(web0.path.kind, 'none', 'nothing came back from it yet');
+    assert.equal(web0.path.endpoint, '198.18.0.2:51820');
 
     const p4 = await call('POST', '/v1/mesh/ping', { target: 'web', count: 2, intervalMs: 10, timeoutMs: 3000 }) as MeshPingReply;
     assert.equal(p4.summary.received, 2, JSON.stringify(p4));
@@ -94,6 +95,14 @@ test('mesh api: peers, ping, traceroute and the status block through the routes'
     assert.ok(web.rxBytes > 0 && web.txBytes > 0);
     assert.ok(web.latestHandshake > 0 && Math.abs(web.lastReceived - Date.now()) < 60_000);
     assert.equal(after.peers[1]!.online, false);
+    // web answers no discovery (a plain WireGuard peer), but its authenticated packets came back
+    // from its endpoint: that is a working direct path.
+    mesh.disco.tick();
+    const direct = (await call('GET', '/v1/mesh/peers') as MeshPeersReply).peers[0]!.path;
+    assert.equal(direct.kind, 'direct');
+    assert.equal(direct.endpoint, '198.18.0.2:51820');
+    assert.equal(direct.transport, 'udp');
+    assert.ok(direct.since !== null && Date.parse(direct.since) > 0);
 
     const tr = await call('POST', '/v1/mesh/traceroute', { target: 'web', timeoutMs: 3000 }) as MeshTraceReply;
     assert.equal(tr.reached, true);

@@ -24,11 +24,20 @@ export const MESH_ONLINE_WINDOW_MS = 3 * MESH_PERSISTENT_KEEPALIVE * 1000 + 15_0
 export const MESH_DOMAIN = 'mesh';
 
 export interface MeshPeerPath {
+  /** "direct" only once a discovery pong came back on the endpoint. */
   kind: 'direct' | 'relay' | 'none';
-  /** The relaying node (kind relay). */
+  /** The relaying node's name (kind relay). */
   via: string | null;
-  /** The direct path's state, when the node tracks it. */
+  /** The direct path's state: "direct", "failed" (no candidate answered), "trying". */
   state: string | null;
+  /** The underlay transport: "udp". */
+  transport: string;
+  /** Where packets go: the peer's endpoint (direct), the relay's (relay), or null. */
+  endpoint: string | null;
+  /** Round-trip time of the direct path's last discovery pong (ms), or null. */
+  rttMs: number | null;
+  /** When the path last changed (ISO 8601), or null. */
+  since: string | null;
 }
 
 export interface MeshPeerInfo {
@@ -103,7 +112,7 @@ export interface MeshTarget {
 }
 
 interface PathSource {
-  pathOf?: (publicKey: string) => { kind: 'direct' | 'relay' | 'none'; via?: string; state?: string } | null;
+  pathOf?: (publicKey: string) => { kind: 'direct' | 'relay' | 'none'; via?: string; state?: string; transport?: string; endpoint?: string | null; rttMs?: number | null; since?: string | null } | null;
 }
 
 function intField(b: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
@@ -176,10 +185,15 @@ export class MeshApi {
       const peer = key && key.length === 32 ? engine.getPeer(key) : undefined;
       const heard = peer !== undefined && Number.isFinite(peer.lastReceived);
       const ep = peer?.endpoint ?? null;
-      let path: MeshPeerPath = { kind: ep ? 'direct' : 'none', via: null, state: null };
+      let path: MeshPeerPath = { kind: 'none', via: null, state: null, transport: 'udp', endpoint: ep ? ep.toString() : null, rttMs: null, since: null };
       if (typeof paths.pathOf === 'function') {
         const p = paths.pathOf.call(this.mesh, n.publicKey);
-        if (p) path = { kind: p.kind, via: p.via ?? null, state: p.state ?? null };
+        if (p) {
+          path = {
+            kind: p.kind, via: p.via ?? null, state: p.state ?? null, transport: p.transport ?? 'udp', endpoint: p.endpoint ?? null,
+            rttMs: p.rttMs ?? null, since: p.since ?? null,
+          };
+        }
       }
       out.push({
         name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, publicKey: n.publicKey, tags: n.tags ?? [],

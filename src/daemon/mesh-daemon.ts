@@ -21,7 +21,7 @@ import { Logger, UserError, writePrivateFile } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 import { LocalIdentity, type Engine } from '../wireguard/index.js';
 import {
-  MeshNode, ControlClient, EXIT_ROUTES, MapFieldError, checkNetworkMap, checkMembership, checkIpv4, checkIpv6, checkPrefix, type Membership, type ReportRequest,
+  MeshNode, ControlClient, LanDiscovery, EXIT_ROUTES, MapFieldError, checkNetworkMap, checkMembership, checkIpv4, checkIpv6, checkPrefix, type Membership, type ReportRequest,
 } from '../mesh/index.js';
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
@@ -246,6 +246,10 @@ interface NodeServicesOptions {
   /** Extra API routes (the coordinator's). */
   routes?: ApiRoutes;
   onRemoved?: (message: string) => void;
+  /** Sends "call me maybe" to a peer (node id) through the coordinator. */
+  callMeMaybe: (nodeId: string) => void;
+  /** Subscribes to calls from peers (node ids); returns the unsubscribe function. */
+  onCall: (fn: (from: string) => void) => () => void;
 }
 
 async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> {
@@ -271,13 +275,29 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     });
     closers.push(() => routing.stop());
     let reporter: MeshReporter | null = null;
+    let lan: LanDiscovery | null = null;
     const mesh = new MeshNode(iface.engine, {
-      onApplied: (map) => { services.update(map); acl.update(map); routing.onMap(map); },
+      onApplied: (map) => {
+        services.update(map); acl.update(map); routing.onMap(map);
+        if (map.network.discoveryKey) lan?.setNetwork(map.network.id, map.network.discoveryKey);
+      },
       ...(opts.exitNode ? { exitNode: opts.exitNode } : {}),
       ...(p.onRemoved ? { onRemoved: p.onRemoved } : {}),
       onPathStates: () => reporter?.poke(),
+      callMeMaybe: p.callMeMaybe,
     });
     closers.push(() => mesh.stop());
+    // LAN beacons (mesh/lan-discovery.ts): idle until the first map with a discovery key.
+    const ownKey = iface.engine.publicKey;
+    if (ownKey) {
+      const discovery = new LanDiscovery({
+        publicKey: ownKey, wireguardPort: () => iface.engine.bind.port, skipInterfaces: () => [ifname],
+        onEndpoint: (key, endpoint, source) => mesh.learnEndpoint(key, endpoint, source),
+      });
+      lan = discovery;
+      closers.push(() => discovery.close());
+    }
+    closers.push(p.onCall((from) => mesh.called(from)));
     reporter = new MeshReporter({
       send: p.report,
       endpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(),
@@ -289,7 +309,10 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     const meshApi = new MeshApi(mesh);
     closers.push(() => meshApi.close());
     const api = await ApiServer.listen(apiPath,
-      meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: { ...p.status(), node: p.self.name, mapVersion: mesh.map?.version ?? null, relay: { ...mesh.relay.counters } } })),
+      meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: {
+        ...p.status(), node: p.self.name, mapVersion: mesh.map?.version ?? null, relay: { ...mesh.relay.counters },
+        disco: { ...mesh.disco.counters }, underlay: { ...mesh.mux.counters }, paths: mesh.pathSummary(), ...(lan ? { lan: { ...lan.counters } } : {}),
+      } })),
       meshApi.routes(p.routes));
     closers.push(() => api.close());
     return { mesh, lines: services.lines, apiPath, close };
@@ -374,6 +397,12 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
       opts, ifname, iface, self, overlay: net, status: () => ({ role: 'coordinator', network: net.name, control: server.stats() }),
       report: async (req) => { coord.reportNodeState(id.publicKey, req); },
       routes: coordinatorRoutes(coord, net.name, joinString),
+      callMeMaybe: (nodeId) => { server.deliverCall(self.id, nodeId); },
+      onCall: (fn) => server.onCall((from, to) => {
+        if (to !== self.id) return false;
+        fn(from);
+        return true;
+      }),
     });
     cleanup.push(() => svc.close());
     const mesh = svc.mesh;
@@ -458,7 +487,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
         role: 'member',
         control: {
           connects: client.connects, mapsRefused: client.rejectedMaps, lastMapError: client.lastMapError, rejectedFrames: client.rejectedFrames,
-          oversizeAnswers: client.oversizeAnswers,
+          oversizeAnswers: client.oversizeAnswers, failedCalls: client.failedCalls,
         },
       }),
       report: async (req) => {
@@ -466,6 +495,8 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
         if (!r.ok) log.warn(`report not accepted: ${r.error}`);
       },
       onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`),
+      callMeMaybe: (nodeId) => { void client.call(nodeId); },
+      onCall: (fn) => client.onCall(fn),
     });
   } catch (e) {
     client.close();

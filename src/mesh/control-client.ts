@@ -18,7 +18,7 @@ import {
   type LocalIdentity,
 } from '../wireguard/index.js';
 import {
-  CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
+  CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_PATH_CALL, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FRAME_LENGTH_SIZE, MAX_FRAME_BODY, MAX_PLAIN_ANSWER, ControlCipher, FrameReader, isControlError,
   type ControlNetworkMap, type RegisterRequest, type RegisterReply, type ReportRequest, type ReportReply, type ControlErrorReply,
   type MapStreamMessage,
@@ -83,6 +83,9 @@ export class ControlClient {
   private lastMap: ControlNetworkMap | null = null;
   private readonly mapListeners = new Set<(map: ControlNetworkMap) => void>();
   private readonly removedListeners = new Set<(message: string) => void>();
+  private readonly callListeners = new Set<(from: string) => void>();
+  /** Calls this node could not send. */
+  failedCalls = 0;
   private mapLoopRunning = false;
   private closed = false;
   private sleepTimer: NodeJS.Timeout | null = null;
@@ -125,7 +128,7 @@ export class ControlClient {
 
   /** Registers this node's key with a join token. Refusals are results, not exceptions. */
   async register(req: RegisterRequest): Promise<RegisterResult> {
-    const { status, msg } = await this.call(CONTROL_PATH_REGISTER, req);
+    const { status, msg } = await this.request(CONTROL_PATH_REGISTER, req);
     if (status === 200 && !isControlError(msg)) {
       let reply: RegisterReply;
       try {
@@ -144,9 +147,27 @@ export class ControlClient {
 
   /** Reports this node's endpoints (and advertised routes). */
   async report(req: ReportRequest): Promise<ReportResult> {
-    const { status, msg } = await this.call(CONTROL_PATH_REPORT, req);
+    const { status, msg } = await this.request(CONTROL_PATH_REPORT, req);
     if (status === 200 && !isControlError(msg)) return { ...(msg as ReportReply), ok: true };
     return { ok: false, status, ...errorOf(msg, status) };
+  }
+
+  /** "Call me maybe": asks the coordinator to have peer `peerId` sweep its paths toward this node
+   * now. Best effort: failures are counted, not thrown. */
+  async call(peerId: string): Promise<boolean> {
+    try {
+      const { status, msg } = await this.request(CONTROL_PATH_CALL, { peer: peerId });
+      return status === 200 && !isControlError(msg);
+    } catch {
+      this.failedCalls++;
+      return false;
+    }
+  }
+
+  /** Hears the calls other nodes send this node (through the map stream). */
+  onCall(fn: (from: string) => void): () => void {
+    this.callListeners.add(fn);
+    return () => this.callListeners.delete(fn);
   }
 
   /** Calls `onMap` with every map the coordinator pushes (the current one first), keeping the
@@ -300,7 +321,7 @@ export class ControlClient {
   }
 
   /** An encrypted request on `path`; retries once with a fresh session when the server lost ours. */
-  private async call(path: string, msg: unknown): Promise<{ status: number; msg: unknown }> {
+  private async request(path: string, msg: unknown): Promise<{ status: number; msg: unknown }> {
     for (let attempt = 0; ; attempt++) {
       const conn = await this.session();
       const a = await this.exchange(conn.h2, {
@@ -393,6 +414,8 @@ export class ControlClient {
               onMap();
               this.setMap(map);
             }
+          } else if (m.type === 'call') {
+            if (typeof m.from === 'string' && m.from.length <= 100) for (const fn of [...this.callListeners]) fn(m.from);
           } else if (m.type === 'removed') {
             result = 'removed';
             for (const fn of [...this.removedListeners]) fn(String(m.message));

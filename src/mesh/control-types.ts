@@ -13,11 +13,14 @@
 // tag verified. A frame that does not open is dropped and never throws.
 import { aeadSeal, aeadOpen, AEAD_TAG_SIZE } from '../crypto/index.js';
 import { ReplayFilter } from '../wireguard/index.js';
+import type { NatType } from './stun.js';
 
 export const CONTROL_PATH_HANDSHAKE = '/v1/handshake';
 export const CONTROL_PATH_REGISTER = '/v1/register';
 export const CONTROL_PATH_MAP = '/v1/map';
 export const CONTROL_PATH_REPORT = '/v1/report';
+/** "Call me maybe": asks the coordinator to tell a peer to sweep its paths toward this node now. */
+export const CONTROL_PATH_CALL = '/v1/call';
 /** Request header naming the Noise session (8 hex digits, the coordinator's handshake index). */
 export const CONTROL_SESSION_HEADER = 'meshtun-session';
 /** GET /v1/map carries its (encrypted) request frame base64-encoded in this header. */
@@ -60,6 +63,10 @@ export interface ControlMapNode {
   /** Id of the node to reach this one through, when the two cannot reach each other directly
    * (multi-hop); absent or null: directly. */
   via?: string | null;
+  /** What the node found out about its NAT with STUN (stun.ts): "none" when servers saw its own
+   * address (it may serve STUN to others as a second server), else the NAT's mapping or
+   * "unknown"; absent from coordinators older than endpoint discovery (read as unknown). */
+  nat?: NatType;
 }
 
 /** A node's view of its direct path to a peer: heard from on it, or never answered. */
@@ -68,7 +75,9 @@ export type PathState = 'direct' | 'failed';
 /** The network map as the coordinator sends it (the same shape as control's NetworkMap). */
 export interface ControlNetworkMap {
   version: number;
-  network: { id: string; name: string; ipv4Pool: string; ulaPrefix: string };
+  /** `discoveryKey`: 32 bytes (base64) keying the network's LAN beacons (lan-beacon.ts); absent
+   * from coordinators older than LAN discovery (no beacons then). */
+  network: { id: string; name: string; ipv4Pool: string; ulaPrefix: string; discoveryKey?: string };
   self: ControlMapNode;
   peers: ControlMapNode[];
   /** The network's ACL policy text (acl/policy.ts format) and its version; null or absent: none. */
@@ -106,6 +115,8 @@ export interface ReportRequest {
   advertisedRoutes?: string[];
   /** Direct path state per peer node id (peers still being tried are left out). */
   paths?: Record<string, PathState>;
+  /** The node's NAT type from its latest STUN probe (ControlMapNode.nat). */
+  nat?: NatType;
 }
 
 export interface ReportReply {
@@ -118,11 +129,18 @@ export interface MapRequest {
   version: number;
 }
 
+/** POST /v1/call request: the peer (node id) that should sweep toward the caller. */
+export interface CallRequest {
+  peer: string;
+}
+
 /** Frames of the GET /v1/map stream. */
 export type MapStreamMessage =
   | { type: 'map'; map: ControlNetworkMap }
   | { type: 'keepalive'; version: number }
-  | { type: 'removed'; message: string };
+  | { type: 'removed'; message: string }
+  /** A peer (node id `from`) asks this node to sweep its paths toward it now (hole punching). */
+  | { type: 'call'; from: string };
 
 // --- framing ---
 

@@ -74,9 +74,16 @@ test('mesh node: peers follow the map; traffic flows; removal cuts a node off; a
     assert.equal(cfg.endpoint, '198.18.0.2:51820');
     assert.equal(cfg.persistentKeepalive, MESH_PERSISTENT_KEEPALIVE);
 
+    // Both ends may start a handshake at once (crossing initiations): the packet crosses once
+    // one of them completes (the engine retries a crossed one after 500 ms).
     a.tun.inject(udp4('100.64.0.1', '100.64.0.2'));
     await tick();
-    assert.equal(b.tun.takeWritten().length, 1, `a packet crosses after the handshake ${JSON.stringify([...a.engine.counters.entries()].filter(([, v]) => v))} ${JSON.stringify([...b.engine.counters.entries()].filter(([, v]) => v))}`);
+    for (let i = 0; i < 40 && b.tun.written.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (i % 10 === 9) a.tun.inject(udp4('100.64.0.1', '100.64.0.2'));
+      await tick();
+    }
+    assert.ok(b.tun.takeWritten().length >= 1, `a packet crosses after the handshake ${JSON.stringify([...a.engine.counters.entries()].filter(([, v]) => v))} ${JSON.stringify([...b.engine.counters.entries()].filter(([, v]) => v))}`);
 
     // C joins: both maps grow; an approved route is included in C's allowed IPs.
     const cWithRoute = { ...c.self, routes: ['198.19.5.0/24'] };
@@ -85,10 +92,15 @@ test('mesh node: peers follow the map; traffic flows; removal cuts a node off; a
     assert.deepEqual(r.updated, []);
     assert.ok(a.engine.getConfig().peers.some((p) => p.allowedIps.includes('198.19.5.0/24')));
 
-    // B moves: a new endpoint is applied; an unchanged map keeps a roamed endpoint as it is.
+    // B reports another endpoint: it becomes a candidate and is probed at once; the path that
+    // answers stays in use until it stops answering (disco.ts).
     const bMoved = { ...b.self, endpoints: ['198.18.0.22:51820'] };
+    const pingsBefore = a.mesh.disco.counters.pingsSent;
     assert.deepEqual(a.mesh.apply(mapFor(3, a.self, [bMoved, cWithRoute])).updated, [b.self.name]);
-    assert.equal(a.engine.getConfig().peers.find((p) => p.allowedIps.includes('100.64.0.2/32'))!.endpoint, '198.18.0.22:51820');
+    const bPaths = a.mesh.peerPaths(b.self.publicKey)!;
+    assert.ok(bPaths.candidates.has('198.18.0.22:51820'), 'the new endpoint is a candidate');
+    assert.ok(a.mesh.disco.counters.pingsSent > pingsBefore, 'and was pinged');
+    assert.equal(a.engine.getConfig().peers.find((p) => p.allowedIps.includes('100.64.0.2/32'))!.endpoint, '198.18.0.2:51820', 'the working path stays');
 
     // The coordinator goes silent: nothing happens to the data plane; an older map is ignored.
     a.mesh.apply(mapFor(2, a.self, [b.self]));

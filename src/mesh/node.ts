@@ -4,30 +4,25 @@
 // an endpoint (see Paths below), and a persistent keepalive. Nodes that left the map lose their
 // peer at once. Between maps (the coordinator down, the client reconnecting) nothing is touched:
 // the data plane keeps running on the last map, and the next map (resync) is applied as a diff.
-// An endpoint is set for a new peer, and for an existing one only when its reported endpoints
-// changed, so a peer that roamed keeps the address it was last heard from.
 //
-// Paths: a peer is first tried directly, on each of its reported endpoints in turn (PROBE_MS
-// each). A peer heard from on a direct endpoint is "direct"; one that never answered on any is
-// "failed". These states go to the coordinator (onPathStates), which finds a node that reaches
-// both ends and puts it in the map as the peer's `via`; the peer then gets a RelayEndpoint through
-// that node (relay.ts) and the end-to-end session runs through it. MeshNode also answers the
-// Relay's questions (who has which overlay address) from the map, so this node relays for others.
+// Paths (disco.ts): the engine's roaming is off for mesh peers; Disco sets each peer's endpoint.
+// Its candidates are the endpoints the map reports (and ones learned from LAN beacons and from
+// discovery pings); discovery pings find which answer, and the fastest trusted one is the peer's
+// direct path. Without one the peer goes through the relay the map names (`via`): the coordinator
+// picks relays for pairs whose nodes report their direct path "failed" (relay.ts carries the
+// end-to-end session through it). MeshNode also answers the Relay's questions (who has which
+// overlay address, which paths go through this node) from the map, so this node relays for
+// others.
 import { decodeBase64Key } from '../crypto/index.js';
 import { Logger } from '../util/index.js';
 import { parseIpv4Address, parseIpv6Address } from '../wire/index.js';
 import { parseCidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
 import { Relay, RelayEndpoint, type RelayRoute } from './relay.js';
+import { Disco, PeerPaths, endpointText, type CandidateSource, type PathKind } from './disco.js';
+import { UnderlayMux } from './underlay-mux.js';
 
-/** How long a direct endpoint is tried before the next one (a handshake retry is 5 s). */
-export const PROBE_MS = 6_000;
-/** A peer heard from within this long on a direct endpoint counts as directly reachable (the
- * persistent keepalive is 25 s). */
-export const DIRECT_FRESH_MS = 70_000;
-/** How long the end with the larger key waits before starting a handshake on a new path. */
-const KICK_DELAY_MS = 1_000;
-/** How often path states are re-evaluated. */
+/** How often path states are re-evaluated for the coordinator. */
 const PATH_TICK_MS = 1_000;
 
 /** How long a relay keeps forwarding for a pair after the map stopped naming its path (a
@@ -60,15 +55,29 @@ export interface MeshNodeOptions {
   /** Called when the path states of the peers change (node id -> direct | failed); the daemon
    * reports them to the coordinator. */
   onPathStates?: (states: Record<string, PathState>) => void;
+  /** Asks a peer (by node id), through the coordinator, to sweep its paths toward this node now. */
+  callMeMaybe?: (nodeId: string) => void;
+  /** The mux of the engine's socket (shared with STUN); made here when absent. */
+  mux?: UnderlayMux;
 }
 
 /** How a peer is reached now. */
 export interface PeerPath {
-  kind: 'direct' | 'relay' | 'none';
+  kind: PathKind;
   /** The relaying node's name (kind relay). */
   via?: string;
-  /** The direct path's state: heard from, never answered on any endpoint, or still trying. */
+  /** The direct path's state: working, none of the candidates answered, or still trying. */
   state: PathState | 'trying';
+  /** The underlay transport of the path. */
+  transport: 'udp';
+  /** The endpoint packets go to ("ip:port"; a relay's for kind relay), or null. */
+  endpoint: string | null;
+  /** Round-trip time of the direct path's last discovery pong, ms (null: none). */
+  rttMs: number | null;
+  /** When the path last changed (ISO 8601), or null. */
+  since: string | null;
+  /** Times the path changed. */
+  changes: number;
 }
 
 /** The allowed IPs an exit node gets on top of its own. */
@@ -81,13 +90,7 @@ interface AppliedPeer {
   allowedIps: string;
   via: string | null;
   peer: Peer;
-  /** Direct endpoints to try, in order, and the one in use. */
-  candidates: Endpoint[];
-  index: number;
-  /** Clock ms when the current direct endpoint was set. */
-  directSince: number;
-  /** Every candidate was tried at least once without an answer. */
-  triedAll: boolean;
+  paths: PeerPaths;
 }
 
 const log = new Logger('mesh');
@@ -108,6 +111,8 @@ export class MeshNode {
   private current: ControlNetworkMap | null = null;
   /** Maps applied so far. */
   mapsApplied = 0;
+  /** Path changes of all peers (direct / relay / none). */
+  pathChanges = 0;
   readonly relay: Relay;
   private selfAddress: number | null = null;
   private selfId: string | null = null;
@@ -123,7 +128,20 @@ export class MeshNode {
   private readonly mapVia = new Map<Peer, Peer>();
   private lastPeersById = new Map<string, { peer: Peer; ipv4: number | null }>();
 
+  readonly mux: UnderlayMux;
+  readonly disco: Disco;
+  private readonly pathsByKey = new Map<string, PeerPaths>();
+  private readonly pathsById = new Map<string, PeerPaths>();
+  private readonly pathsByPeer = new Map<Peer, PeerPaths>();
+
   constructor(readonly engine: Engine, private readonly opts: MeshNodeOptions = {}) {
+    this.mux = opts.mux ?? new UnderlayMux(engine);
+    this.disco = new Disco(engine, this.mux, {
+      pathsByKey: (key) => this.pathsByKey.get(key),
+      allPaths: () => this.pathsByKey.values(),
+      ...(opts.callMeMaybe ? { callMeMaybe: opts.callMeMaybe } : {}),
+      onPathChange: () => { this.pathChanges++; },
+    });
     this.relay = new Relay(engine, {
       selfAddress: () => this.selfAddress,
       peerByAddress: (a) => this.byAddress.get(a)?.peer,
@@ -159,84 +177,92 @@ export class MeshNode {
     this.unsubscribe = null;
     if (this.pathTimer) clearInterval(this.pathTimer);
     this.pathTimer = null;
+    this.disco.close();
+  }
+
+  /** An endpoint for the peer with this public key (base64) learned outside the map (a LAN
+   * beacon, saved state): added to its candidates and probed at once. Unknown keys and
+   * unparseable endpoints are ignored. */
+  learnEndpoint(publicKey: string, endpoint: string, source: CandidateSource): void {
+    const p = this.pathsByKey.get(publicKey);
+    const ep = p ? this.engine.bind.parseEndpoint(endpoint) : null;
+    if (p && ep) this.disco.learn(p, endpointText(ep), ep, source);
+  }
+
+  /** The peer with node id `nodeId` asked, through the coordinator, for a sweep toward it. */
+  called(nodeId: string): void {
+    const p = this.pathsById.get(nodeId);
+    if (p) this.disco.called(p);
+  }
+
+  /** Sweeps every peer's candidates now (this node's addresses changed: paths must be found anew). */
+  resweep(): void {
+    for (const p of this.pathsByKey.values()) this.disco.sweepNow(p);
+  }
+
+  /** Every peer's path, its changes and the bytes relayed for it (status and /metrics). */
+  pathSummary(): { name: string; publicKey: string; kind: PathKind; changes: number; relayedTxBytes: number; relayedRxBytes: number }[] {
+    const out = [];
+    for (const [key, a] of this.applied) {
+      let tx = 0;
+      let rx = 0;
+      for (const ep of this.relay.endpointsOf(a.peer)) {
+        tx += ep.txBytes;
+        rx += ep.rxBytes;
+      }
+      out.push({ name: a.name, publicKey: key, kind: a.paths.kind, changes: a.paths.changes, relayedTxBytes: tx, relayedRxBytes: rx });
+    }
+    return out;
+  }
+
+  /** The path state of a peer (tests, status). */
+  peerPaths(publicKey: string): PeerPaths | undefined {
+    return this.pathsByKey.get(publicKey);
   }
 
   /** How the peer with this public key (base64) is reached now, or null for an unknown peer. */
   pathOf(publicKey: string): PeerPath | null {
     const a = this.applied.get(publicKey);
     if (!a) return null;
+    const p = a.paths;
     const ep = a.peer.endpoint;
-    const state = this.directState(a);
+    const out: PeerPath = {
+      kind: p.kind, state: this.directState(p), transport: 'udp', endpoint: ep ? ep.toString() : null,
+      rttMs: p.direct && Number.isFinite(p.direct.rttMs) ? Math.round(p.direct.rttMs * 100) / 100 : null,
+      since: p.since > 0 ? new Date(p.since).toISOString() : null, changes: p.changes,
+    };
     if (ep instanceof RelayEndpoint) {
       let via = '?';
       for (const b of this.applied.values()) if (b.peer === ep.via) via = b.name;
-      return { kind: 'relay', via, state };
+      out.via = via;
+      out.endpoint = ep.via.endpoint ? ep.via.endpoint.toString() : null;
     }
-    return { kind: ep ? 'direct' : 'none', state };
+    return out;
   }
 
   /** The direct path state of every peer that has one (what goes to the coordinator). */
   pathStates(): Record<string, PathState> {
     const out: Record<string, PathState> = {};
     for (const a of this.applied.values()) {
-      const st = this.directState(a);
+      const st = this.directState(a.paths);
       if (st !== 'trying') out[a.id] = st;
     }
     return out;
   }
 
-  private directState(a: AppliedPeer): PathState | 'trying' {
-    const ep = a.peer.endpoint;
-    if (ep instanceof RelayEndpoint) return 'failed';
-    const now = this.engine.clock.now();
-    if (ep !== null && a.peer.lastReceived >= a.directSince && now - a.peer.lastReceived < DIRECT_FRESH_MS) return 'direct';
-    return a.triedAll ? 'failed' : 'trying';
+  private directState(p: PeerPaths): PathState | 'trying' {
+    if (p.direct !== null) return 'direct';
+    return p.failed ? 'failed' : 'trying';
   }
 
-  /** Tries the next direct endpoint of peers not heard from, and reports changed states. */
+  /** Expires relay paths and reports changed path states. */
   checkPaths(): void {
-    const now = this.engine.clock.now();
-    this.expireRelayPaths(now);
-    for (const a of this.applied.values()) {
-      if (a.peer.endpoint instanceof RelayEndpoint) continue;
-      if (this.directState(a) === 'direct') continue;
-      if (now - a.directSince < PROBE_MS) continue;
-      if (a.candidates.length === 0) {
-        a.triedAll = true;
-        continue;
-      }
-      a.index = (a.index + 1) % a.candidates.length;
-      if (a.index === 0) a.triedAll = true;
-      if (a.candidates.length > 1 || a.peer.endpoint === null) this.useEndpoint(a, a.candidates[a.index]!);
-      else a.directSince = now;
-    }
+    this.expireRelayPaths(this.engine.clock.now());
     const states = this.pathStates();
     const text = JSON.stringify(states);
     if (text !== this.lastStates) {
       this.lastStates = text;
       this.opts.onPathStates?.(states);
-    }
-  }
-
-  private useEndpoint(a: AppliedPeer, ep: Endpoint): void {
-    this.engine.setEndpoint(a.peer, ep);
-    a.directSince = this.engine.clock.now();
-    // Start a handshake on the new path now rather than at the next retry. Both ends usually
-    // switch at once; two crossing initiations cancel each other (each side's state becomes the
-    // responder's) and cost a 5 s retry, so the end with the smaller key goes first and the other
-    // only if it has heard nothing after KICK_DELAY_MS.
-    const self = this.engine.publicKey;
-    const peer = a.peer;
-    const kick = () => {
-      if (!this.engine.isRunning || peer.endpoint !== ep) return;
-      peer.lastInitiationSent = -Infinity;
-      this.engine.sendKeepalive(peer);
-    };
-    if (self === null || Buffer.compare(self, peer.publicKey) < 0) kick();
-    else {
-      const heard = peer.lastReceived;
-      const t = setTimeout(() => { if (peer.lastReceived === heard) kick(); }, KICK_DELAY_MS);
-      t.unref();
     }
   }
 
@@ -261,13 +287,16 @@ export class MeshNode {
       this.relay.forgetVia(prev.peer);
       this.engine.removePeer(decodeBase64Key(key)!);
       this.applied.delete(key);
+      this.pathsByKey.delete(key);
+      this.pathsById.delete(prev.id);
+      this.pathsByPeer.delete(prev.peer);
       result.removed.push(prev.name);
     }
     this.selfAddress = typeof map.self?.ipv4 === 'string' ? parseIpv4Address(map.self.ipv4) : null;
     this.byAddress.clear();
     this.byPeer.clear();
     const peersById = new Map<string, Peer>();
-    const touched: { n: ControlMapNode; a: AppliedPeer; endpointsChanged: boolean; viaChanged: boolean; isNew: boolean }[] = [];
+    const touched: { n: ControlMapNode; a: AppliedPeer; endpointsChanged: boolean }[] = [];
     for (const [key, n] of wanted) {
       const pub = decodeBase64Key(key)!;
       const prev = this.applied.get(key);
@@ -279,6 +308,8 @@ export class MeshNode {
         log.warn(`cannot add peer "${n.name}": ${(e as Error).message}`);
         continue;
       }
+      // Disco chooses this peer's endpoint, not the last packet's source.
+      peer.roaming = false;
       peersById.set(n.id, peer);
       const addr = typeof n.ipv4 === 'string' ? parseIpv4Address(n.ipv4) : null;
       const v6 = Buffer.alloc(16);
@@ -304,45 +335,49 @@ export class MeshNode {
       const endpointsChanged = !prev || prev.endpoints !== endpoints || !existing;
       if (!prev) result.added.push(n.name);
       else if (prev.endpoints !== endpoints || prev.allowedIps !== allowedText || prev.name !== n.name || prev.via !== via) result.updated.push(n.name);
-      const a: AppliedPeer = prev && existing ? { ...prev, name: n.name, id: n.id, endpoints, allowedIps: allowedText, via, peer }
-        : { name: n.name, id: n.id, endpoints, allowedIps: allowedText, via, peer, candidates: [], index: 0, directSince: this.engine.clock.now(), triedAll: false };
-      if (endpointsChanged) a.candidates = this.parseEndpoints(n);
+      const paths = prev && existing && prev.paths.peer === peer ? prev.paths : new PeerPaths(peer, n.id, n.name);
+      paths.name = n.name;
+      const a: AppliedPeer = { name: n.name, id: n.id, endpoints, allowedIps: allowedText, via, peer, paths };
       this.applied.set(key, a);
-      touched.push({ n, a, endpointsChanged, viaChanged: !prev || prev.via !== via, isNew: !prev || !existing });
+      if (prev && prev.id !== n.id) this.pathsById.delete(prev.id);
+      this.pathsByKey.set(key, paths);
+      this.pathsById.set(n.id, paths);
+      this.pathsByPeer.set(peer, paths);
+      touched.push({ n, a, endpointsChanged });
     }
-    // Endpoints last: a relay needs its via peer, which may come later in the map.
-    const relayUsable = new Set<Peer>();
-    for (const p of peersById.values()) if (!(p.endpoint instanceof RelayEndpoint)) relayUsable.add(p);
+    // Relays and candidates last: a relay needs its via peer, which may come later in the map.
+    const now0 = this.engine.clock.now();
     for (const t of touched) {
       const { n, a } = t;
+      const p = a.paths;
       const viaPeer = a.via !== null ? peersById.get(a.via) : undefined;
       const addr = typeof n.ipv4 === 'string' ? parseIpv4Address(n.ipv4) : null;
-      if (viaPeer && viaPeer !== a.peer && addr !== null && !(viaPeer.endpoint instanceof RelayEndpoint)) {
-        const ep = this.relay.endpoint(viaPeer, addr);
-        if (a.peer.endpoint !== ep && (t.viaChanged || !(a.peer.endpoint instanceof RelayEndpoint))) {
-          log.info(`"${n.name}" is reached through a relay now`);
-          this.useEndpoint(a, ep);
+      if (viaPeer && viaPeer !== a.peer && addr !== null) {
+        const relayEp = this.relay.endpoint(viaPeer, addr);
+        if (p.relay !== relayEp) log.info(`"${n.name}" has a relay now: ${this.nameOf(viaPeer)}`);
+        p.relay = relayEp;
+      } else {
+        if (a.via !== null && !viaPeer) log.warn(`"${n.name}" should be reached through node ${a.via}, which is not a peer`);
+        // A map without a relay for this peer keeps the one it had as a fallback while the relay
+        // is still a peer (a restarted coordinator forgets paths until nodes report again, and a
+        // relay keeps forwarding for a while): a direct path is preferred anyway.
+        if (p.relay instanceof RelayEndpoint && !peersById.has(this.idOf(p.relay.via) ?? '')) p.relay = null;
+      }
+      if (t.endpointsChanged) {
+        const wantedTexts = new Set<string>();
+        let added = false;
+        for (const ep of this.parseEndpoints(n)) {
+          const text = endpointText(ep);
+          wantedTexts.add(text);
+          added = p.addCandidate(text, ep, 'map').added || added;
         }
-        continue;
-      }
-      if (a.via !== null && !viaPeer) log.warn(`"${n.name}" should be reached through node ${a.via}, which is not a peer; trying it directly`);
-      const cur = a.peer.endpoint;
-      if (cur instanceof RelayEndpoint && relayUsable.has(cur.via)) {
-        // The map no longer names a relay, but this node could not reach the peer directly
-        // either (a restarted coordinator forgot the paths until nodes report again). Stay on
-        // the relay: if the peer reaches us directly, roaming moves us to the direct path.
-        continue;
-      }
-      if (t.endpointsChanged || cur instanceof RelayEndpoint) {
-        a.index = 0;
-        a.triedAll = false;
-        const first = a.candidates[0];
-        if (first) this.useEndpoint(a, first);
-        else if (t.isNew || a.peer.endpoint instanceof RelayEndpoint) {
-          this.engine.setEndpoint(a.peer, null);
-          a.directSince = this.engine.clock.now();
+        // Map candidates the node no longer reports go (unless they are working right now).
+        for (const [text, c] of p.candidates) {
+          if (c.source === 'map' && !wantedTexts.has(text) && c !== p.direct) p.candidates.delete(text);
         }
+        if (added) this.disco.sweepNow(p);
       }
+      this.disco.decide(p, now0);
     }
     this.mapVia.clear();
     for (const t of touched) {
@@ -374,7 +409,8 @@ export class MeshNode {
     const peer = this.byAddress.get(source)?.peer;
     if (peer === undefined) return false;
     const ep = peer.endpoint;
-    return (ep instanceof RelayEndpoint && ep.via === from) || this.mapVia.get(peer) === from;
+    const relay = this.pathsByPeer.get(peer)?.relay ?? null;
+    return (ep instanceof RelayEndpoint && ep.via === from) || this.mapVia.get(peer) === from || (relay instanceof RelayEndpoint && relay.via === from);
   }
 
   private expireRelayPaths(now: number): void {
@@ -417,6 +453,16 @@ export class MeshNode {
     this.relayRoutes = routes;
   }
 
+  private nameOf(peer: Peer): string {
+    for (const a of this.applied.values()) if (a.peer === peer) return a.name;
+    return '?';
+  }
+
+  private idOf(peer: Peer): string | undefined {
+    for (const a of this.applied.values()) if (a.peer === peer) return a.id;
+    return undefined;
+  }
+
   private parseEndpoints(n: ControlMapNode): Endpoint[] {
     const out: Endpoint[] = [];
     for (const text of n.endpoints ?? []) {
@@ -436,5 +482,8 @@ export class MeshNode {
     this.applied.clear();
     this.byAddress.clear();
     this.byPeer.clear();
+    this.pathsByKey.clear();
+    this.pathsById.clear();
+    this.pathsByPeer.clear();
   }
 }

@@ -12,7 +12,7 @@ import { MemoryTun } from '../tun/index.js';
 import { MemoryNetwork } from '../transport/index.js';
 import { generatePrivateKey, encodeBase64Key } from '../crypto/index.js';
 import { ipv4Packet, ipv6Packet, udpDatagram } from '../stack/testing.js';
-import { MeshNode, PROBE_MS } from './node.js';
+import { MeshNode } from './node.js';
 import { RelayEndpoint } from './relay.js';
 import { RelayFrameType, writeRelayHeader, RELAY_HEADER_SIZE, MAX_RELAY_HOPS } from './relay-frame.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
@@ -335,33 +335,38 @@ test('relay: no open relay: only paired nodes, only from the side of the source,
   }
 });
 
-test('paths: a peer that answers is direct, one that never does fails after every endpoint was tried', async () => {
+test('paths: a peer that answers discovery pings is direct; one that never does fails after a sweep', async () => {
   const clock = new ManualClock();
   const net = new MemoryNetwork();
   const a = await makeNode(net, 'a', '198.18.0.1', '100.64.0.1', 'fd00:1:2::1', '198.18.0.1', clock);
   const b = await makeNode(net, 'b', '198.18.0.2', '100.64.0.2', 'fd00:1:2::2', '198.18.0.2', clock);
   const gone = { ...b.self, id: 'id-gone', name: 'gone', publicKey: encodeBase64Key(Buffer.from(generatePrivateKey().map((x, i) => (x + i) & 255))), ipv4: '100.64.0.9', endpoints: ['198.19.0.9:51820', '198.19.0.10:51820'] };
   try {
-    a.mesh.apply(mapFor(a.self, [b.self, gone]));
     b.mesh.apply(mapFor(b.self, [a.self]));
-    // Whichever end started first may have been refused (the other had no peer yet): data after
-    // the 5 s handshake retry interval starts one for sure.
-    clock.advance(5_000);
-    a.tun.inject(u4('100.64.0.1', '100.64.0.2', 1, 2, Buffer.from('hello')));
+    a.mesh.apply(mapFor(a.self, [b.self, gone]));
     await tick();
     a.mesh.checkPaths();
-    assert.equal(a.mesh.pathStates()['id-b'], 'direct');
+    assert.equal(a.mesh.pathStates()['id-b'], 'direct', 'b answered the first ping');
+    const pb = a.mesh.pathOf(b.self.publicKey)!;
+    assert.equal(pb.kind, 'direct');
+    assert.equal(pb.endpoint, '198.18.0.2:51820');
+    assert.equal(pb.transport, 'udp');
     assert.equal(a.mesh.pathStates()['id-gone'], undefined, 'still trying');
     const goneKey = Buffer.from(gone.publicKey, 'base64');
-    assert.equal(a.engine.getPeer(goneKey)!.endpoint!.toString(), '198.19.0.9:51820');
-    clock.advance(PROBE_MS - 5_000);
+    assert.equal(a.engine.getPeer(goneKey)!.endpoint!.toString(), '198.19.0.9:51820', 'handshakes go to the first candidate meanwhile');
+    assert.equal(a.mesh.pathOf(gone.publicKey)!.kind, 'none');
+    for (let t = 0; t < 6_000; t += 250) {
+      clock.advance(250);
+      a.mesh.disco.tick();
+      await tick(2);
+    }
     a.mesh.checkPaths();
-    assert.equal(a.engine.getPeer(goneKey)!.endpoint!.toString(), '198.19.0.10:51820', 'next endpoint tried');
-    assert.equal(a.mesh.pathStates()['id-gone'], undefined);
-    clock.advance(PROBE_MS);
-    a.mesh.checkPaths();
-    assert.equal(a.mesh.pathStates()['id-gone'], 'failed');
+    assert.equal(a.mesh.pathStates()['id-gone'], 'failed', 'a whole sweep without an answer');
     assert.deepEqual(a.states.at(-1), { 'id-b': 'direct', 'id-gone': 'failed' });
+    // Both of gone's candidates got every ping of the sweep.
+    const goneTried = [...a.mesh.peerPaths(gone.publicKey)!.candidates.values()].map((c) => c.text).sort();
+    assert.deepEqual(goneTried, ['198.19.0.10:51820', '198.19.0.9:51820']);
+    assert.equal(a.mesh.pathStates()['id-b'], 'direct');
   } finally {
     for (const n of [a, b]) { n.mesh.stop(); n.engine.close(); }
   }

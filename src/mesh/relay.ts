@@ -118,6 +118,10 @@ export class RelayEndpoint implements Endpoint {
   private readonly quotes: Buffer = Buffer.alloc(QUOTE_RING * ICMP_QUOTE_MAX);
   private quoteNext = 0;
 
+  /** Bytes of end-to-end datagrams sent to and received from the remote through this relay. */
+  txBytes = 0;
+  rxBytes = 0;
+
   /** @internal use Relay.endpoint. */
   constructor(private readonly relay: Relay, readonly via: Peer, readonly remote: number) {}
 
@@ -263,6 +267,15 @@ export class Relay {
     setImmediate(() => { if (!this.closed) this.engine.deliverInbound(out, 0, n); });
   }
 
+  /** The relay endpoints that reach the node behind `peer` (through any relay). */
+  endpointsOf(peer: Peer): RelayEndpoint[] {
+    const ip = this.dir.addressesOfPeer(peer).ipv4;
+    const out: RelayEndpoint[] = [];
+    if (ip === null) return out;
+    for (const ep of this.endpoints.values()) if (ep.remote === ip >>> 0) out.push(ep);
+    return out;
+  }
+
   /** Forgets the endpoints through `via` (its node left the map). */
   forgetVia(via: Peer): void {
     for (const [k, ep] of this.endpoints) if (ep.via === via) this.endpoints.delete(k);
@@ -294,6 +307,7 @@ export class Relay {
       // A datagram larger than a slot (a jumbo inner packet) gets a buffer of its own once.
       if (TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + len + 32 > t.length) t = this.txBufs[n] = Buffer.alloc(TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE + len + 64);
       writeRelayHeader(t, TRANSPORT_HEADER_SIZE, RelayFrameType.Forward, ep.hopLimitFor(bufs[i]!, off, len), self, ep.remote, len);
+      ep.txBytes += len;
       bufs[i]!.copy(t, TRANSPORT_HEADER_SIZE + RELAY_HEADER_SIZE, off, off + len);
       this.txLengths[n] = RELAY_HEADER_SIZE + len;
       n++;
@@ -415,7 +429,9 @@ export class Relay {
     if (len > this.queueBufs[i]!.length) this.queueBufs[i] = Buffer.alloc(len);
     buf.copy(this.queueBufs[i]!, 0, off, off + len);
     this.queueSizes[i] = len;
-    this.queueEndpoints[i] = this.endpoint(from, source);
+    const ep = this.endpoint(from, source);
+    ep.rxBytes += len;
+    this.queueEndpoints[i] = ep;
     this.counters.delivered++;
     if (!this.flushScheduled) {
       this.flushScheduled = true;

@@ -63,6 +63,8 @@ const BUFFER_SIZE = 65535 + TRANSPORT_HEADER_SIZE + 16 + TAG_LEN;
 const BATCHES_PER_EVENT = 8;
 /** Two initiations sent this close together are taken as crossing (see initiationHandshake). */
 const CROSSING_WINDOW_MS = 1_000;
+/** After ignoring a crossing initiation, our own is sent again this soon unless it completed. */
+const CROSSED_RETRY_MS = 500;
 /** Splits a 64-bit counter into uint32 halves for the batched AEAD. */
 const TWO_POW_32 = 0x1_0000_0000;
 
@@ -853,13 +855,17 @@ export class Engine implements UapiDevice {
   /** The handshake an initiation from `pub` may use, or undefined to refuse it. Crossing
    * initiations (both ends started within CROSSING_WINDOW_MS) would each reset the other's state
    * and fail both; the end with the larger public key keeps its own, so the other's response to
-   * it completes the handshake at once instead of after a retry. */
+   * it completes the handshake at once instead of after a retry (and resends its own after
+   * CROSSED_RETRY_MS if no response comes: the other end may have refused it). */
   private initiationHandshake(pub: Buffer): Handshake | undefined {
     const peer = this.getPeer(pub);
     if (!peer || !peer.handshake) return undefined;
     if (peer.handshakeIndex !== 0 && this.clock.now() - peer.lastInitiationSent < CROSSING_WINDOW_MS &&
         Buffer.compare(this.identity!.publicKey, pub) > 0) {
       this.counters.handshakesCrossed++;
+      // Ours should complete when their response to it arrives. It may never: they may have
+      // refused it (they did not know us yet when it arrived). Then retry soon, not in 5 s.
+      peer.timers.set(TimerKind.RetransmitHandshake, CROSSED_RETRY_MS);
       return undefined;
     }
     return peer.handshake;
