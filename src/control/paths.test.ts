@@ -76,3 +76,34 @@ test('paths: one path per relayed pair, the same for both ends; every relay on i
   t.report('a', { b: 'direct', c: 'direct', d: 'failed' });
   assert.deepEqual(t.plan(ALL).paths.map((p) => p.join('>')).sort(), ['a>c>d', 'b>c>d']);
 });
+
+test('paths: the relay with the lowest RTT wins, relaying nodes first, and is kept unless another is clearly better', () => {
+  const t = new PathTable();
+  const ids = ['a', 'b', 'coord', 'd', 'r'];
+  // a and d reach coord, r and b directly, not each other.
+  for (const n of ['a', 'd']) t.report(n, { coord: 'direct', r: 'direct', b: 'direct' });
+  t.report('a', { coord: 'direct', r: 'direct', b: 'direct', d: 'failed' });
+  // Without RTTs or relaying nodes: the first by id.
+  assert.deepEqual(t.plan(ids).paths, [['a', 'b', 'd']]);
+  // coord and r offer relaying: b (a plain member) is no longer used.
+  t.setRelay('coord', true);
+  t.setRelay('r', true);
+  assert.deepEqual(t.plan(ids).paths, [['a', 'coord', 'd']]);
+  // r is closer: 2 + 2 ms against 30 + 30 ms.
+  t.reportRtts('a', { coord: 30, r: 2, b: 1 });
+  t.reportRtts('d', { coord: 30, r: 2, b: 1 });
+  assert.deepEqual(t.plan(ids).paths, [['a', 'r', 'd']]);
+  assert.equal(t.viasFor('a', ids).get('d'), 'r');
+  assert.deepEqual(t.relayPathsFor('r', ids), [['a', 'r', 'd']]);
+  // coord gets a little better (6 ms against 4): not clearly better, r stays.
+  t.reportRtts('a', { coord: 3, r: 2 });
+  t.reportRtts('d', { coord: 3, r: 2 });
+  assert.deepEqual(t.plan(ids).paths, [['a', 'r', 'd']]);
+  // r gets slow (80 ms): coord (6 ms) is a third faster and 10+ ms better.
+  t.reportRtts('a', { coord: 3, r: 40 });
+  t.reportRtts('d', { coord: 3, r: 40 });
+  assert.deepEqual(t.plan(ids).paths, [['a', 'coord', 'd']]);
+  // The pair becomes direct: no relay, and no memory of the old one.
+  t.report('d', { coord: 'direct', r: 'direct', a: 'direct' });
+  assert.deepEqual(t.plan(ids).paths, []);
+});

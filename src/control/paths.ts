@@ -9,6 +9,13 @@
 // only from the neighbour on the source's side, and only to the neighbour on the other side.
 // Pairs nobody reported failed are left alone: they are still trying, or fine.
 //
+// Choosing relays (issue 10): a pair that two nodes' direct links can join through one relay gets
+// the relay with the lowest round-trip time (what the ends report for their links to it; an
+// unknown RTT counts as UNKNOWN_RTT_MS). Nodes that offer relaying (the coordinator, members
+// started with --relay) are preferred over other members; a pair keeps its relay unless another
+// is clearly better (a third faster and at least 10 ms, as Tailscale's DERP choice does), so
+// paths do not flap. Pairs no single relay joins get the shortest chain, as above.
+//
 // The table lives in memory: after a coordinator restart, nodes report again (they report on
 // reconnect and on every change), and until then maps carry no `via` (relayed sessions already
 // up keep their endpoints: a node only changes a peer's path when its `via` changes).
@@ -16,9 +23,49 @@
 import type { PathState } from '../mesh/index.js';
 export type { PathState };
 
+/** A relay is replaced only by one whose path RTT is below this share of the current one's... */
+export const RELAY_SWITCH_RATIO = 2 / 3;
+/** ...and at least this much lower (ms). */
+export const RELAY_SWITCH_MIN_MS = 10;
+/** The RTT assumed for a link nobody reported one for. */
+export const UNKNOWN_RTT_MS = 1_000;
+
 export class PathTable {
   /** node id -> peer id -> what the node reported. */
   private readonly reports = new Map<string, Map<string, PathState>>();
+  /** node id -> peer id -> reported round-trip time (ms) of their direct link. */
+  private readonly rtts = new Map<string, Map<string, number>>();
+  /** Nodes that offer relaying (the coordinator's own, members started with --relay). */
+  private readonly relayNodes = new Set<string>();
+  /** The path each relayed pair uses now ("x>y" -> path), for the hysteresis. */
+  private readonly chosen = new Map<string, readonly string[]>();
+
+  /** Marks `nodeId` as offering relaying (or not). True when that changed. */
+  setRelay(nodeId: string, on: boolean): boolean {
+    if (this.relayNodes.has(nodeId) === on) return false;
+    if (on) this.relayNodes.add(nodeId);
+    else this.relayNodes.delete(nodeId);
+    this.generation++;
+    return true;
+  }
+
+  /** Replaces the round-trip times `nodeId` reports for its direct links (peer id -> ms). */
+  reportRtts(nodeId: string, rtts: Record<string, number>): void {
+    const next = new Map<string, number>();
+    for (const [peer, ms] of Object.entries(rtts)) {
+      if (peer !== nodeId && typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) next.set(peer, Math.min(ms, 60_000));
+    }
+    this.rtts.set(nodeId, next);
+    this.generation++;
+  }
+
+  /** The round-trip time of the link a-b, ms (the lower of both ends' reports). */
+  private rtt(a: string, b: string): number {
+    const ab = this.rtts.get(a)?.get(b);
+    const ba = this.rtts.get(b)?.get(a);
+    if (ab === undefined && ba === undefined) return UNKNOWN_RTT_MS;
+    return Math.min(ab ?? Infinity, ba ?? Infinity);
+  }
 
   /** Replaces what `nodeId` reports. True when that changed anything. */
   report(nodeId: string, paths: Record<string, PathState>): boolean {
@@ -39,6 +86,9 @@ export class PathTable {
   forget(nodeId: string): void {
     this.reports.delete(nodeId);
     for (const m of this.reports.values()) m.delete(nodeId);
+    this.rtts.delete(nodeId);
+    for (const m of this.rtts.values()) m.delete(nodeId);
+    this.relayNodes.delete(nodeId);
     this.generation++;
   }
 
@@ -72,14 +122,43 @@ export class PathTable {
     const paths: string[][] = [];
     for (let i = 0; i < ids.length; i++) {
       for (let j = i + 1; j < ids.length; j++) {
-        if (this.state(ids[i]!, ids[j]!) !== 'failed') continue;
-        const path = this.shortestChain(ids[i]!, ids[j]!, ids);
-        if (path) paths.push(path);
+        const pair = `${ids[i]}>${ids[j]}`;
+        if (this.state(ids[i]!, ids[j]!) !== 'failed') {
+          this.chosen.delete(pair);
+          continue;
+        }
+        const path = this.oneRelay(ids[i]!, ids[j]!, ids) ?? this.shortestChain(ids[i]!, ids[j]!, ids);
+        if (path) {
+          paths.push(path);
+          this.chosen.set(pair, path);
+        } else {
+          this.chosen.delete(pair);
+        }
       }
     }
     const plan = new RelayPlan(paths);
     this.cache = { key, plan };
     return plan;
+  }
+
+  /** [x, relay, y] through the relay with the lowest RTT that links both directly (relaying
+   * nodes first), keeping the current one unless another is clearly better; null when no single
+   * node links both. */
+  private oneRelay(x: string, y: string, ids: readonly string[]): string[] | null {
+    const linked = ids.filter((r) => r !== x && r !== y && this.state(x, r) === 'direct' && this.state(r, y) === 'direct');
+    if (linked.length === 0) return null;
+    const offering = linked.filter((r) => this.relayNodes.has(r));
+    const pool = offering.length > 0 ? offering : linked;
+    const cost = (r: string) => this.rtt(x, r) + this.rtt(r, y);
+    let best = pool[0]!;
+    for (const r of pool) if (cost(r) < cost(best)) best = r;
+    const prev = this.chosen.get(`${x}>${y}`);
+    if (prev && prev.length === 3 && prev[1] !== best && pool.includes(prev[1]!)) {
+      const was = cost(prev[1]!);
+      const now = cost(best);
+      if (!(now < was * RELAY_SWITCH_RATIO && was - now >= RELAY_SWITCH_MIN_MS)) best = prev[1]!;
+    }
+    return [x, best, y];
   }
 
   /** The shortest chain of direct links from `from` to `to` (both included), or null. */

@@ -38,11 +38,14 @@ import { emptyMeshtunSettings } from './meshtun-section.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { MeshAcl } from './mesh-acl.js';
 import { MeshReporter } from './mesh-reporter.js';
+import { loadMeshState, saveMeshState, MESH_STATE_SAVE_MS } from './mesh-state.js';
 import { MeshApi } from './mesh-api.js';
 
 export const DEFAULT_CONTROL_PORT = 7443;
 export const DEFAULT_MESH_LISTEN_PORT = 51820;
 export const DEFAULT_MESH_INTERFACE = 'meshtun0';
+/** How often a node looks for changes of its own addresses (roaming). */
+export const ADDRESS_CHECK_MS = 1_000;
 /** Kernel-TUN nodes take the first free name of meshtun0, meshtun1, ... */
 export const MESH_INTERFACE_BASE = 'meshtun';
 export const DEFAULT_NETWORK_NAME = 'home';
@@ -250,6 +253,8 @@ interface NodeServicesOptions {
   callMeMaybe: (nodeId: string) => void;
   /** Subscribes to calls from peers (node ids); returns the unsubscribe function. */
   onCall: (fn: (from: string) => void) => () => void;
+  /** Members: keep the last map and good endpoints in the state directory (mesh-state.ts). */
+  saveState?: boolean;
 }
 
 async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> {
@@ -279,6 +284,7 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     const mesh = new MeshNode(iface.engine, {
       onApplied: (map) => {
         services.update(map); acl.update(map); routing.onMap(map);
+        if (p.saveState) saveMeshState(opts.dir, { map, endpoints: mesh.goodEndpoints() });
         if (map.network.discoveryKey) lan?.setNetwork(map.network.id, map.network.discoveryKey);
       },
       ...(opts.exitNode ? { exitNode: opts.exitNode } : {}),
@@ -305,6 +311,24 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     reporter.start();
     const started = reporter;
     closers.push(() => started.stop());
+    // Roaming: when this machine's addresses change (another network, a new DHCP lease), every
+    // peer's paths are found anew at once and the new endpoints reported.
+    let addresses = underlayEndpoints(iface.engine.bind.port, ifname).join(',');
+    const watch = setInterval(() => {
+      const now = underlayEndpoints(iface.engine.bind.port, ifname).join(',');
+      if (now === addresses) return;
+      log.info(`this node's addresses changed (${now || 'none'}): looking for paths to every peer again`);
+      addresses = now;
+      mesh.resweep();
+      started.poke();
+    }, ADDRESS_CHECK_MS);
+    watch.unref();
+    closers.push(() => clearInterval(watch));
+    if (p.saveState) {
+      const save = setInterval(() => { if (mesh.map) saveMeshState(opts.dir, { map: mesh.map, endpoints: mesh.goodEndpoints() }); }, MESH_STATE_SAVE_MS);
+      save.unref();
+      closers.push(() => clearInterval(save));
+    }
     const apiPath = join(opts.dir, MESH_API_SOCKET);
     const meshApi = new MeshApi(mesh);
     closers.push(() => meshApi.close());
@@ -497,6 +521,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
       onRemoved: (msg) => log.warn(`this node was removed from the network: ${msg}`),
       callMeMaybe: (nodeId) => { void client.call(nodeId); },
       onCall: (fn) => client.onCall(fn),
+      saveState: true,
     });
   } catch (e) {
     client.close();
@@ -504,6 +529,14 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
     throw e;
   }
   const mesh = svc.mesh;
+  // Up from the saved state at once (peers, names, ACLs, last good paths); the coordinator's map
+  // replaces it when it answers.
+  const state = saved ? loadMeshState(opts.dir, member.nodeId) : null;
+  if (state) {
+    mesh.apply(state.map);
+    for (const [key, eps] of Object.entries(state.endpoints)) for (const ep of eps) mesh.learnEndpoint(key, ep, 'saved');
+    log.info(`applied the saved network map (version ${state.map.version}, ${state.map.peers.length} peers) until the coordinator answers`);
+  }
   mesh.follow(client);
   const lines = [
     `node ${id.created ? 'created' : 'loaded'} (${join(id.dir, 'node.key')}); public key ${encodeBase64Key(id.publicKey)}`,

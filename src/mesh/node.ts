@@ -215,6 +215,19 @@ export class MeshNode {
     return out;
   }
 
+  /** Per peer (base64 key): the direct endpoints that answered, best first (saved so a restart
+   * without the coordinator finds its peers again). */
+  goodEndpoints(): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    for (const [key, a] of this.applied) {
+      const p = a.paths;
+      const good = [...p.candidates.values()].filter((c) => c.lastPong > -Infinity).sort((x, y) => y.lastPong - x.lastPong).map((c) => c.text);
+      if (p.direct && !good.includes(p.direct.text)) good.unshift(p.direct.text);
+      if (good.length > 0) out[key] = good.slice(0, 4);
+    }
+    return out;
+  }
+
   /** The path state of a peer (tests, status). */
   peerPaths(publicKey: string): PeerPaths | undefined {
     return this.pathsByKey.get(publicKey);
