@@ -249,6 +249,24 @@ test('reported endpoints bump the version only when they change; bad ones are re
   assert.throws(() => coord.reportNodeState(newKey(), {}), /not a member/);
 });
 
+test('a reported NAT type is kept (across a reopen) and in the map; a change bumps the version', (t) => {
+  const { coord, dir } = setup(t);
+  const r = joined(coord.join(req(coord.createToken(undefined).token)));
+  assert.equal(coord.networkMap(r.node.publicKey).self.nat, 'unknown');
+  const v = coord.version();
+  coord.reportNodeState(r.node.publicKey, { nat: 'endpoint-independent' });
+  assert.equal(coord.version(), v + 1);
+  coord.reportNodeState(r.node.publicKey, { nat: 'endpoint-independent', endpoints: [] });
+  coord.reportNodeState(r.node.publicKey, { endpoints: [] });
+  assert.equal(coord.version(), v + 1, 'unchanged, or not reported: no new version');
+  assert.throws(() => coord.reportNodeState(r.node.publicKey, { nat: 'symmetric' as 'none' }), /invalid nat "symmetric"/);
+  coord.close();
+  const again = Coordinator.open(dir);
+  t.after(() => again.close());
+  assert.equal(again.node(undefined, r.node.name).nat, 'endpoint-independent');
+  assert.equal(again.networkMap(r.node.publicKey).self.nat, 'endpoint-independent');
+});
+
 test('a small pool runs out with a clear refusal', (t) => {
   const { coord } = setup(t, { pool: '10.99.0.0/30' });
   const tok = coord.createToken(undefined, { reusable: true }).token;

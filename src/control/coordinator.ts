@@ -24,6 +24,7 @@ import {
 import { normalizeRoutes, normalizeEndpoints, normalizeTags, publicKeyText } from './node-fields.js';
 import { buildNetworkMap, type NetworkMap } from './network-map.js';
 import { PathTable, type PathState } from './paths.js';
+import { NAT_TYPES, type NatType } from '../mesh/index.js';
 import { admitJoin, type JoinRequest, type JoinResult } from './join.js';
 
 export const DEFAULT_TOKEN_LIFETIME = '24h';
@@ -150,7 +151,7 @@ export class Coordinator {
     const ipv6 = formatIpv6Address(nodeIpv6(parseUlaPrefix(net.ulaPrefix), decodeBase64Key(publicKey)!), 0);
     return {
       id: randomId('node'), networkId: net.id, name, publicKey, ipv4, ipv6, tags: [], endpoints: [], advertisedRoutes: [],
-      approvedRoutes: [], tokenId, created: this.clock.wallNow(), lastSeen: null, removed: false, removedAt: null,
+      approvedRoutes: [], tokenId, created: this.clock.wallNow(), lastSeen: null, removed: false, removedAt: null, nat: 'unknown',
     };
   }
 
@@ -294,21 +295,27 @@ export class Coordinator {
 
   /** What a connected node reports about itself. Bumps the version only when something changed.
    * UserError for a bad value (the control channel answers with the message). */
-  reportNodeState(publicKey: string | Uint8Array, state: { endpoints?: string[]; advertisedRoutes?: string[]; paths?: Record<string, PathState> }): NodeRecord {
+  reportNodeState(
+    publicKey: string | Uint8Array, state: { endpoints?: string[]; advertisedRoutes?: string[]; paths?: Record<string, PathState>; nat?: NatType },
+  ): NodeRecord {
     const n = this.authenticate(publicKey);
     if (!n) throw new UserError('this node is not a member of any network (removed?)', 'join again with a new token');
     const net = this.network(n.networkId);
     if (state.paths !== undefined) this.reportPaths(n, state.paths);
     const endpoints = state.endpoints === undefined ? n.endpoints : normalizeEndpoints(state.endpoints);
     const advertisedRoutes = state.advertisedRoutes === undefined ? n.advertisedRoutes : normalizeRoutes(state.advertisedRoutes, net);
-    const u: NodeRecord = { ...n, endpoints, advertisedRoutes, lastSeen: this.clock.wallNow() };
-    if (JSON.stringify([endpoints, advertisedRoutes]) === JSON.stringify([n.endpoints, n.advertisedRoutes])) {
+    if (state.nat !== undefined && !(NAT_TYPES as readonly string[]).includes(state.nat)) {
+      throw new UserError(`invalid nat "${String(state.nat)}": expected one of ${NAT_TYPES.join(', ')}`);
+    }
+    const nat = state.nat ?? n.nat;
+    const u: NodeRecord = { ...n, endpoints, advertisedRoutes, nat, lastSeen: this.clock.wallNow() };
+    if (JSON.stringify([endpoints, advertisedRoutes, nat]) === JSON.stringify([n.endpoints, n.advertisedRoutes, n.nat])) {
       this.store.updateNode(u);
       return u;
     }
     return this.change(n.networkId, 'node.updated', () => {
       this.store.updateNode(u);
-      return { value: u, nodeId: n.id, detail: { name: n.name, endpoints, advertisedRoutes } };
+      return { value: u, nodeId: n.id, detail: { name: n.name, endpoints, advertisedRoutes, nat } };
     });
   }
 

@@ -163,6 +163,7 @@ export function admitJoin(coord: Coordinator, req: JoinRequest): JoinResult {
         endpoints: endpoints ?? (wasLive ? base.endpoints : []),
         advertisedRoutes: routes ?? (wasLive ? base.advertisedRoutes : []),
         approvedRoutes: wasLive ? base.approvedRoutes : [],
+        nat: wasLive ? base.nat : 'unknown',
       };
       if (existing) coord.store.updateNode(n);
       else coord.store.insertNode(n);

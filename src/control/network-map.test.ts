@@ -8,7 +8,7 @@ const NET: NetworkRecord = { id: 'net_a', name: 'home', ipv4Pool: '100.64.0.0/10
 function node(id: string, name: string, over: Partial<NodeRecord> = {}): NodeRecord {
   return {
     id, networkId: 'net_a', name, publicKey: `${id}-key`, ipv4: `100.64.0.${id.length}`, ipv6: `fd12:3456:789a::${id.length}`, tags: [],
-    endpoints: [], advertisedRoutes: [], approvedRoutes: [], tokenId: 't', created: 1, lastSeen: 5, removed: false, removedAt: null, ...over,
+    endpoints: [], advertisedRoutes: [], approvedRoutes: [], tokenId: 't', created: 1, lastSeen: 5, removed: false, removedAt: null, nat: 'unknown', ...over,
   };
 }
 
@@ -36,4 +36,11 @@ test('routes take effect when advertised and approved; exit routes only mark an 
   // The map's lists are copies: changing them does not change the record.
   m.tags.push('x');
   assert.deepEqual(gw.tags, []);
+});
+
+test('a map node carries the NAT type the node reported', () => {
+  assert.equal(mapNode(node('n1', 'a')).nat, 'unknown');
+  assert.equal(mapNode(node('n1', 'a', { nat: 'none' })).nat, 'none');
+  const m = buildNetworkMap(NET, [node('n1', 'a'), node('n22', 'b', { nat: 'endpoint-dependent' })], 'n1');
+  assert.equal(m.peers[0]!.nat, 'endpoint-dependent');
 });

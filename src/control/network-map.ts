@@ -9,6 +9,7 @@
 // lastSeen is left out on purpose: it changes without a version bump.
 import type { NetworkRecord, NodeRecord } from './store.js';
 import { isExitRoute } from './node-fields.js';
+import type { NatType } from '../mesh/index.js';
 
 export interface MapNode {
   id: string;
@@ -25,6 +26,8 @@ export interface MapNode {
   exitNode: boolean;
   /** "100.64.0.7/32", "fd..::/128" and the subnet routes: the WireGuard allowed-ips. */
   allowedIps: string[];
+  /** What the node reported about its NAT (STUN): peers with "none" serve as second STUN servers. */
+  nat: NatType;
   /** Id of the node to reach this one through (multi-hop, see paths.ts); absent: directly. */
   via?: string;
 }
@@ -72,6 +75,7 @@ export function mapNode(n: NodeRecord): MapNode {
     routes: subnets,
     exitNode: routes.length > subnets.length,
     allowedIps: [`${n.ipv4}/32`, `${n.ipv6}/128`, ...subnets],
+    nat: n.nat,
   };
 }
 

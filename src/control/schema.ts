@@ -82,6 +82,16 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 4,
+    description: 'NAT type per node',
+    // What each node last reported about its NAT from STUN (mesh/stun.ts NatType): "none",
+    // "endpoint-independent", "endpoint-dependent" or "unknown". Members learn from it which
+    // peers can serve as a second STUN server.
+    sql: `
+      ALTER TABLE nodes ADD COLUMN nat TEXT NOT NULL DEFAULT 'unknown';
+    `,
+  },
 ];
 
 /** The schema version a database is at (0 for a new, empty one). */

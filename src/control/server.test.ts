@@ -107,10 +107,13 @@ test('the map stream pushes a new node to nodes already joined', async (t) => {
   assert.deepEqual(m.peers.find((p) => p.name === 'beta')!.endpoints, ['198.18.0.11:51820']);
   assert.ok(m.version > maps[0]!.version);
 
-  // A report from beta reaches alpha too.
-  const rep = await b.report({ endpoints: ['198.18.0.11:40000'] });
+  // A report from beta reaches alpha too, its NAT type as well (a bad one is left out).
+  const rep = await b.report({ endpoints: ['198.18.0.11:40000'], nat: 'none' });
   assert.equal(rep.ok, true);
   await waitFor('beta\'s new endpoint', () => a.map?.peers.find((p) => p.name === 'beta')?.endpoints[0] === '198.18.0.11:40000');
+  assert.equal(a.map?.peers.find((p) => p.name === 'beta')?.nat, 'none');
+  assert.equal((await b.report({ nat: 'symmetric' as 'none' })).ok, true);
+  assert.equal(s.coord.node(undefined, 'beta').nat, 'none');
 
   // Removing beta tells beta and drops it from alpha's map.
   let removed = '';

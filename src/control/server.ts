@@ -8,7 +8,7 @@
 //   GET  /v1/map         header meshtun-frame: base64 frame {version}; 200 then a stream of frames
 //                        {type:'map', map} on every change, {type:'keepalive'} every keepaliveMs,
 //                        {type:'removed'} when the node is removed (the stream then ends)
-//   POST /v1/report      frame {endpoints?, advertisedRoutes?, paths?}; 200 {ok, version}
+//   POST /v1/report      frame {endpoints?, advertisedRoutes?, paths?, nat?}; 200 {ok, version}
 //   POST /v1/call        frame {peer}: "call me maybe", passed to that peer's map streams as
 //                        {type:'call', from}; 200 {ok, delivered} | 404 unknown-peer
 //
@@ -39,6 +39,7 @@ import {
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
 } from '../mesh/index.js';
 import type { Coordinator } from './coordinator.js';
+import { NAT_TYPES, type NatType } from '../mesh/index.js';
 import type { PathState } from './paths.js';
 import type { JoinRefusalReason } from './join.js';
 import type { NodeRecord } from './store.js';
@@ -184,6 +185,11 @@ function pathStates(v: unknown): Record<string, PathState> | undefined {
   const out: Record<string, PathState> = {};
   for (const [k, s] of Object.entries(v as Record<string, unknown>)) if (s === 'direct' || s === 'failed') out[k] = s;
   return out;
+}
+
+/** A report's NAT type; undefined when absent or not one of NAT_TYPES (then it is left as it was). */
+function natType(v: unknown): NatType | undefined {
+  return typeof v === 'string' && (NAT_TYPES as readonly string[]).includes(v) ? (v as NatType) : undefined;
 }
 
 export class ControlServer {
@@ -449,7 +455,7 @@ export class ControlServer {
   private report(stream: ServerHttp2Stream, session: Session, msg: Record<string, unknown>): void {
     try {
       const n = this.coordinator.reportNodeState(session.peerKey, {
-        endpoints: strings(msg.endpoints), advertisedRoutes: strings(msg.advertisedRoutes), paths: pathStates(msg.paths),
+        endpoints: strings(msg.endpoints), advertisedRoutes: strings(msg.advertisedRoutes), paths: pathStates(msg.paths), nat: natType(msg.nat),
       });
       this.framed(stream, session, CONTROL_PATH_REPORT, 200, { ok: true, version: this.coordinator.version(n.networkId) });
     } catch (e) {

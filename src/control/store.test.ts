@@ -20,7 +20,7 @@ function node(over: Partial<NodeRecord> = {}): NodeRecord {
   return {
     id: 'node_1', networkId: 'net_a', name: 'web', publicKey: 'K'.repeat(43) + '=', ipv4: '100.64.0.2', ipv6: 'fd12:3456:789a::2',
     tags: ['web'], endpoints: ['198.18.0.2:51820'], advertisedRoutes: [], approvedRoutes: [], tokenId: 'tok1', created: 2000,
-    lastSeen: null, removed: false, removedAt: null, ...over,
+    lastSeen: null, removed: false, removedAt: null, nat: 'unknown', ...over,
   };
 }
 
@@ -175,4 +175,24 @@ test('a damaged file or an unusable directory is a UserError', (t) => {
   const file = join(dir, 'plain-file');
   writeFileSync(file, 'x');
   assert.throws(() => Store.open(join(file, 'sub')), (e: unknown) => e instanceof UserError && /cannot create the state directory/.test(e.message));
+});
+
+test('migration 4: nodes stored before it read as nat "unknown"; a reported NAT type is kept', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, STORE_FILE_NAME);
+  const old = new Database(file);
+  const before = MIGRATIONS.filter((m) => m.version < 4);
+  for (const m of before) old.exec(m.sql);
+  old.exec('CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT');
+  old.prepare('INSERT INTO schema_version (version) VALUES (?)').run(before.at(-1)!.version);
+  old.prepare("INSERT INTO networks (id, name, ipv4_pool, ula_prefix, created) VALUES ('net_a', 'home', '100.64.0.0/10', 'fd12:3456:789a::/48', 1)").run();
+  old.prepare("INSERT INTO nodes (id, network_id, name, public_key, ipv4, ipv6, created) VALUES ('node_1', 'net_a', 'web', 'k', '100.64.0.2', 'fd12:3456:789a::2', 1)").run();
+  old.close();
+  const s = Store.open(dir);
+  assert.equal(s.node('node_1')!.nat, 'unknown');
+  s.updateNode({ ...s.node('node_1')!, nat: 'endpoint-dependent' });
+  s.close();
+  const again = Store.open(dir);
+  t.after(() => again.close());
+  assert.equal(again.node('node_1')!.nat, 'endpoint-dependent');
 });

@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Logger, UserError, mkdirPrivate, withPrivateUmask } from '../util/index.js';
 import { migrate, MIGRATIONS, type Migration } from './schema.js';
+import { NAT_TYPES, type NatType } from '../mesh/index.js';
 
 export const STORE_FILE_NAME = 'coordinator.db';
 /** How long a writer waits for another process's transaction before giving up. */
@@ -48,6 +49,8 @@ export interface NodeRecord {
   lastSeen: number | null;
   removed: boolean;
   removedAt: number | null;
+  /** What the node last reported about its NAT (STUN); "unknown" until it does. */
+  nat: NatType;
 }
 
 export interface TokenRecord {
@@ -78,7 +81,7 @@ interface NetworkRow { id: string; name: string; ipv4_pool: string; ula_prefix: 
 interface NodeRow {
   id: string; network_id: string; name: string; public_key: string; ipv4: string; ipv6: string; tags: string;
   endpoints: string; advertised_routes: string; approved_routes: string; token_id: string | null; created: number;
-  last_seen: number | null; removed: number; removed_at: number | null;
+  last_seen: number | null; removed: number; removed_at: number | null; nat: string;
 }
 interface TokenRow {
   id: string; secret_hash: Buffer; network_id: string; reusable: number; expires: number | null; tags: string;
@@ -123,6 +126,7 @@ function nodeFromRow(r: NodeRow): NodeRecord {
     tags: jsonList(r.tags, 'tags'), endpoints: jsonList(r.endpoints, 'endpoints'),
     advertisedRoutes: jsonList(r.advertised_routes, 'advertised routes'), approvedRoutes: jsonList(r.approved_routes, 'approved routes'),
     tokenId: r.token_id, created: r.created, lastSeen: r.last_seen, removed: r.removed !== 0, removedAt: r.removed_at,
+    nat: (NAT_TYPES as readonly string[]).includes(r.nat) ? r.nat as NatType : 'unknown',
   };
 }
 
@@ -131,7 +135,7 @@ function nodeToRow(n: NodeRecord): NodeRow {
     id: n.id, network_id: n.networkId, name: n.name, public_key: n.publicKey, ipv4: n.ipv4, ipv6: n.ipv6,
     tags: JSON.stringify(n.tags), endpoints: JSON.stringify(n.endpoints), advertised_routes: JSON.stringify(n.advertisedRoutes),
     approved_routes: JSON.stringify(n.approvedRoutes), token_id: n.tokenId, created: n.created, last_seen: n.lastSeen,
-    removed: n.removed ? 1 : 0, removed_at: n.removedAt,
+    removed: n.removed ? 1 : 0, removed_at: n.removedAt, nat: n.nat,
   };
 }
 
@@ -213,13 +217,13 @@ export class Store {
       networks: db.prepare<[], NetworkRow>('SELECT * FROM networks ORDER BY created, name'),
       bumpVersion: db.prepare<[string], { version: number }>('UPDATE networks SET version = version + 1 WHERE id = ? RETURNING version'),
       insertNode: db.prepare<[NodeRow]>(`INSERT INTO nodes (id, network_id, name, public_key, ipv4, ipv6, tags, endpoints,
-        advertised_routes, approved_routes, token_id, created, last_seen, removed, removed_at) VALUES (@id, @network_id, @name,
+        advertised_routes, approved_routes, token_id, created, last_seen, removed, removed_at, nat) VALUES (@id, @network_id, @name,
         @public_key, @ipv4, @ipv6, @tags, @endpoints, @advertised_routes, @approved_routes, @token_id, @created, @last_seen,
-        @removed, @removed_at)`),
+        @removed, @removed_at, @nat)`),
       updateNode: db.prepare<[NodeRow]>(`UPDATE nodes SET network_id = @network_id, name = @name, public_key = @public_key,
         ipv4 = @ipv4, ipv6 = @ipv6, tags = @tags, endpoints = @endpoints, advertised_routes = @advertised_routes,
         approved_routes = @approved_routes, token_id = @token_id, created = @created, last_seen = @last_seen,
-        removed = @removed, removed_at = @removed_at WHERE id = @id`),
+        removed = @removed, removed_at = @removed_at, nat = @nat WHERE id = @id`),
       node: db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE id = ?'),
       nodeByKey: db.prepare<[string], NodeRow>('SELECT * FROM nodes WHERE public_key = ?'),
       nodeByName: db.prepare<[string, string], NodeRow>('SELECT * FROM nodes WHERE network_id = ? AND name = ? AND removed = 0'),

@@ -104,3 +104,19 @@ test('leaf checks take canonical forms only (values from RFC 5952 and RFC 4632 e
   assert.throws(() => checkIpv6('2001:0db8::1', 'a'), MapFieldError);
   assert.throws(() => checkIpv6('fe80::1%eth0', 'a'), MapFieldError);
 });
+
+test('the NAT type of a node is one of four words; absent is allowed (older coordinators)', () => {
+  const m = goodMap();
+  (m.self as Record<string, unknown>).nat = 'endpoint-independent';
+  (m.peers as Record<string, unknown>[])[0]!.nat = 'none';
+  const checked = checkNetworkMap(m);
+  assert.equal(checked.self.nat, 'endpoint-independent');
+  assert.equal(checked.peers[0]!.nat, 'none');
+  (m.peers as Record<string, unknown>[])[0]!.nat = null;
+  assert.equal('nat' in checkNetworkMap(m).peers[0]!, false);
+  for (const bad of ['None', 'symmetric', 'none\nPostUp = x', 4, ['none'], {}]) {
+    (m.peers as Record<string, unknown>[])[0]!.nat = bad;
+    const e = refused(() => checkNetworkMap(m), 'map.peers[0].nat');
+    assert.match(e.message, /is not one of "none", "endpoint-independent", "endpoint-dependent", "unknown"/);
+  }
+});

@@ -13,6 +13,7 @@ import { decodeBase64Key } from '../crypto/index.js';
 import { parseIpv4Address, formatIpv4Address, parseIpv6Address, formatIpv6Address } from '../wire/index.js';
 import { parseCidr, formatCidr, type Cidr } from '../wireguard/index.js';
 import type { ControlMapNode, ControlNetworkMap, RegisterReply } from './control-types.js';
+import { NAT_TYPES, type NatType } from './stun.js';
 
 /** Longest DNS label (RFC 1035 2.3.4): node, network and tag names. */
 const MAX_LABEL = 63;
@@ -140,6 +141,12 @@ export function checkEndpoint(v: unknown, field: string): string {
   return v as string;
 }
 
+/** A NAT type a node reported: "none", "endpoint-independent", "endpoint-dependent", "unknown". */
+export function checkNat(v: unknown, field: string): NatType {
+  if (typeof v !== 'string' || !(NAT_TYPES as readonly string[]).includes(v)) fail(field, v, `one of ${NAT_TYPES.map((t) => `"${t}"`).join(', ')}`);
+  return v as NatType;
+}
+
 /** A base64 WireGuard public key (32 bytes). */
 export function checkKey(v: unknown, field: string): string {
   const k = typeof v === 'string' ? decodeBase64Key(v) : null;
@@ -164,6 +171,7 @@ function checkMapNode(v: unknown, field: string): ControlMapNode {
   if (o.exitNode !== undefined && typeof o.exitNode !== 'boolean') fail(`${field}.exitNode`, o.exitNode, 'true or false');
   node.exitNode = o.exitNode === true;
   if (o.via !== undefined && o.via !== null) node.via = checkId(o.via, `${field}.via`);
+  if (o.nat !== undefined && o.nat !== null) node.nat = checkNat(o.nat, `${field}.nat`);
   return node;
 }
 
