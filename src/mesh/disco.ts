@@ -48,6 +48,8 @@ export const DISCO_TIMING = {
   BETTER_RTT_MIN_MS: 1,
   /** Pings older or newer than this by the sender's clock are refused. */
   PING_SKEW_MS: 5 * 60_000,
+  /** A peer heard on another direct address while the one in use was silent this long has moved. */
+  ROAM_AFTER_MS: 2_000,
   /** At most one call-me-maybe per peer this often. */
   CALL_MIN_MS: 5_000,
   /** How often the state machine runs. */
@@ -309,8 +311,9 @@ export class Disco {
       if (this.mux.send(pong, 0, pong.length, from)) this.counters.pongsSent++;
       const { c } = p.addCandidate(endpointText(from), from, 'disco');
       c.ep = from;
-      // Punch back: the peer can reach us here; if we have no trusted direct path to it, try this one now.
-      if (p.direct === null || !p.trusted(p.direct, now)) {
+      // Punch back: the peer can reach us from here; unless this is the path we use and trust,
+      // try it now (no direct path yet, or the peer may have moved).
+      if (p.direct !== c || !p.trusted(c, now)) {
         if (now - c.lastPing > 200) this.ping(p, c);
       }
       return;
@@ -359,7 +362,18 @@ export class Disco {
 
   /** Runs `p`'s timers: sweep pings, heartbeats, the lost-path check, and the path decision. */
   step(p: PeerPaths, now: number): void {
-    if (p.noteWireGuard() !== null) p.failed = false;
+    const heard = p.noteWireGuard();
+    if (heard !== null) {
+      p.failed = false;
+      // The peer's packets come from another address than the path we use, and the old one has
+      // been silent a while: the peer moved (or its NAT rebound). Follow it, as WireGuard would.
+      const cur = p.direct;
+      if (cur !== null && heard !== cur && now - cur.lastPong > DISCO_TIMING.ROAM_AFTER_MS) {
+        log.info(`"${p.name}" now sends from ${heard.text} (was ${cur.text})`);
+        cur.lastPong = -Infinity;
+        p.direct = null;
+      }
+    }
     // Pings of the sweep in progress.
     const offsets = DISCO_TIMING.SWEEP_PINGS_MS;
     while (p.sweepStep < offsets.length && now - p.sweepStart >= offsets[p.sweepStep]!) {
