@@ -58,10 +58,15 @@ test('a new network: pool, ULA from the id, the coordinator node at the first ad
   assert.equal(coord.network(net.id).name, 'home');
   assert.deepEqual(coord.events().map((e) => e.kind), ['node.joined', 'network.created']);
   assert.throws(() => coord.createNetwork({ name: 'home' }), /a network named "home" already exists/);
+  // A LAN discovery key of its own, sent in every map.
+  assert.equal(net.discoveryKey.length, 32);
+  assert.equal(coord.networkMap(selfKey).network.discoveryKey, net.discoveryKey.toString('base64'));
   assert.throws(() => coord.createNetwork({ name: 'mesh' }), /reserved/);
   assert.throws(() => coord.createNetwork({ name: 'lab', ipv4Pool: '10.0.0.0/33' }), UserError);
   assert.throws(() => coord.network('nope'), /no network "nope"/);
-  coord.createNetwork({ name: 'lab', ipv4Pool: '10.77.0.0/16' });
+  const lab = coord.createNetwork({ name: 'lab', ipv4Pool: '10.77.0.0/16' });
+  assert.equal(lab.discoveryKey.length, 32);
+  assert.ok(!lab.discoveryKey.equals(net.discoveryKey), 'each network has its own discovery key');
   assert.throws(() => coord.network(), /there are 2 networks \(home, lab\): say which one/);
 });
 

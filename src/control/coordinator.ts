@@ -6,8 +6,9 @@
 // transaction and is announced to `onChange` listeners after it commits (the control channel
 // pushes new maps from there). Admin mistakes throw UserError; a join never throws for anything a
 // joiner sent: it returns a refusal with a reason, a message and a retry-after.
+import { randomBytes } from 'node:crypto';
 import { UserError } from '../util/index.js';
-import { parsePolicy, compilePolicy } from '../mesh/index.js';
+import { parsePolicy, compilePolicy, DISCOVERY_KEY_SIZE } from '../mesh/index.js';
 import { decodeBase64Key } from '../crypto/index.js';
 import { formatIpv4Address, formatIpv6Address, parseIpv4Address } from '../wire/index.js';
 import { systemClock, type Clock } from '../wireguard/index.js';
@@ -132,6 +133,7 @@ export class Coordinator {
     const id = randomId('net');
     const net: NetworkRecord = {
       id, name, ipv4Pool: formatIpv4Pool(pool), ulaPrefix: formatUlaPrefix(networkUlaPrefix(id)), created: this.clock.wallNow(), version: 0,
+      discoveryKey: randomBytes(DISCOVERY_KEY_SIZE),
     };
     this.store.write(() => {
       this.store.insertNetwork(net);
@@ -296,12 +298,13 @@ export class Coordinator {
   /** What a connected node reports about itself. Bumps the version only when something changed.
    * UserError for a bad value (the control channel answers with the message). */
   reportNodeState(
-    publicKey: string | Uint8Array, state: { endpoints?: string[]; advertisedRoutes?: string[]; paths?: Record<string, PathState>; nat?: NatType },
+    publicKey: string | Uint8Array,
+    state: { endpoints?: string[]; advertisedRoutes?: string[]; paths?: Record<string, PathState>; nat?: NatType; relay?: boolean; rtts?: Record<string, number> },
   ): NodeRecord {
     const n = this.authenticate(publicKey);
     if (!n) throw new UserError('this node is not a member of any network (removed?)', 'join again with a new token');
     const net = this.network(n.networkId);
-    if (state.paths !== undefined) this.reportPaths(n, state.paths);
+    if (state.paths !== undefined || state.relay !== undefined || state.rtts !== undefined) this.reportPaths(n, state.paths, state.relay, state.rtts);
     const endpoints = state.endpoints === undefined ? n.endpoints : normalizeEndpoints(state.endpoints);
     const advertisedRoutes = state.advertisedRoutes === undefined ? n.advertisedRoutes : normalizeRoutes(state.advertisedRoutes, net);
     if (state.nat !== undefined && !(NAT_TYPES as readonly string[]).includes(state.nat)) {
@@ -320,11 +323,16 @@ export class Coordinator {
   }
 
   /** Records a node's direct / failed paths; a change in the relays picked bumps the version. */
-  private reportPaths(n: NodeRecord, paths: Record<string, PathState>): void {
-    if (typeof paths !== 'object' || paths === null) throw new UserError('paths must be an object of node id -> "direct" | "failed"');
+  private reportPaths(n: NodeRecord, paths: Record<string, PathState> | undefined, relay: boolean | undefined, rtts: Record<string, number> | undefined): void {
+    if (paths !== undefined && (typeof paths !== 'object' || paths === null)) throw new UserError('paths must be an object of node id -> "direct" | "failed"');
+    if (rtts !== undefined && (typeof rtts !== 'object' || rtts === null)) throw new UserError('rtts must be an object of node id -> milliseconds');
     const ids = this.store.nodes(n.networkId).filter((x) => !x.removed).map((x) => x.id);
     const before = this.paths.fingerprint(ids);
-    if (!this.paths.report(n.id, paths)) return;
+    let changed = false;
+    if (relay !== undefined) changed = this.paths.setRelay(n.id, relay === true) || changed;
+    if (rtts !== undefined) this.paths.reportRtts(n.id, rtts);
+    if (paths !== undefined) changed = this.paths.report(n.id, paths) || changed;
+    if (!changed && rtts === undefined) return;
     const after = this.paths.fingerprint(ids);
     if (after === before) return;
     this.change(n.networkId, 'paths.changed', () => ({ value: null, nodeId: n.id, detail: { name: n.name, relays: after } }));

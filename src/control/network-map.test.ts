@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { buildNetworkMap, effectiveRoutes, mapNode } from './network-map.js';
 import type { NetworkRecord, NodeRecord } from './store.js';
 
-const NET: NetworkRecord = { id: 'net_a', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48', created: 1, version: 7 };
+const DISCOVERY_KEY = Buffer.alloc(32, 0x5a);
+const NET: NetworkRecord = { id: 'net_a', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48', created: 1, version: 7, discoveryKey: DISCOVERY_KEY };
 
 function node(id: string, name: string, over: Partial<NodeRecord> = {}): NodeRecord {
   return {
@@ -16,7 +17,7 @@ test('a map holds self and the other live nodes by name, with the network versio
   const nodes = [node('n1', 'web'), node('n22', 'db'), node('n333', 'app'), node('n4444', 'gone', { removed: true })];
   const m = buildNetworkMap(NET, nodes, 'n1');
   assert.equal(m.version, 7);
-  assert.deepEqual(m.network, { id: 'net_a', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48' });
+  assert.deepEqual(m.network, { id: 'net_a', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48', discoveryKey: DISCOVERY_KEY.toString('base64') });
   assert.equal(m.self.name, 'web');
   assert.deepEqual(m.peers.map((p) => p.name), ['app', 'db']);
   assert.equal('lastSeen' in m.self, false);

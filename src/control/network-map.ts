@@ -39,6 +39,9 @@ export interface NetworkMap {
     name: string;
     ipv4Pool: string;
     ulaPrefix: string;
+    /** The network's LAN discovery key (32 bytes, base64): members key their LAN beacons with
+     * it, so a beacon is accepted only from a member of this network (mesh/lan-beacon.ts). */
+    discoveryKey: string;
   };
   self: MapNode;
   /** Other live nodes, by name. */
@@ -88,7 +91,9 @@ export function buildNetworkMap(
   if (!self) throw new Error(`buildNetworkMap: node ${selfId} is not a live node of network ${network.id}`);
   return {
     version: network.version,
-    network: { id: network.id, name: network.name, ipv4Pool: network.ipv4Pool, ulaPrefix: network.ulaPrefix },
+    network: {
+      id: network.id, name: network.name, ipv4Pool: network.ipv4Pool, ulaPrefix: network.ulaPrefix, discoveryKey: network.discoveryKey.toString('base64'),
+    },
     self: mapNode(self),
     peers: liveNodes.filter((n) => n.id !== selfId && !n.removed).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((n) => {
       const m = mapNode(n);

@@ -92,6 +92,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN nat TEXT NOT NULL DEFAULT 'unknown';
     `,
   },
+  {
+    version: 5,
+    description: 'LAN discovery key per network',
+    // 32 random bytes that members get in every map and key their LAN beacons with
+    // (mesh/lan-beacon.ts). Networks made before this migration get theirs here: SQLite's
+    // randomblob() draws from its CSPRNG, seeded from the operating system.
+    sql: `
+      ALTER TABLE networks ADD COLUMN discovery_key BLOB NOT NULL DEFAULT x'';
+      UPDATE networks SET discovery_key = randomblob(32) WHERE length(discovery_key) != 32;
+    `,
+  },
 ];
 
 /** The schema version a database is at (0 for a new, empty one). */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { UserError } from '../util/index.js';
 import { Store, STORE_FILE_NAME, MAX_EVENTS, type NodeRecord, type TokenRecord } from './store.js';
-import { MIGRATIONS } from './schema.js';
+import { MIGRATIONS, migrate } from './schema.js';
 
 function tempDir(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'meshtun-store-'));
@@ -14,7 +14,7 @@ function tempDir(t: { after(fn: () => void): void }): string {
   return dir;
 }
 
-const NET = { id: 'net_a', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48', created: 1000, version: 0 };
+const NET = { id: 'net_a', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48', created: 1000, version: 0, discoveryKey: Buffer.alloc(32, 9) };
 
 function node(over: Partial<NodeRecord> = {}): NodeRecord {
   return {
@@ -195,4 +195,26 @@ test('migration 4: nodes stored before it read as nat "unknown"; a reported NAT 
   const again = Store.open(dir);
   t.after(() => again.close());
   assert.equal(again.node('node_1')!.nat, 'endpoint-dependent');
+});
+
+test('migration 5: networks made before it get a discovery key of their own, new ones get one at creation', (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, STORE_FILE_NAME);
+  const old = new Database(file);
+  migrate(old, file, MIGRATIONS.filter((m) => m.version < 5));
+  const insert = old.prepare('INSERT INTO networks (id, name, ipv4_pool, ula_prefix, created, version) VALUES (?, ?, ?, ?, ?, ?)');
+  insert.run('net_a', 'home', '100.64.0.0/10', 'fd12:3456:789a::/48', 1000, 4);
+  insert.run('net_b', 'work', '100.64.0.0/10', 'fd12:3456:789b::/48', 1000, 2);
+  old.close();
+  const s = Store.open(dir);
+  t.after(() => s.close());
+  assert.equal(s.schemaVersion, MIGRATIONS.at(-1)!.version);
+  const [a, b] = [s.network('net_a')!, s.network('net_b')!];
+  assert.equal(a.discoveryKey.length, 32);
+  assert.equal(b.discoveryKey.length, 32);
+  assert.ok(!a.discoveryKey.equals(b.discoveryKey), 'each network has its own key');
+  assert.ok(!a.discoveryKey.equals(Buffer.alloc(32)), 'not all zero');
+  assert.equal(a.version, 4, 'the rest of the row is kept');
+  s.insertNetwork({ ...NET, id: 'net_c', name: 'lab' });
+  assert.deepEqual(s.network('net_c')!.discoveryKey, NET.discoveryKey);
 });

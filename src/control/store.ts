@@ -28,6 +28,9 @@ export interface NetworkRecord {
   created: number;
   /** Bumped by every change that alters a network map. */
   version: number;
+  /** 32 random bytes, made with the network: members key their LAN beacons with it (sent in
+   * every map as `network.discoveryKey`). */
+  discoveryKey: Buffer;
 }
 
 export interface NodeRecord {
@@ -77,7 +80,7 @@ export interface EventRecord {
   detail: Record<string, unknown>;
 }
 
-interface NetworkRow { id: string; name: string; ipv4_pool: string; ula_prefix: string; created: number; version: number }
+interface NetworkRow { id: string; name: string; ipv4_pool: string; ula_prefix: string; created: number; version: number; discovery_key: Buffer }
 interface NodeRow {
   id: string; network_id: string; name: string; public_key: string; ipv4: string; ipv6: string; tags: string;
   endpoints: string; advertised_routes: string; approved_routes: string; token_id: string | null; created: number;
@@ -117,7 +120,7 @@ function jsonList(text: string, what: string): string[] {
 }
 
 function networkFromRow(r: NetworkRow): NetworkRecord {
-  return { id: r.id, name: r.name, ipv4Pool: r.ipv4_pool, ulaPrefix: r.ula_prefix, created: r.created, version: r.version };
+  return { id: r.id, name: r.name, ipv4Pool: r.ipv4_pool, ulaPrefix: r.ula_prefix, created: r.created, version: r.version, discoveryKey: r.discovery_key };
 }
 
 function nodeFromRow(r: NodeRow): NodeRecord {
@@ -211,7 +214,7 @@ export class Store {
     }
     this.stmt = {
       insertNetwork: db.prepare<[NetworkRow]>(
-        'INSERT INTO networks (id, name, ipv4_pool, ula_prefix, created, version) VALUES (@id, @name, @ipv4_pool, @ula_prefix, @created, @version)'),
+        'INSERT INTO networks (id, name, ipv4_pool, ula_prefix, created, version, discovery_key) VALUES (@id, @name, @ipv4_pool, @ula_prefix, @created, @version, @discovery_key)'),
       network: db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE id = ?'),
       networkByName: db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE name = ?'),
       networks: db.prepare<[], NetworkRow>('SELECT * FROM networks ORDER BY created, name'),
@@ -262,7 +265,9 @@ export class Store {
   insertNetwork(n: NetworkRecord): void {
     this.write(() => {
       try {
-        this.stmt.insertNetwork.run({ id: n.id, name: n.name, ipv4_pool: n.ipv4Pool, ula_prefix: n.ulaPrefix, created: n.created, version: n.version });
+        this.stmt.insertNetwork.run({
+          id: n.id, name: n.name, ipv4_pool: n.ipv4Pool, ula_prefix: n.ulaPrefix, created: n.created, version: n.version, discovery_key: n.discoveryKey,
+        });
       } catch (e) {
         uniqueClash(e, { 'networks.name': `a network named "${n.name}" already exists`, 'networks.id': `a network with id ${n.id} already exists` });
       }

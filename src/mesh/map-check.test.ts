@@ -4,11 +4,12 @@ import { checkNetworkMap, checkRegisterReply, checkMembership, checkEndpoint, ch
 
 const KEY_A = 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=';
 const KEY_B = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
+const DISCOVERY_KEY = Buffer.alloc(32, 0xa5).toString('base64');
 
 function goodMap(): Record<string, unknown> {
   return {
     version: 7,
-    network: { id: 'net_0123456789abcdef', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48' },
+    network: { id: 'net_0123456789abcdef', name: 'home', ipv4Pool: '100.64.0.0/10', ulaPrefix: 'fd12:3456:789a::/48', discoveryKey: DISCOVERY_KEY },
     self: { id: 'node_aaaaaaaaaaaaaaaa', name: 'a', publicKey: KEY_A, ipv4: '100.64.0.2', ipv6: 'fd12:3456:789a::2', tags: ['ops'], endpoints: ['198.18.0.2:51820'], routes: [], exitNode: false, allowedIps: ['100.64.0.2/32', 'fd12:3456:789a::2/128'] },
     peers: [
       { id: 'node_bbbbbbbbbbbbbbbb', name: 'b', publicKey: KEY_B, ipv4: '100.64.0.3', ipv6: 'fd12:3456:789a::3', tags: [], endpoints: ['[fd00::3]:51820'], routes: ['198.18.60.0/24'], exitNode: true, allowedIps: ['100.64.0.3/32', '198.18.60.0/24'], via: 'node_cccccccccccccccc', extra: 'dropped' },
@@ -35,6 +36,15 @@ test('a well-formed map passes, with unknown fields dropped', () => {
   assert.equal(m.peers[0]!.exitNode, true);
   assert.equal((m.peers[0] as unknown as Record<string, unknown>).extra, undefined);
   assert.deepEqual(m.policy, { text: '{}', version: 2 });
+  assert.equal(m.network.discoveryKey, DISCOVERY_KEY);
+});
+
+test('the discovery key may be absent (a coordinator older than LAN discovery)', () => {
+  const m = goodMap();
+  delete (m.network as Record<string, unknown>).discoveryKey;
+  assert.equal('discoveryKey' in checkNetworkMap(m).network, false);
+  (m.network as Record<string, unknown>).discoveryKey = null;
+  assert.equal('discoveryKey' in checkNetworkMap(m).network, false);
 });
 
 test('a value with a second line is refused, naming the field', () => {
@@ -65,6 +75,13 @@ test('each field is checked as its type', () => {
     ['map.version', (m) => { m.version = -1; }],
     ['map.policy.text', (m) => { m.policy = { text: 5, version: 1 }; }],
     ['map.relayPaths[0]', (m) => { m.relayPaths = [['node_aaaaaaaaaaaaaaaa', 'node_bbbbbbbbbbbbbbbb']]; }],
+    ['map.network.discoveryKey', (m) => { (m.network as Record<string, unknown>).discoveryKey = Buffer.alloc(16, 1).toString('base64'); }], // 16 bytes
+    ['map.network.discoveryKey', (m) => { (m.network as Record<string, unknown>).discoveryKey = Buffer.alloc(33, 1).toString('base64'); }], // 33 bytes
+    ['map.network.discoveryKey', (m) => { (m.network as Record<string, unknown>).discoveryKey = DISCOVERY_KEY.slice(0, -1); }], // no padding
+    ['map.network.discoveryKey', (m) => { (m.network as Record<string, unknown>).discoveryKey = `${DISCOVERY_KEY}\n`; }],
+    ['map.network.discoveryKey', (m) => { (m.network as Record<string, unknown>).discoveryKey = DISCOVERY_KEY.slice(0, -2) + 'l='; }], // not canonical (padding bits set)
+    ['map.network.discoveryKey', (m) => { (m.network as Record<string, unknown>).discoveryKey = 42; }],
+    ['map.network.discoveryKey', (m) => { (m.network as Record<string, unknown>).discoveryKey = [...Buffer.alloc(32, 1)]; }],
   ];
   for (const [field, spoil] of cases) {
     const m = goodMap();

@@ -204,7 +204,17 @@ export function checkNetwork(v: unknown, field: string): ControlNetworkMap['netw
   const pool = checkPrefix(o.ipv4Pool, `${field}.ipv4Pool`, 4);
   const ula = checkPrefix(o.ulaPrefix, `${field}.ulaPrefix`, 6);
   if ((ula.cidr.address as Uint8Array)[0] !== 0xfd || ula.cidr.prefixLen < 8) fail(`${field}.ulaPrefix`, o.ulaPrefix, 'a prefix inside fd00::/8');
-  return { id: checkId(o.id, `${field}.id`), name: checkLabel(o.name, `${field}.name`), ipv4Pool: pool.text, ulaPrefix: ula.text };
+  const network: ControlNetworkMap['network'] = { id: checkId(o.id, `${field}.id`), name: checkLabel(o.name, `${field}.name`), ipv4Pool: pool.text, ulaPrefix: ula.text };
+  // Absent from coordinators older than LAN discovery; when present, exactly 32 bytes.
+  if (o.discoveryKey !== undefined && o.discoveryKey !== null) network.discoveryKey = checkDiscoveryKey(o.discoveryKey, `${field}.discoveryKey`);
+  return network;
+}
+
+/** A network's LAN discovery key: 32 bytes in canonical base64. */
+export function checkDiscoveryKey(v: unknown, field: string): string {
+  const k = typeof v === 'string' ? decodeBase64Key(v) : null;
+  if (!k || k.length !== 32 || k.toString('base64') !== v) fail(field, v, 'a 32-byte key in base64');
+  return v as string;
 }
 
 /** A network map as a coordinator sends it, checked field by field (see the file header). */
