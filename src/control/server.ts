@@ -178,6 +178,24 @@ function strings(v: unknown): string[] | undefined {
   return Array.isArray(v) ? v.map(String) : undefined;
 }
 
+/** A report's rtts object (node id -> ms), other values dropped; undefined when absent or not an
+ * object. At most MAX_REPORTED_RTTS entries. */
+function rttTable(v: unknown): Record<string, number> | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const out: Record<string, number> = {};
+  let n = 0;
+  for (const [k, ms] of Object.entries(v as Record<string, unknown>)) {
+    if (n >= MAX_REPORTED_RTTS) break;
+    if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 && k.length <= 100) {
+      out[k] = ms;
+      n++;
+    }
+  }
+  return out;
+}
+
+const MAX_REPORTED_RTTS = 65_536;
+
 /** A report's paths object (node id -> "direct" | "failed"), other values dropped; undefined
  * when absent or not an object. */
 function pathStates(v: unknown): Record<string, PathState> | undefined {
@@ -456,6 +474,7 @@ export class ControlServer {
     try {
       const n = this.coordinator.reportNodeState(session.peerKey, {
         endpoints: strings(msg.endpoints), advertisedRoutes: strings(msg.advertisedRoutes), paths: pathStates(msg.paths), nat: natType(msg.nat),
+        ...(typeof msg.relay === 'boolean' ? { relay: msg.relay } : {}), ...(rttTable(msg.rtts) ? { rtts: rttTable(msg.rtts)! } : {}),
       });
       this.framed(stream, session, CONTROL_PATH_REPORT, 200, { ok: true, version: this.coordinator.version(n.networkId) });
     } catch (e) {

@@ -117,6 +117,10 @@ export interface ReportRequest {
   paths?: Record<string, PathState>;
   /** The node's NAT type from its latest STUN probe (ControlMapNode.nat). */
   nat?: NatType;
+  /** The node offers relaying for pairs that cannot reach each other (`meshtun up --relay`). */
+  relay?: boolean;
+  /** Round-trip times (ms) of the node's direct paths, per peer node id (relays are chosen by them). */
+  rtts?: Record<string, number>;
 }
 
 export interface ReportReply {

@@ -80,6 +80,13 @@ export interface PeerPath {
   changes: number;
 }
 
+/** `ms` rounded: to 1 ms below 10, 5 ms below 100, 25 ms above. */
+function coarseMs(ms: number): number {
+  if (ms < 10) return Math.round(ms);
+  if (ms < 100) return Math.round(ms / 5) * 5;
+  return Math.round(ms / 25) * 25;
+}
+
 /** The allowed IPs an exit node gets on top of its own. */
 export const EXIT_ROUTES = ['0.0.0.0/0', '::/0'];
 
@@ -211,6 +218,17 @@ export class MeshNode {
         rx += ep.rxBytes;
       }
       out.push({ name: a.name, publicKey: key, kind: a.paths.kind, changes: a.paths.changes, relayedTxBytes: tx, relayedRxBytes: rx });
+    }
+    return out;
+  }
+
+  /** The round-trip time (ms, rounded coarsely so small jitter does not make a new report) of
+   * every peer with a measured direct path, by node id (the coordinator chooses relays by them). */
+  pathRtts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const a of this.applied.values()) {
+      const d = a.paths.direct;
+      if (d && Number.isFinite(d.rttMs)) out[a.id] = coarseMs(d.rttMs);
     }
     return out;
   }
