@@ -42,3 +42,11 @@ test('mesh up flags: proxy credentials', () => {
   assert.equal(f.httpProxyPassword, 'pw');
   assert.throws(() => parseMeshUpFlags(['--socks5-user']), (e: unknown) => e instanceof UserError && /--socks5-user needs a value/.test(e.message));
 });
+
+test('mesh up flags: --endpoint is repeatable and must be an address:port', () => {
+  const f = parseMeshUpFlags(['--endpoint', '198.18.0.7:51820', '--endpoint=[FD00::7]:51820']);
+  assert.deepEqual(f.endpoints, ['198.18.0.7:51820', '[fd00::7]:51820']);
+  assert.throws(() => parseMeshUpFlags(['--endpoint', 'router.example:51820']),
+    (e: unknown) => e instanceof UserError && /^--endpoint "router.example:51820": not an address:port$/.test(e.message));
+  assert.throws(() => parseMeshUpFlags(['--endpoint']), (e: unknown) => e instanceof UserError && /--endpoint needs a value/.test(e.message));
+});

@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { Logger, UserError } from '../util/index.js';
-import { startMesh, stateDir, meshProxySettings, MESH_API_SOCKET, type MeshUpOptions } from '../daemon/index.js';
+import { startMesh, stateDir, meshProxySettings, parseConfiguredEndpoint, MESH_API_SOCKET, type MeshUpOptions } from '../daemon/index.js';
 import type { Command } from './main.js';
 
 const log = new Logger('meshtun');
@@ -39,6 +39,7 @@ export function parseMeshUpFlags(args: string[]): MeshUpFlags {
     '--policy': (v) => { out.policyFile = v; },
     '--advertise-routes': (v) => { out.advertiseRoutes = [...(out.advertiseRoutes ?? []), ...v.split(',').map((r) => r.trim()).filter(Boolean)]; },
     '--exit-node': (v) => { out.exitNode = v; },
+    '--endpoint': (v) => { out.endpoints = [...(out.endpoints ?? []), parseConfiguredEndpoint(v)]; },
     '--socks5': (v) => { out.socks5 = v; },
     '--http-proxy': (v) => { out.httpProxy = v; },
     '--socks5-user': (v) => { out.socks5User = v; },

@@ -92,6 +92,11 @@ export function formatMeshStatus(st: MeshNodeStatus): string {
   const control = (m as { control?: Record<string, number> }).control;
   const nonzero = control ? Object.entries(control).filter(([, v]) => typeof v === 'number' && v !== 0) : [];
   if (nonzero.length) out.push(`  control channel: ${nonzero.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  // What STUN found (mesh-nat.ts): the NAT type and the address the outside sees.
+  const nat = (m as { nat?: { nat?: string; reflexive?: string[]; lastProbe?: number | null } }).nat;
+  if (nat?.nat) {
+    out.push(`  NAT: ${nat.nat}${nat.reflexive?.length ? `, reflexive address ${nat.reflexive.join(', ')}` : ''}${nat.lastProbe ? `; probed ${ago(nat.lastProbe)}` : '; not probed yet'}`);
+  }
   out.push(...counterLines(st));
   return out.join('\n') + '\n';
 }

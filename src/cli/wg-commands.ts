@@ -17,7 +17,7 @@ import { upMesh } from './mesh-commands.js';
 /** Flags of a mesh node (`meshtun up` with no file); their values are not file names. */
 const MESH_FLAGS = new Set([
   '--join', '--token', '--name', '--listen', '--listen-port', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy',
-  '--socks5-user', '--socks5-password', '--http-proxy-user', '--http-proxy-password',
+  '--socks5-user', '--socks5-password', '--http-proxy-user', '--http-proxy-password', '--endpoint',
 ]);
 
 const log = new Logger('meshtun');
@@ -106,7 +106,7 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--listen-port PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE]\n' +
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--listen-port PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE] [--endpoint HOST:PORT]\n' +
     '  A mesh node (no file) runs on the userspace stack by default, as root too: no TUN, a SOCKS5 proxy on 127.0.0.1:1080 and an\n' +
     '  HTTP proxy on 127.0.0.1:8080 (names like <node>.mesh resolve), DNS for <node>.mesh on its overlay addresses, and it routes\n' +
     '  its approved subnets / exit traffic with host sockets. --tun puts it on a kernel TUN interface instead (root).\n' +
@@ -116,7 +116,9 @@ export const up: Command = {
     '  In a file: [Meshtun] Socks5User/Socks5Password and HttpProxyUser/HttpProxyPassword.\n' +
     '  With a file, the file\'s Mode = decides (default: a kernel TUN); --userspace / --tun override it.\n' +
     '  Unless given, a mesh node takes UDP port 51820 (--listen-port), a coordinator TCP port 7443 (--listen) and a --tun node\n' +
-    '  the interface meshtun0 (--interface), or the next free ones when another node on this host has them.',
+    '  the interface meshtun0 (--interface), or the next free ones when another node on this host has them.\n' +
+    '  A mesh node learns its address as seen from outside (STUN with the coordinator and peers without NAT) and reports it;\n' +
+    '  --endpoint HOST:PORT (repeatable) adds an address that reaches its UDP port, e.g. a port forward on the router.',
   examples: [
     'meshtun up mt0.conf             # a WireGuard interface mt0 from a wg-quick file (root)',
     'meshtun up --userspace mt0.conf # the same without root: SOCKS5 on 127.0.0.1:1080, HTTP proxy on 127.0.0.1:8080, [Meshtun] forwards',
@@ -128,6 +130,7 @@ export const up: Command = {
     'MESHTUN_SOCKS5_PASSWORD=s3cret meshtun up --socks5 0.0.0.0:1080 --socks5-user alice  # a SOCKS5 proxy for the LAN, with a password',
     'meshtun up --advertise-routes 192.0.2.0/24 --advertise-exit-node  # route a subnet and offer an exit (then: meshtun routes approve)',
     'meshtun up --exit-node router    # send all traffic through the approved exit node "router"',
+    'meshtun up --join ... --endpoint 198.18.0.7:51820  # also report a port forward on the router as this node\'s endpoint',
   ],
   async run(args) {
     const files = args.filter((a) => !a.startsWith('-'));

@@ -84,6 +84,7 @@ export function prometheusMetrics(st: InterfaceStatus): string {
     forwards?: { spec: string; counters: Record<string, number> }[];
     mesh?: {
       relay?: Record<string, number>; control?: Record<string, number>; disco?: Record<string, number>; underlay?: Record<string, number>; lan?: Record<string, number>;
+      nat?: { nat?: string; lastProbe?: number | null; stunServer?: Record<string, number>; stunClient?: Record<string, number> };
       paths?: { name: string; kind: string; changes: number; relayedTxBytes: number; relayedRxBytes: number }[];
     };
   };
@@ -103,6 +104,16 @@ export function prometheusMetrics(st: InterfaceStatus): string {
   family('meshtun_relay_events_total', 'Multi-hop relay frames forwarded, delivered, sent and dropped by reason.', extra.mesh?.relay ? [['', extra.mesh.relay]] : []);
   family('meshtun_disco_events_total', 'Path discovery: pings, pongs, calls, path changes and refused messages by reason.', extra.mesh?.disco ? [['', extra.mesh.disco]] : []);
   family('meshtun_underlay_events_total', 'Non-WireGuard datagrams on the WireGuard socket by kind (STUN, discovery).', extra.mesh?.underlay ? [['', extra.mesh.underlay]] : []);
+  const nat = extra.mesh?.nat;
+  family('meshtun_stun_events_total',
+    'STUN on the WireGuard socket: the server\'s requests, responses, errors, rate-limited, malformed and ignored messages; the client\'s requests, datagrams sent, retransmits, responses, timeouts and refused answers by reason.',
+    nat ? [[',side="server"', nat.stunServer ?? {}], [',side="client"', nat.stunClient ?? {}]] : []);
+  if (nat && typeof nat.nat === 'string') {
+    lines.push('# HELP meshtun_nat_type The NAT type this node found with STUN (1 for the current one).', '# TYPE meshtun_nat_type gauge');
+    lines.push(`meshtun_nat_type{${iface},nat="${esc(nat.nat)}"} 1`);
+    lines.push('# HELP meshtun_nat_last_probe_seconds Wall-clock time of the latest STUN probe (0: none yet).', '# TYPE meshtun_nat_last_probe_seconds gauge');
+    lines.push(`meshtun_nat_last_probe_seconds{${iface}} ${Math.floor((nat.lastProbe ?? 0) / 1000)}`);
+  }
   const paths = extra.mesh?.paths ?? [];
   if (paths.length > 0) {
     lines.push('# HELP meshtun_peer_path_changes_total Times the path to a peer changed (direct, relay, none).', '# TYPE meshtun_peer_path_changes_total counter');

@@ -16,3 +16,4 @@ export {
 } from './mesh-daemon.js';
 export type { ApiRoutes } from './api-server.js';
 export { meshProxySettings, PROXY_ENV, type MeshProxySetting } from './mesh-dns.js';
+export { MeshNat, parseConfiguredEndpoint, NAT_PROBE_MS } from './mesh-nat.js';

@@ -21,7 +21,7 @@ import { Logger, UserError, writePrivateFile } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 import { LocalIdentity, type Engine } from '../wireguard/index.js';
 import {
-  MeshNode, ControlClient, LanDiscovery, EXIT_ROUTES, MapFieldError, checkNetworkMap, checkMembership, checkIpv4, checkIpv6, checkPrefix, type Membership, type ReportRequest,
+  MeshNode, ControlClient, LanDiscovery, UnderlayMux, EXIT_ROUTES, MapFieldError, checkNetworkMap, checkMembership, checkIpv4, checkIpv6, checkPrefix, type Membership, type ReportRequest,
 } from '../mesh/index.js';
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
@@ -38,6 +38,7 @@ import { emptyMeshtunSettings } from './meshtun-section.js';
 import { loadNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { MeshAcl } from './mesh-acl.js';
 import { MeshReporter } from './mesh-reporter.js';
+import { MeshNat } from './mesh-nat.js';
 import { loadMeshState, saveMeshState, MESH_STATE_SAVE_MS } from './mesh-state.js';
 import { MeshApi } from './mesh-api.js';
 
@@ -91,6 +92,9 @@ export interface MeshUpOptions {
   exitNode?: string;
   /** Coordinator: approve every route nodes advertise without `meshtun routes approve`. */
   autoApproveRoutes?: boolean;
+  /** Configured endpoints of this node ("198.18.0.5:51820", normalized: a port forward on a
+   * router), reported first (mesh-nat.ts). */
+  endpoints?: string[];
 }
 
 /** The routes a node advertises, from its options. */
@@ -230,6 +234,10 @@ export async function startMesh(opts: MeshUpOptions): Promise<MeshDaemon> {
  * local API. Started in that order; a failure stops what started and rethrows. */
 interface NodeServices {
   mesh: MeshNode;
+  /** The mux of the WireGuard socket: STUN (nat) and discovery (mesh.disco) are on it. */
+  mux: UnderlayMux;
+  /** STUN server and client, and what they found (mesh-nat.ts). */
+  nat: MeshNat;
   /** What the services print (DNS, proxies). */
   lines: string[];
   apiPath: string;
@@ -242,6 +250,8 @@ interface NodeServicesOptions {
   iface: MeshInterface;
   self: { name: string; ipv4: string; ipv6: string };
   overlay: { ipv4Pool: string; ulaPrefix: string };
+  /** The coordinator's node key (base64): its node is this node's first STUN server. */
+  coordinatorKey: string;
   /** Sends a report to the coordinator (the control channel, or the in-process coordinator). */
   report: (req: ReportRequest) => Promise<void>;
   /** Role-specific fields of the status's mesh block (read at each status request). */
@@ -281,9 +291,18 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     closers.push(() => routing.stop());
     let reporter: MeshReporter | null = null;
     let lan: LanDiscovery | null = null;
+    // One mux on the WireGuard socket: STUN here, discovery in MeshNode.
+    const mux = new UnderlayMux(iface.engine);
+    closers.push(() => mux.close());
+    const nat = new MeshNat({
+      mux, coordinatorKey: p.coordinatorKey, localEndpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), configured: opts.endpoints ?? [],
+      onChange: () => reporter?.poke(),
+    });
+    closers.push(() => nat.stop());
     const mesh = new MeshNode(iface.engine, {
+      mux,
       onApplied: (map) => {
-        services.update(map); acl.update(map); routing.onMap(map);
+        services.update(map); acl.update(map); routing.onMap(map); nat.onMap(map);
         if (p.saveState) saveMeshState(opts.dir, { map, endpoints: mesh.goodEndpoints() });
         if (map.network.discoveryKey) lan?.setNetwork(map.network.id, map.network.discoveryKey);
       },
@@ -306,9 +325,10 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     closers.push(p.onCall((from) => mesh.called(from)));
     reporter = new MeshReporter({
       send: p.report,
-      endpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(),
+      endpoints: () => nat.endpoints(), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(), nat: () => nat.nat(),
     });
     reporter.start();
+    nat.start();
     const started = reporter;
     closers.push(() => started.stop());
     // Roaming: when this machine's addresses change (another network, a new DHCP lease), every
@@ -320,6 +340,7 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
       log.info(`this node's addresses changed (${now || 'none'}): looking for paths to every peer again`);
       addresses = now;
       mesh.resweep();
+      nat.localChanged();
       started.poke();
     }, ADDRESS_CHECK_MS);
     watch.unref();
@@ -334,12 +355,12 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     closers.push(() => meshApi.close());
     const api = await ApiServer.listen(apiPath,
       meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: {
-        ...p.status(), node: p.self.name, mapVersion: mesh.map?.version ?? null, relay: { ...mesh.relay.counters },
+        ...p.status(), node: p.self.name, mapVersion: mesh.map?.version ?? null, relay: { ...mesh.relay.counters }, nat: nat.status(),
         disco: { ...mesh.disco.counters }, underlay: { ...mesh.mux.counters }, paths: mesh.pathSummary(), ...(lan ? { lan: { ...lan.counters } } : {}),
       } })),
       meshApi.routes(p.routes));
     closers.push(() => api.close());
-    return { mesh, lines: services.lines, apiPath, close };
+    return { mesh, mux, nat, lines: services.lines, apiPath, close };
   } catch (e) {
     await close();
     throw e;
@@ -353,7 +374,7 @@ function joinCommand(joinString: string, token: string): string {
 function nodeInfo(n: NodeRecord) {
   return {
     id: n.id, name: n.name, ipv4: n.ipv4, ipv6: n.ipv6, publicKey: n.publicKey, endpoints: n.endpoints, tags: n.tags,
-    lastSeen: n.lastSeen, coordinator: n.tokenId === null,
+    lastSeen: n.lastSeen, coordinator: n.tokenId === null, nat: n.nat,
   };
 }
 
@@ -418,7 +439,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     cleanup.push(() => iface.stop('mesh stopped'));
     const joinString = formatJoinString({ host: advertisedHost(listen.host, ifname), port: server.port, publicKey: id.publicKey });
     const svc = await startNodeServices({
-      opts, ifname, iface, self, overlay: net, status: () => ({ role: 'coordinator', network: net.name, control: server.stats() }),
+      opts, ifname, iface, self, overlay: net, coordinatorKey: encodeBase64Key(id.publicKey), status: () => ({ role: 'coordinator', network: net.name, control: server.stats() }),
       report: async (req) => { coord.reportNodeState(id.publicKey, req); },
       routes: coordinatorRoutes(coord, net.name, joinString),
       callMeMaybe: (nodeId) => { server.deliverCall(self.id, nodeId); },
@@ -506,7 +527,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
   let svc: NodeServices;
   try {
     svc = await startNodeServices({
-      opts, ifname, iface, self: member, overlay: member,
+      opts, ifname, iface, self: member, overlay: member, coordinatorKey: member.coordinatorKey,
       status: () => ({
         role: 'member',
         control: {

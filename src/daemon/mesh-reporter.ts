@@ -1,11 +1,12 @@
 // What a mesh node tells its coordinator about itself, kept current: its underlay endpoints (they
 // change when the machine moves networks or an interface gets a new address), the routes it
-// advertises, and the state of its direct paths to peers (mesh/node.ts). A report goes out when
-// any of them changed (checked every CHECK_MS, and at once when MeshNode says paths changed), and
-// every REFRESH_MS regardless, so a coordinator that restarted (its path table lives in memory)
+// advertises, the state of its direct paths to peers (mesh/node.ts) and its NAT type (STUN,
+// mesh-nat.ts). A report goes out when any of them changed (checked every CHECK_MS, and at once
+// when MeshNode says paths changed or a STUN probe found something new), and every REFRESH_MS
+// regardless, so a coordinator that restarted (its path table lives in memory)
 // hears everything again soon. A failed report is retried at the next check.
 import { Logger } from '../util/index.js';
-import type { PathState, ReportRequest } from '../mesh/index.js';
+import type { NatType, PathState, ReportRequest } from '../mesh/index.js';
 
 export const REPORT_CHECK_MS = 5_000;
 export const REPORT_REFRESH_MS = 30_000;
@@ -18,6 +19,8 @@ export interface MeshReporterOptions {
   endpoints: () => string[];
   advertisedRoutes: string[];
   paths: () => Record<string, PathState>;
+  /** The node's NAT type from STUN (mesh-nat.ts); undefined: not known yet, left out. */
+  nat?: () => NatType | undefined;
   checkMs?: number;
   refreshMs?: number;
   now?: () => number;
@@ -59,7 +62,8 @@ export class MeshReporter {
       return;
     }
     const now = (this.opts.now ?? Date.now)();
-    const req: ReportRequest = { endpoints: this.opts.endpoints(), advertisedRoutes: this.opts.advertisedRoutes, paths: this.opts.paths() };
+    const nat = this.opts.nat?.();
+    const req: ReportRequest = { endpoints: this.opts.endpoints(), advertisedRoutes: this.opts.advertisedRoutes, paths: this.opts.paths(), ...(nat ? { nat } : {}) };
     const text = JSON.stringify(req);
     if (text === this.lastSent && now - this.lastSentAt < (this.opts.refreshMs ?? REPORT_REFRESH_MS)) return;
     if (this.lastSent !== '' && text !== this.lastSent) {
