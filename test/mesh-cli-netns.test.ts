@@ -75,7 +75,7 @@ test('mesh cli: peers, ping and traceroute by name (v4, v6, userspace), status, 
   }
   const table = run(a, ['peers']);
   assert.equal(table.status, 0);
-  assert.match(table.stdout, /^u\s+100\.\S+\s+fd\S+\s+direct\s+198\.18\.57\.3:\d+\s.*online$/m);
+  assert.match(table.stdout, /^u\s+100\.\S+\s+fd\S+\s+direct\s+udp\s+198\.18\.57\.3:\d+\s.*online$/m);
 
   // Ping by name over v4 and v6, from the kernel-TUN member and from the userspace one.
   for (const [from, to, fam] of [[a, u, '-4'], [a, u, '-6'], [u, a, '-4'], [u, coord, '-6'], [coord, u, '-4']] as const) {

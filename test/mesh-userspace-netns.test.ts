@@ -112,8 +112,22 @@ test('mesh userspace: the default node is userspace; proxies resolve <name>.mesh
   // The userspace member's DNS, asked through the tunnel from the TUN member.
   for (const server of [us.ipv4, us.ipv6]) {
     const a = run(kNs, 'dig', [`@${server}`, '+short', '+time=2', '+tries=2', 'tk.mesh', 'A']);
+    if (a.out !== tk.ipv4) {
+      const drops = (n: Node) => {
+        const st = JSON.parse(cli(n, ['status', '--json'])) as { counters: Record<string, number>; mesh: unknown };
+        return JSON.stringify({ counters: Object.fromEntries(Object.entries(st.counters).filter(([, v]) => v)), mesh: st.mesh });
+      };
+      console.log(`# DIAG tk ${drops(tk)}\n# DIAG us ${drops(us)}\n# tk out ${tk.out().slice(-3000)}\n# us out ${us.out().slice(-3000)}`);
+    }
     assert.equal(a.out, tk.ipv4, `A from ${server}`);
     const aaaa = run(kNs, 'dig', [`@${server}`, '+short', '+time=2', '+tries=2', 'us.home', 'AAAA']);
+    if (aaaa.out !== us.ipv6) {
+      const drops = (n: Node) => {
+        const st = JSON.parse(cli(n, ['status', '--json'])) as { counters: Record<string, number>; mesh: unknown };
+        return JSON.stringify({ counters: Object.fromEntries(Object.entries(st.counters).filter(([, v]) => v)), mesh: st.mesh });
+      };
+      console.log(`# DIAG tk ${drops(tk)}\n# DIAG us ${drops(us)}\n# tk out ${tk.out().slice(-3000)}\n# us out ${us.out().slice(-3000)}`);
+    }
     assert.equal(aaaa.out, us.ipv6, `AAAA from ${server}`);
   }
 

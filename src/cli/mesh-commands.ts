@@ -54,6 +54,7 @@ export function parseMeshUpFlags(args: string[]): MeshUpFlags {
     if (flag === '--tun') out.tun = true;
     else if (flag === '--userspace') out.userspace = true;
     else if (flag === '--advertise-exit-node') out.advertiseExitNode = true;
+    else if (flag === '--relay') out.relay = true;
     else if (flag === '--auto-approve-routes') out.autoApproveRoutes = true;
     else if (valued[flag]) {
       const v = eq > 0 ? a.slice(eq + 1) : args[++i];

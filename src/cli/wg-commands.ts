@@ -106,7 +106,7 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--listen-port PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--auto-approve-routes] [--policy FILE] [--endpoint HOST:PORT]\n' +
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--listen-port PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--relay] [--auto-approve-routes] [--policy FILE] [--endpoint HOST:PORT]\n' +
     '  A mesh node (no file) runs on the userspace stack by default, as root too: no TUN, a SOCKS5 proxy on 127.0.0.1:1080 and an\n' +
     '  HTTP proxy on 127.0.0.1:8080 (names like <node>.mesh resolve), DNS for <node>.mesh on its overlay addresses, and it routes\n' +
     '  its approved subnets / exit traffic with host sockets. --tun puts it on a kernel TUN interface instead (root).\n' +
@@ -130,6 +130,7 @@ export const up: Command = {
     'MESHTUN_SOCKS5_PASSWORD=s3cret meshtun up --socks5 0.0.0.0:1080 --socks5-user alice  # a SOCKS5 proxy for the LAN, with a password',
     'meshtun up --advertise-routes 192.0.2.0/24 --advertise-exit-node  # route a subnet and offer an exit (then: meshtun routes approve)',
     'meshtun up --exit-node router    # send all traffic through the approved exit node "router"',
+    'meshtun up --join ... --relay    # offer relaying for members that cannot reach each other (chosen by round-trip time)',
     'meshtun up --join ... --endpoint 198.18.0.7:51820  # also report a port forward on the router as this node\'s endpoint',
   ],
   async run(args) {

@@ -88,6 +88,8 @@ export interface MeshUpOptions {
   advertiseRoutes?: string[];
   /** Offer this node as an exit node (0.0.0.0/0 and ::/0, once approved). */
   advertiseExitNode?: boolean;
+  /** Offer relaying for members that cannot reach each other directly (the coordinator always does). */
+  relay?: boolean;
   /** Send all traffic through this node (by name) once it is an approved exit node. */
   exitNode?: string;
   /** Coordinator: approve every route nodes advertise without `meshtun routes approve`. */
@@ -263,6 +265,8 @@ interface NodeServicesOptions {
   callMeMaybe: (nodeId: string) => void;
   /** Subscribes to calls from peers (node ids); returns the unsubscribe function. */
   onCall: (fn: (from: string) => void) => () => void;
+  /** The coordinator's own node: always offers relaying. */
+  relay?: boolean;
   /** Members: keep the last map and good endpoints in the state directory (mesh-state.ts). */
   saveState?: boolean;
 }
@@ -294,9 +298,10 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     // One mux on the WireGuard socket: STUN here, discovery in MeshNode.
     const mux = new UnderlayMux(iface.engine);
     closers.push(() => mux.close());
+    let meshRef: MeshNode | null = null;
     const nat = new MeshNat({
       mux, coordinatorKey: p.coordinatorKey, localEndpoints: () => underlayEndpoints(iface.engine.bind.port, ifname), configured: opts.endpoints ?? [],
-      onChange: () => reporter?.poke(),
+      onChange: () => reporter?.poke(), isTunnelled: (address) => meshRef?.isTunnelled(address) ?? false,
     });
     closers.push(() => nat.stop());
     const mesh = new MeshNode(iface.engine, {
@@ -311,6 +316,7 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
       onPathStates: () => reporter?.poke(),
       callMeMaybe: p.callMeMaybe,
     });
+    meshRef = mesh;
     closers.push(() => mesh.stop());
     // LAN beacons (mesh/lan-discovery.ts): idle until the first map with a discovery key.
     const ownKey = iface.engine.publicKey;
@@ -326,6 +332,7 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     reporter = new MeshReporter({
       send: p.report,
       endpoints: () => nat.endpoints(), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(), nat: () => nat.nat(),
+      relay: p.relay === true || opts.relay === true, rtts: () => mesh.pathRtts(),
     });
     reporter.start();
     nat.start();
@@ -443,6 +450,7 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
       report: async (req) => { coord.reportNodeState(id.publicKey, req); },
       routes: coordinatorRoutes(coord, net.name, joinString),
       callMeMaybe: (nodeId) => { server.deliverCall(self.id, nodeId); },
+      relay: true,
       onCall: (fn) => server.onCall((from, to) => {
         if (to !== self.id) return false;
         fn(from);

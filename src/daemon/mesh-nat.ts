@@ -45,6 +45,9 @@ export interface MeshNatOptions {
   configured?: string[];
   /** Called when the probe's outcome (reflexive addresses, NAT type) changed. */
   onChange?: () => void;
+  /** True for an underlay address routed through the mesh itself (never asked: the request would
+   * enter the tunnel). */
+  isTunnelled?: (address: string) => boolean;
   probeMs?: number;
   client?: StunClientOptions;
   serverLimits?: Partial<StunServerLimits>;
@@ -187,7 +190,12 @@ export class MeshNat {
     ];
     const out: string[] = [];
     for (const n of nodes) {
-      for (const e of n.endpoints.slice(0, NAT_ENDPOINTS_PER_SERVER)) if (!own.has(e) && !out.includes(e)) out.push(e);
+      for (const e of n.endpoints.slice(0, NAT_ENDPOINTS_PER_SERVER)) {
+        if (own.has(e) || out.includes(e)) continue;
+        const host = e.startsWith('[') ? e.slice(1, e.indexOf(']')) : e.slice(0, e.lastIndexOf(':'));
+        if (this.opts.isTunnelled?.(host)) continue;
+        out.push(e);
+      }
     }
     return out;
   }

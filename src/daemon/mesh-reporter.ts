@@ -21,6 +21,10 @@ export interface MeshReporterOptions {
   paths: () => Record<string, PathState>;
   /** The node's NAT type from STUN (mesh-nat.ts); undefined: not known yet, left out. */
   nat?: () => NatType | undefined;
+  /** The node offers relaying (`--relay`, and always the coordinator's own node). */
+  relay?: boolean;
+  /** Round-trip times of the direct paths per peer node id (MeshNode.pathRtts). */
+  rtts?: () => Record<string, number>;
   checkMs?: number;
   refreshMs?: number;
   now?: () => number;
@@ -63,7 +67,10 @@ export class MeshReporter {
     }
     const now = (this.opts.now ?? Date.now)();
     const nat = this.opts.nat?.();
-    const req: ReportRequest = { endpoints: this.opts.endpoints(), advertisedRoutes: this.opts.advertisedRoutes, paths: this.opts.paths(), ...(nat ? { nat } : {}) };
+    const req: ReportRequest = {
+      endpoints: this.opts.endpoints(), advertisedRoutes: this.opts.advertisedRoutes, paths: this.opts.paths(), ...(nat ? { nat } : {}),
+      ...(this.opts.relay !== undefined ? { relay: this.opts.relay } : {}), ...(this.opts.rtts ? { rtts: this.opts.rtts() } : {}),
+    };
     const text = JSON.stringify(req);
     if (text === this.lastSent && now - this.lastSentAt < (this.opts.refreshMs ?? REPORT_REFRESH_MS)) return;
     if (this.lastSent !== '' && text !== this.lastSent) {

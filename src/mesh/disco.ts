@@ -103,6 +103,8 @@ export class PeerPaths {
   private lastRx = 0;
   private lastWireGuard = -Infinity;
   pairKey: Buffer | null = null;
+  /** True for an underlay address that is routed through the mesh itself (never a path). */
+  tunnelled: (address: string) => boolean = () => false;
 
   constructor(readonly peer: Peer, readonly nodeId: string, public name: string) {}
 
@@ -148,7 +150,7 @@ export class PeerPaths {
   best(now: number): Candidate | null {
     let best: Candidate | null = null;
     for (const c of this.candidates.values()) {
-      if (!this.trusted(c, now)) continue;
+      if (!this.trusted(c, now) || this.tunnelled(c.ep.address)) continue;
       if (best === null || rank(c) < rank(best)) best = c;
     }
     return best;
@@ -162,6 +164,7 @@ export class PeerPaths {
     const from = peer.lastReceivedFrom;
     if (from === null || peer.lastReceived <= this.lastWireGuard || from.send !== undefined) return null;
     this.lastWireGuard = peer.lastReceived;
+    if (this.tunnelled(from.address)) return null;
     const { c } = this.addCandidate(endpointText(from), from, 'disco');
     c.ep = from;
     if (peer.lastReceived > c.lastPong) c.lastPong = peer.lastReceived;
@@ -188,6 +191,8 @@ export class DiscoCounters {
   dropStale = 0;
   /** A pong for no ping we sent (late, or a replay). */
   dropUnexpectedPong = 0;
+  /** Pings not sent: the candidate's address is routed through the mesh itself. */
+  skippedTunnelled = 0;
 }
 
 /** What the discovery service needs from its owner (MeshNode). */
@@ -256,6 +261,10 @@ export class Disco {
   ping(p: PeerPaths, c: Candidate): void {
     const key = this.pairKey(p);
     if (!key) return;
+    if (p.tunnelled(c.ep.address)) {
+      this.counters.skippedTunnelled++;
+      return;
+    }
     if (this.pending.size >= DISCO_TIMING.MAX_PENDING) {
       // Forget the oldest: a pong for it counts as unexpected.
       const first = this.pending.keys().next().value as string | undefined;
@@ -428,6 +437,7 @@ export class Disco {
   decide(p: PeerPaths, now: number): void {
     const best = p.best(now);
     let direct = p.direct;
+    if (direct !== null && p.tunnelled(direct.ep.address)) direct = null;
     if (best !== null && best !== direct) {
       if (direct === null || !p.trusted(direct, now)
         || (best.rttMs < direct.rttMs * DISCO_TIMING.BETTER_RTT && direct.rttMs - best.rttMs >= DISCO_TIMING.BETTER_RTT_MIN_MS)) {
@@ -447,7 +457,13 @@ export class Disco {
       kind = 'none';
       // Nothing answers yet: handshakes go to the first candidate (the map lists the likeliest
       // first), as plain WireGuard would.
-      const first = p.candidates.values().next().value as Candidate | undefined;
+      let first: Candidate | undefined;
+      for (const c of p.candidates.values()) {
+        if (!p.tunnelled(c.ep.address)) {
+          first = c;
+          break;
+        }
+      }
       ep = p.peer.endpoint !== null && p.kind === 'none' ? p.peer.endpoint : first?.ep ?? null;
     }
     const endpointChanged = ep !== p.peer.endpoint;

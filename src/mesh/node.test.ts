@@ -171,3 +171,34 @@ test('mesh node: the chosen exit node gets 0.0.0.0/0 and ::/0 only while the map
     engine.close();
   }
 });
+
+test('mesh node: an endpoint inside the overlay or a subnet routed through the mesh is never a path (no tunnel inside itself)', async () => {
+  const net = new MemoryNetwork();
+  const engine = new Engine({ device: new MemoryTun('mesh-loop'), bind: net.createBind('198.18.0.1') });
+  engine.setPrivateKey(generatePrivateKey());
+  await engine.setListenPort(51820);
+  await engine.up();
+  const self: ControlMapNode = {
+    id: 's', name: 'self', publicKey: encodeBase64Key(engine.publicKey!), ipv4: '100.64.0.1', ipv6: 'fd12:3456:789a::1', tags: [],
+    endpoints: [], routes: [], exitNode: false, allowedIps: [],
+  };
+  // The router reports its LAN address (inside the subnet it routes) first, then its real one;
+  // another peer reports an overlay address.
+  const router: ControlMapNode = {
+    id: 'r', name: 'router', publicKey: encodeBase64Key(Buffer.alloc(32, 2)), ipv4: '100.64.0.2', ipv6: '', tags: [],
+    endpoints: ['198.19.2.1:51820', '198.18.0.2:51820'], routes: ['198.19.2.0/24'], exitNode: false, allowedIps: ['100.64.0.2/32', '198.19.2.0/24'],
+  };
+  const odd: ControlMapNode = { ...router, id: 'o', name: 'odd', publicKey: encodeBase64Key(Buffer.alloc(32, 3)), ipv4: '100.64.0.3', endpoints: ['100.64.0.3:51820'], routes: [], allowedIps: [] };
+  const mesh = new MeshNode(engine);
+  try {
+    mesh.apply(mapFor(1, self, [router, odd]));
+    assert.equal(engine.getPeer(Buffer.alloc(32, 2))!.endpoint!.toString(), '198.18.0.2:51820', 'the routed LAN address is skipped');
+    assert.equal(engine.getPeer(Buffer.alloc(32, 3))!.endpoint, null, 'an overlay address is no path');
+    assert.ok(mesh.disco.counters.skippedTunnelled >= 2, 'and neither is pinged');
+    assert.equal(mesh.isTunnelled('198.19.2.77'), true);
+    assert.equal(mesh.isTunnelled('198.18.0.2'), false);
+  } finally {
+    mesh.stop();
+    engine.close();
+  }
+});

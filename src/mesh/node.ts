@@ -16,7 +16,7 @@
 import { decodeBase64Key } from '../crypto/index.js';
 import { Logger } from '../util/index.js';
 import { parseIpv4Address, parseIpv6Address } from '../wire/index.js';
-import { parseCidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
+import { parseCidr, type Cidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
 import { Relay, RelayEndpoint, type RelayRoute } from './relay.js';
 import { Disco, PeerPaths, endpointText, type CandidateSource, type PathKind } from './disco.js';
@@ -80,6 +80,23 @@ export interface PeerPath {
   changes: number;
 }
 
+/** True when prefix `outer` contains `inner` (same family, inner at least as long). */
+function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  if (outer.family !== inner.family || inner.prefixLen < outer.prefixLen) return false;
+  const bits = outer.prefixLen;
+  if (outer.family === 4) {
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    return (((outer.address as number) & mask) >>> 0) === (((inner.address as number) & mask) >>> 0);
+  }
+  const a = outer.address as Uint8Array;
+  const b = inner.address as Uint8Array;
+  for (let i = 0; i < bits; i++) {
+    const m = 0x80 >> (i & 7);
+    if ((a[i >> 3]! & m) !== (b[i >> 3]! & m)) return false;
+  }
+  return true;
+}
+
 /** `ms` rounded: to 1 ms below 10, 5 ms below 100, 25 ms above. */
 function coarseMs(ms: number): number {
   if (ms < 10) return Math.round(ms);
@@ -134,6 +151,8 @@ export class MeshNode {
   /** The neighbour the map says each relayed peer is reached through. */
   private readonly mapVia = new Map<Peer, Peer>();
   private lastPeersById = new Map<string, { peer: Peer; ipv4: number | null }>();
+  /** Prefixes routed through the mesh (overlay, peers' subnets): never used as underlay paths. */
+  private tunnelled: Cidr[] = [];
 
   readonly mux: UnderlayMux;
   readonly disco: Disco;
@@ -205,6 +224,23 @@ export class MeshNode {
   /** Sweeps every peer's candidates now (this node's addresses changed: paths must be found anew). */
   resweep(): void {
     for (const p of this.pathsByKey.values()) this.disco.sweepNow(p);
+  }
+
+  /** True when `address` lies in the overlay or in a subnet a peer routes (not the exit routes,
+   * which wg-quick-style policy routing keeps the WireGuard socket out of): underlay packets to it
+   * would enter the tunnel. */
+  private readonly isTunnelledAddress = (address: string): boolean => this.isTunnelled(address);
+
+  /** True for an underlay address routed through the mesh (see tunnelled). */
+  isTunnelled(address: string): boolean {
+    let c: Cidr;
+    try {
+      c = parseCidr(address);
+    } catch {
+      return false;
+    }
+    for (const r of this.tunnelled) if (cidrContains(r, c)) return true;
+    return false;
   }
 
   /** Every peer's path, its changes and the bytes relayed for it (status and /metrics). */
@@ -323,6 +359,13 @@ export class MeshNode {
       this.pathsByPeer.delete(prev.peer);
       result.removed.push(prev.name);
     }
+    this.tunnelled = [];
+    for (const text of [map.network?.ipv4Pool, map.network?.ulaPrefix, ...(map.peers ?? []).flatMap((n) => n?.routes ?? [])]) {
+      if (typeof text !== 'string' || EXIT_ROUTES.includes(text)) continue;
+      try {
+        this.tunnelled.push(parseCidr(text));
+      } catch { /* not a prefix */ }
+    }
     this.selfAddress = typeof map.self?.ipv4 === 'string' ? parseIpv4Address(map.self.ipv4) : null;
     this.byAddress.clear();
     this.byPeer.clear();
@@ -368,6 +411,7 @@ export class MeshNode {
       else if (prev.endpoints !== endpoints || prev.allowedIps !== allowedText || prev.name !== n.name || prev.via !== via) result.updated.push(n.name);
       const paths = prev && existing && prev.paths.peer === peer ? prev.paths : new PeerPaths(peer, n.id, n.name);
       paths.name = n.name;
+      paths.tunnelled = this.isTunnelledAddress;
       const a: AppliedPeer = { name: n.name, id: n.id, endpoints, allowedIps: allowedText, via, peer, paths };
       this.applied.set(key, a);
       if (prev && prev.id !== n.id) this.pathsById.delete(prev.id);
