@@ -265,6 +265,8 @@ interface NodeServicesOptions {
   callMeMaybe: (nodeId: string) => void;
   /** Subscribes to calls from peers (node ids); returns the unsubscribe function. */
   onCall: (fn: (from: string) => void) => () => void;
+  /** This machine's addresses changed (the member's control connection is remade). */
+  onAddressesChanged?: () => void;
   /** The coordinator's own node: always offers relaying. */
   relay?: boolean;
   /** Members: keep the last map and good endpoints in the state directory (mesh-state.ts). */
@@ -346,6 +348,7 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
       if (now === addresses) return;
       log.info(`this node's addresses changed (${now || 'none'}): looking for paths to every peer again`);
       addresses = now;
+      p.onAddressesChanged?.();
       mesh.resweep();
       nat.localChanged();
       started.poke();
@@ -551,6 +554,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
       callMeMaybe: (nodeId) => { void client.call(nodeId); },
       onCall: (fn) => client.onCall(fn),
       saveState: true,
+      onAddressesChanged: () => client.reconnect(),
     });
   } catch (e) {
     client.close();

@@ -87,6 +87,7 @@ export class ControlClient {
   /** Calls this node could not send. */
   failedCalls = 0;
   private mapLoopRunning = false;
+  private skipBackoff = false;
   private closed = false;
   private sleepTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
@@ -180,6 +181,16 @@ export class ControlClient {
       this.mapListeners.delete(onMap);
       if (onRemoved) this.removedListeners.delete(onRemoved);
     };
+  }
+
+  /** Drops the connection and makes a new one at once (this machine's addresses changed: the old
+   * TCP connection is dead, and waiting for its timeouts would delay reports and maps). */
+  reconnect(): void {
+    if (this.closed) return;
+    this.dropConnection();
+    this.skipBackoff = true;
+    if (this.sleepTimer) clearTimeout(this.sleepTimer);
+    this.wake?.();
   }
 
   close(): void {
@@ -361,6 +372,10 @@ export class ControlClient {
       if (this.closed) break;
       if (gotMap) delay = this.opts.backoffInitialMs ?? CONTROL_BACKOFF_INITIAL_MS;
       this.dropConnection();
+      if (this.skipBackoff) {
+        this.skipBackoff = false;
+        continue;
+      }
       await this.sleep(Math.max(retryAfter, delay * (0.5 + Math.random() / 2)));
       delay = Math.min(max, delay * 2);
     }

@@ -48,6 +48,8 @@ export const DISCO_TIMING = {
   BETTER_RTT_MIN_MS: 1,
   /** Pings older or newer than this by the sender's clock are refused. */
   PING_SKEW_MS: 5 * 60_000,
+  /** A ping to the path in use unanswered this long lets an answering candidate take over. */
+  UNANSWERED_MS: 1_000,
   /** A peer heard on another direct address while the one in use was silent this long has moved. */
   ROAM_AFTER_MS: 2_000,
   /** At most one call-me-maybe per peer this often. */
@@ -438,8 +440,10 @@ export class Disco {
     const best = p.best(now);
     let direct = p.direct;
     if (direct !== null && p.tunnelled(direct.ep.address)) direct = null;
+    // The path in use left a ping unanswered for a while: one that answers now is better.
+    const directStale = direct !== null && direct.lastPing > direct.lastPong && now - direct.lastPing > DISCO_TIMING.UNANSWERED_MS;
     if (best !== null && best !== direct) {
-      if (direct === null || !p.trusted(direct, now)
+      if (direct === null || !p.trusted(direct, now) || (directStale && best.lastPong > direct.lastPong)
         || (best.rttMs < direct.rttMs * DISCO_TIMING.BETTER_RTT && direct.rttMs - best.rttMs >= DISCO_TIMING.BETTER_RTT_MIN_MS)) {
         direct = best;
       }
