@@ -151,3 +151,38 @@ test('NAT: a member whose underlay address changes mid-transfer: the transfer co
   });
   assert.ok(changedAt > 0);
 });
+
+test('NAT: a member started with --relay is chosen over the coordinator when it is closer', { skip, timeout: 180_000 }, async (t) => {
+  topo = new Topology();
+  topos.push(topo);
+  const mine = topo;
+  t.after(() => mine.destroy());
+  const lab = new NatLab(topo);
+  const pub = lab.publicSegment('198.18.150.0/24');
+  const coordHost = lab.host(pub);
+  const relayHost = lab.host(pub);
+  const r1 = lab.router(pub, { nat: 'symmetric', lan: '198.18.151.0/24' });
+  const r2 = lab.router(pub, { nat: 'symmetric', lan: '198.18.152.0/24' });
+  // Everything the coordinator sends waits 40 ms: its paths are slower than the relay's.
+  await coordHost.delay(40);
+  const coord = await startNode(coordHost, 'coord', []);
+  const joinCmd = await waitFor('a join command', () => /meshtun up --join (\S+) --token (\S+)/.exec(coord.out()), 10_000);
+  const joinArgs = ['--join', joinCmd[1]!, '--token', joinCmd[2]!];
+  await startNode(relayHost, 'r', [...joinArgs, '--relay']);
+  const m1 = await startNode(lab.host(r1.lan), 'm1', joinArgs);
+  const m2 = await startNode(lab.host(r2.lan), 'm2', joinArgs);
+  const p = await waitFor(`m1 reaches m2 through r: ${JSON.stringify(pathTo(m1, 'm2'))}`, () => {
+    const path = pathTo(m1, 'm2');
+    return path?.kind === 'relay' && path.via === 'r' ? path : null;
+  }, 90_000, 1_000);
+  assert.equal(p.transport, 'udp');
+  // The choice follows the measured round trips (the coordinator's path is the slower one).
+  const toCoord = pathTo(m1, 'coord')?.rttMs ?? 0;
+  const toRelay = pathTo(m1, 'r')?.rttMs ?? Infinity;
+  assert.ok(toCoord > toRelay + 20, `m1 measured coord ${toCoord} ms and r ${toRelay} ms`);
+  await waitFor('m2 goes through r too', () => pathTo(m2, 'm1')?.via === 'r', 20_000, 500);
+  await waitFor('m1 pings m2 through r', () => pingOk(m1.host.ns, m2.ipv4), 20_000, 500);
+  const viaCoord = relayForwarded(coord);
+  await transfer(m1, m2, 5 * 1024 * 1024, 5204);
+  assert.ok(relayForwarded(coord) - viaCoord < 20, 'the coordinator relays (almost) none of it');
+});
