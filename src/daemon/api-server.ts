@@ -86,6 +86,7 @@ export function prometheusMetrics(st: InterfaceStatus): string {
       relay?: Record<string, number>; control?: Record<string, number>; disco?: Record<string, number>; underlay?: Record<string, number>; lan?: Record<string, number>;
       nat?: { nat?: string; lastProbe?: number | null; stunServer?: Record<string, number>; stunClient?: Record<string, number> };
       paths?: { name: string; kind: string; changes: number; relayedTxBytes: number; relayedRxBytes: number }[];
+      relayedFor?: { node: string; bytes: number; frames: number; dropped: number }[];
     };
   };
   const family = (name: string, help: string, rows: [string, Record<string, number>][]) => {
@@ -113,6 +114,13 @@ export function prometheusMetrics(st: InterfaceStatus): string {
     lines.push(`meshtun_nat_type{${iface},nat="${esc(nat.nat)}"} 1`);
     lines.push('# HELP meshtun_nat_last_probe_seconds Wall-clock time of the latest STUN probe (0: none yet).', '# TYPE meshtun_nat_last_probe_seconds gauge');
     lines.push(`meshtun_nat_last_probe_seconds{${iface}} ${Math.floor((nat.lastProbe ?? 0) / 1000)}`);
+  }
+  const relayedFor = extra.mesh?.relayedFor ?? [];
+  if (relayedFor.length > 0) {
+    lines.push('# HELP meshtun_relay_node_bytes_total Bytes this node relayed for a source node.', '# TYPE meshtun_relay_node_bytes_total counter');
+    for (const r of relayedFor) lines.push(`meshtun_relay_node_bytes_total{${iface},node="${esc(r.node)}"} ${r.bytes}`);
+    lines.push('# HELP meshtun_relay_node_dropped_total Frames not relayed for a source node over its rate.', '# TYPE meshtun_relay_node_dropped_total counter');
+    for (const r of relayedFor) lines.push(`meshtun_relay_node_dropped_total{${iface},node="${esc(r.node)}"} ${r.dropped}`);
   }
   const paths = extra.mesh?.paths ?? [];
   if (paths.length > 0) {

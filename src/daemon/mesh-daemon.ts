@@ -366,7 +366,7 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
     const api = await ApiServer.listen(apiPath,
       meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: {
         ...p.status(), node: p.self.name, mapVersion: mesh.map?.version ?? null, relay: { ...mesh.relay.counters }, nat: nat.status(),
-        disco: { ...mesh.disco.counters }, underlay: { ...mesh.mux.counters }, paths: mesh.pathSummary(), ...(lan ? { lan: { ...lan.counters } } : {}),
+        disco: { ...mesh.disco.counters }, underlay: { ...mesh.mux.counters }, paths: mesh.pathSummary(), relayedFor: mesh.relayedByNode(), ...(lan ? { lan: { ...lan.counters } } : {}),
       } })),
       meshApi.routes(p.routes));
     closers.push(() => api.close());

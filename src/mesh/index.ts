@@ -8,7 +8,7 @@ export {
 export {
   MeshNode, MESH_PERSISTENT_KEEPALIVE, EXIT_ROUTES, RELAY_GRACE_MS, peerAllowedIps, type MapSource, type MeshApplyResult, type MeshNodeOptions, type PeerPath,
 } from './node.js';
-export { Relay, RelayEndpoint, RelayCounters, type RelayDirectory } from './relay.js';
+export { Relay, RelayEndpoint, RelayCounters, DEFAULT_RELAY_LIMITS, type RelayDirectory, type RelayLimits } from './relay.js';
 export * from './relay-frame.js';
 export * from './probe.js';
 export {

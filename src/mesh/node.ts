@@ -18,7 +18,7 @@ import { Logger } from '../util/index.js';
 import { parseIpv4Address, parseIpv6Address } from '../wire/index.js';
 import { parseCidr, type Cidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
-import { Relay, RelayEndpoint, type RelayRoute } from './relay.js';
+import { Relay, RelayEndpoint, type RelayRoute, type RelayLimits } from './relay.js';
 import { Disco, PeerPaths, endpointText, type CandidateSource, type PathKind } from './disco.js';
 import { UnderlayMux } from './underlay-mux.js';
 
@@ -59,6 +59,8 @@ export interface MeshNodeOptions {
   callMeMaybe?: (nodeId: string) => void;
   /** The mux of the engine's socket (shared with STUN); made here when absent. */
   mux?: UnderlayMux;
+  /** How much this node relays per source node (default DEFAULT_RELAY_LIMITS). */
+  relayLimits?: Partial<RelayLimits>;
 }
 
 /** How a peer is reached now. */
@@ -175,7 +177,7 @@ export class MeshNode {
       addressesOfPeer: (p) => this.byPeer.get(p) ?? NO_ADDRESSES,
       relayRoute: (source, dest) => this.relayRoutes.get(source)?.get(dest),
       relayedFrom: (source, from) => this.isRelayedFrom(source, from),
-    });
+    }, opts.relayLimits);
     this.pathTimer = setInterval(() => this.checkPaths(), PATH_TICK_MS);
     this.pathTimer.unref();
   }
@@ -241,6 +243,15 @@ export class MeshNode {
     }
     for (const r of this.tunnelled) if (cidrContains(r, c)) return true;
     return false;
+  }
+
+  /** What this node relayed for each source node, by name (status and /metrics). */
+  relayedByNode(): { node: string; bytes: number; frames: number; dropped: number }[] {
+    return this.relay.relayedBySource().map((r) => {
+      const peer = this.byAddress.get(r.source)?.peer;
+      const name = peer ? this.nameOf(peer) : `${r.source >>> 24}.${(r.source >>> 16) & 255}.${(r.source >>> 8) & 255}.${r.source & 255}`;
+      return { node: name, bytes: r.bytes, frames: r.frames, dropped: r.dropped };
+    });
   }
 
   /** Every peer's path, its changes and the bytes relayed for it (status and /metrics). */

@@ -13,7 +13,7 @@ import { MemoryNetwork } from '../transport/index.js';
 import { generatePrivateKey, encodeBase64Key } from '../crypto/index.js';
 import { ipv4Packet, ipv6Packet, udpDatagram } from '../stack/testing.js';
 import { MeshNode } from './node.js';
-import { RelayEndpoint } from './relay.js';
+import { RelayEndpoint, type RelayLimits } from './relay.js';
 import { RelayFrameType, writeRelayHeader, RELAY_HEADER_SIZE, MAX_RELAY_HOPS } from './relay-frame.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
 
@@ -30,7 +30,7 @@ const tick = async (n = 20) => { for (let i = 0; i < n; i++) await new Promise((
 
 interface N { tun: MemoryTun; engine: Engine; self: ControlMapNode; mesh: MeshNode; states: Record<string, PathState>[] }
 
-async function makeNode(net: MemoryNetwork, name: string, underlay: string, ipv4: string, ipv6: string, reported = underlay, clock?: ManualClock): Promise<N> {
+async function makeNode(net: MemoryNetwork, name: string, underlay: string, ipv4: string, ipv6: string, reported = underlay, clock?: ManualClock, relayLimits?: Partial<RelayLimits>): Promise<N> {
   const tun = new MemoryTun(`relay-${name}`);
   const engine = new Engine({ device: tun, bind: net.createBind(underlay), ...(clock ? { clock } : {}) });
   engine.setPrivateKey(generatePrivateKey());
@@ -41,7 +41,7 @@ async function makeNode(net: MemoryNetwork, name: string, underlay: string, ipv4
     endpoints: [`${reported}:51820`], routes: [], exitNode: false, allowedIps: [],
   };
   const states: Record<string, PathState>[] = [];
-  const mesh = new MeshNode(engine, { onPathStates: (s) => states.push(s) });
+  const mesh = new MeshNode(engine, { onPathStates: (s) => states.push(s), ...(relayLimits ? { relayLimits } : {}) });
   return { tun, engine, self, mesh, states };
 }
 
@@ -254,6 +254,46 @@ test('relay: malformed frames and frames with nowhere to go are counted', async 
     await tick();
   } finally {
     close();
+  }
+});
+
+test('relay: each source node has a relay budget; frames over it are dropped and counted per node', async () => {
+  const clock = new ManualClock();
+  const net = new MemoryNetwork();
+  const a = await makeNode(net, 'a', '198.18.3.1', '100.64.3.1', 'fd00:1:2::31', '198.19.9.1', clock);
+  const b = await makeNode(net, 'b', '198.18.3.2', '100.64.3.2', 'fd00:1:2::32', '198.18.3.2', clock, { bytesPerSecond: 2_000, burstBytes: 6_000 });
+  const d = await makeNode(net, 'd', '198.18.3.4', '100.64.3.4', 'fd00:1:2::34', '198.19.9.4', clock);
+  const real = (n: N, ip: string) => ({ ...n.self, endpoints: [`${ip}:51820`] });
+  try {
+    a.mesh.apply(mapFor(a.self, [b.self, { ...d.self, via: 'id-b' }]));
+    b.mesh.apply({ ...mapFor(b.self, [real(a, '198.18.3.1'), real(d, '198.18.3.4')]), relayPaths: [['id-a', 'id-b', 'id-d']] });
+    d.mesh.apply(mapFor(d.self, [{ ...a.self, via: 'id-b' }, b.self]));
+    for (let i = 0; i < 30 && d.tun.written.length === 0; i++) {
+      clock.advance(600); // handshake retries (a crossed one is resent after 500 ms)
+      a.tun.inject(u4('100.64.3.1', '100.64.3.4', 1000, 2000, Buffer.from('first'), 64));
+      await tick();
+    }
+    assert.ok(d.tun.takeWritten().length >= 1, 'the pair is relayed');
+    clock.advance(10_000);
+    // 20 packets of ~1.2 kB at once: the 6 kB burst lets about four through.
+    for (let i = 0; i < 20; i++) a.tun.inject(u4('100.64.3.1', '100.64.3.4', 1000, 2000, Buffer.alloc(1_150, i), 64));
+    await tick();
+    const got = d.tun.takeWritten().length;
+    assert.ok(got >= 3 && got <= 5, `${got} of 20 through`);
+    assert.equal(b.mesh.relay.counters.dropRateLimited, 20 - got);
+    const forA = b.mesh.relayedByNode().find((r) => r.node === 'a')!;
+    assert.equal(forA.dropped, 20 - got);
+    assert.ok(forA.bytes > 0 && forA.frames >= got);
+    // A second later the budget has grown by 2 kB (plus what the burst left): two or three more.
+    clock.advance(1_000);
+    const dropped = b.mesh.relay.counters.dropRateLimited;
+    for (let i = 0; i < 5; i++) a.tun.inject(u4('100.64.3.1', '100.64.3.4', 1000, 2000, Buffer.alloc(900, i), 64));
+    await tick();
+    const more = d.tun.takeWritten().length;
+    assert.ok(more >= 2 && more <= 3, `${more} of 5 through`);
+    assert.equal(b.mesh.relay.counters.dropRateLimited - dropped, 5 - more);
+  } finally {
+    for (const n of [a, b, d]) { n.mesh.stop(); n.engine.close(); }
   }
 });
 

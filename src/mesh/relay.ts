@@ -43,6 +43,28 @@ const TIME_EXCEEDED = { kind: 'time-exceeded' } as const;
 const WG_RECEIVER = 4;
 const WG_COUNTER = 8;
 
+/** How much a relay forwards for each source node. */
+export interface RelayLimits {
+  /** Sustained rate per source node (bytes of frames per second). */
+  bytesPerSecond: number;
+  /** Burst per source node (bytes). */
+  burstBytes: number;
+}
+
+/** 1 Gbit/s per source node with a 4 MB burst: far above what one node's tunnel needs through a
+ * relay here, low enough that one node cannot take a relay's whole capacity. */
+export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = { bytesPerSecond: 125_000_000, burstBytes: 4 * 1024 * 1024 };
+/** Source nodes tracked (the table is cleared when full: a fresh budget is no gain for anyone). */
+const MAX_RELAY_BUDGETS = 65_536;
+
+interface RelayBudget {
+  tokens: number;
+  last: number;
+  bytes: number;
+  frames: number;
+  dropped: number;
+}
+
 /** What a Relay needs to know about the network (MeshNode answers from its map). */
 export interface RelayDirectory {
   /** This node's overlay IPv4 address as a number, or null before the first map. */
@@ -101,6 +123,8 @@ export class RelayCounters {
   tooBigSent = 0;
   /** Relayed datagrams dropped because the queue to the engine was full. */
   dropQueueFull = 0;
+  /** Frames not relayed because their source node went over its relay rate (RelayLimits). */
+  dropRateLimited = 0;
   /** Frames the engine could not send at once (staged for a handshake, or the socket refused). */
   sendDeferred = 0;
 }
@@ -224,7 +248,12 @@ export class Relay {
   private flushScheduled = false;
   private closed = false;
 
-  constructor(private readonly engine: Engine, private readonly dir: RelayDirectory) {
+  /** Per source node (overlay IPv4): its relay budget and what was relayed for it. */
+  private readonly budgets = new Map<number, RelayBudget>();
+  private readonly limits: RelayLimits;
+
+  constructor(private readonly engine: Engine, private readonly dir: RelayDirectory, limits: Partial<RelayLimits> = {}) {
+    this.limits = { ...DEFAULT_RELAY_LIMITS, ...limits };
     for (let i = 0; i < RECEIVE_QUEUE; i++) {
       this.queueBufs.push(Buffer.alloc(SLOT_SIZE));
       this.queueSizes.push(0);
@@ -265,6 +294,35 @@ export class Relay {
     if (n === 0) return;
     this.counters.tooBigSent++;
     setImmediate(() => { if (!this.closed) this.engine.deliverInbound(out, 0, n); });
+  }
+
+  /** Charges `len` bytes relayed for node `source` to its budget (a token bucket refilled at
+   * limits.bytesPerSecond up to limits.burstBytes): false when it is spent. No allocation once the
+   * node has a budget. */
+  private admitRelayed(source: number, len: number): boolean {
+    let b = this.budgets.get(source);
+    const now = this.engine.clock.now();
+    if (b === undefined) {
+      if (this.budgets.size >= MAX_RELAY_BUDGETS) this.budgets.clear();
+      b = { tokens: this.limits.burstBytes, last: now, bytes: 0, frames: 0, dropped: 0 };
+      this.budgets.set(source, b);
+    }
+    const refill = ((now - b.last) / 1000) * this.limits.bytesPerSecond;
+    b.tokens = Math.min(this.limits.burstBytes, b.tokens + refill);
+    b.last = now;
+    if (b.tokens < len) {
+      b.dropped++;
+      return false;
+    }
+    b.tokens -= len;
+    b.bytes += len;
+    b.frames++;
+    return true;
+  }
+
+  /** What was relayed per source node (overlay IPv4 as a number): bytes, frames, dropped. */
+  relayedBySource(): { source: number; bytes: number; frames: number; dropped: number }[] {
+    return [...this.budgets].map(([source, b]) => ({ source, bytes: b.bytes, frames: b.frames, dropped: b.dropped }));
   }
 
   /** The relay endpoints that reach the node behind `peer` (through any relay). */
@@ -382,6 +440,10 @@ export class Relay {
     const hopPeer = route.next;
     if (off !== TRANSPORT_HEADER_SIZE || hopPeer.endpoint instanceof RelayEndpoint || this.pending >= BATCH_SIZE) {
       this.counters.dropNoRoute++;
+      return;
+    }
+    if (!this.admitRelayed(source, len)) {
+      this.counters.dropRateLimited++;
       return;
     }
     buf[off + RELAY_FRAME.HOP_LIMIT] = hop - 1;
