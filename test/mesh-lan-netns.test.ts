@@ -117,6 +117,7 @@ test('LAN: both members change their LAN addresses and restart with the coordina
     await waitFor('each sees the other on its new address', () => peer(a3, 'b')?.endpoint === `${newB}:51820` && peer(b3, 'a')?.endpoint === `${newA}:51820`,
       Math.max(1_000, 10_000 - (Date.now() - t0)), 200);
     assert.ok(Date.now() - t0 < 10_000, `found again in ${Date.now() - t0} ms`);
-    const lan = (JSON.parse(cli(b3, ['status', '--json']).stdout) as { mesh: { lan?: Record<string, number> } }).mesh.lan;
-    assert.ok(lan && lan.endpointsLearned! > 0, `b learned a's endpoint from a beacon: ${JSON.stringify(lan)}`);
+    // The beacons arrive every ~3 s; they may come after the paths were found some other way.
+    const lanOf = () => (JSON.parse(cli(b3, ['status', '--json']).stdout) as { mesh: { lan?: Record<string, number> } }).mesh.lan;
+    await waitFor(`b learned a's endpoint from a beacon: ${JSON.stringify(lanOf())}`, () => (lanOf()?.endpointsLearned ?? 0) > 0, 8_000, 250);
   });
