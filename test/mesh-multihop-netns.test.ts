@@ -183,5 +183,9 @@ test('multi-hop: a node reachable only through b is reached through b, end to en
     if (!pingOk(a.ns, d.ipv4)) lost++;
     await new Promise((r) => setTimeout(r, 200));
   }
+  if (lost > 2) {
+    const st = (n: Node) => cli(n, ['peers', '--json']);
+    console.log(`# DIAG a peers ${st(a)}\n# DIAG d peers ${st(d)}\n# DIAG b status ${cli(b, ['status', '--json'])}\n# a out ${a.out().slice(-3000)}\n# d out ${d.out().slice(-3000)}\n# b out ${b.out().slice(-3000)}`);
+  }
   assert.ok(lost <= 2, `a reaches d all along after the coordinator restart (${lost} of ${tries} pings lost)`);
 });

@@ -7,7 +7,9 @@
 // pushes new maps from there). Admin mistakes throw UserError; a join never throws for anything a
 // joiner sent: it returns a refusal with a reason, a message and a retry-after.
 import { randomBytes } from 'node:crypto';
-import { UserError } from '../util/index.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Logger, UserError, writePrivateFile } from '../util/index.js';
 import { parsePolicy, compilePolicy, DISCOVERY_KEY_SIZE } from '../mesh/index.js';
 import { decodeBase64Key } from '../crypto/index.js';
 import { formatIpv4Address, formatIpv6Address, parseIpv4Address } from '../wire/index.js';
@@ -63,7 +65,14 @@ export interface CreateTokenOptions {
   tags?: string[];
 }
 
+/** Where Coordinator.open keeps the path table, in the state directory. */
+export const PATH_TABLE_FILE = 'path-table.json';
+const PATH_TABLE_SAVE_MS = 1_000;
+const log = new Logger('control');
+
 export interface CoordinatorOptions {
+  /** A file to keep the path table in across restarts (Coordinator.open sets it). */
+  pathsFile?: string;
   clock?: Clock;
   limiter?: AuthLimiter;
   limiterOptions?: AuthLimiterOptions;
@@ -82,17 +91,54 @@ export class Coordinator {
   /** Reported direct / failed paths and the relays picked from them (in memory; see paths.ts). */
   readonly paths = new PathTable();
 
-  /** Opens the store in `stateDir` (coordinator.db) and a coordinator over it. */
+  /** Opens the store in `stateDir` (coordinator.db) and a coordinator over it; the path table
+   * is kept in `stateDir`/path-table.json across restarts. */
   static open(stateDir: string, opts: CoordinatorOptions = {}): Coordinator {
-    return new Coordinator(Store.open(stateDir), opts);
+    return new Coordinator(Store.open(stateDir), { pathsFile: join(stateDir, PATH_TABLE_FILE), ...opts });
   }
+
+  private readonly pathsFile: string | null;
+  private pathsSaveTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly store: Store, opts: CoordinatorOptions = {}) {
     this.clock = opts.clock ?? systemClock;
     this.limiter = opts.limiter ?? new AuthLimiter(this.clock, opts.limiterOptions);
+    this.pathsFile = opts.pathsFile ?? null;
+    // The reported paths and chosen relays of the last run: relayed pairs keep their relays at once
+    // after a restart, before the nodes report again.
+    if (this.pathsFile && existsSync(this.pathsFile)) {
+      try {
+        this.paths.restore(JSON.parse(readFileSync(this.pathsFile, 'utf8')));
+      } catch (e) {
+        log.warn(`ignoring ${this.pathsFile}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Saves the path table soon (changes come in bursts). */
+  private savePathsSoon(): void {
+    if (!this.pathsFile || this.pathsSaveTimer) return;
+    this.pathsSaveTimer = setTimeout(() => {
+      this.pathsSaveTimer = null;
+      try {
+        writePrivateFile(this.pathsFile!, JSON.stringify(this.paths.snapshot()) + '\n');
+      } catch (e) {
+        log.warn(`cannot save ${this.pathsFile}: ${(e as Error).message}`);
+      }
+    }, PATH_TABLE_SAVE_MS);
+    this.pathsSaveTimer.unref();
   }
 
   close(): void {
+    if (this.pathsSaveTimer) {
+      clearTimeout(this.pathsSaveTimer);
+      this.pathsSaveTimer = null;
+      try {
+        writePrivateFile(this.pathsFile!, JSON.stringify(this.paths.snapshot()) + '\n');
+      } catch (e) {
+        log.warn(`cannot save ${this.pathsFile}: ${(e as Error).message}`);
+      }
+    }
     this.listeners.clear();
     this.store.close();
   }
@@ -259,6 +305,7 @@ export class Coordinator {
     const now = this.clock.wallNow();
     const removed: NodeRecord = { ...n, removed: true, removedAt: now, endpoints: [] };
     this.paths.forget(n.id);
+    this.savePathsSoon();
     return this.change(n.networkId, 'node.removed', () => {
       this.store.updateNode(removed);
       return { value: removed, nodeId: n.id, detail: { name: n.name, ipv4: n.ipv4 } };
@@ -332,6 +379,7 @@ export class Coordinator {
     if (relay !== undefined) changed = this.paths.setRelay(n.id, relay === true) || changed;
     if (rtts !== undefined) this.paths.reportRtts(n.id, rtts);
     if (paths !== undefined) changed = this.paths.report(n.id, paths) || changed;
+    if (changed || rtts !== undefined) this.savePathsSoon();
     if (!changed && rtts === undefined) return;
     const after = this.paths.fingerprint(ids);
     if (after === before) return;

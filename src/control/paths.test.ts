@@ -107,3 +107,23 @@ test('paths: the relay with the lowest RTT wins, relaying nodes first, and is ke
   t.report('d', { coord: 'direct', r: 'direct', a: 'direct' });
   assert.deepEqual(t.plan(ids).paths, []);
 });
+
+test('paths: a snapshot restores the same plan (a restarted coordinator keeps its relays); junk is skipped', () => {
+  const ids = ['node_aaaa', 'node_bbbb', 'node_dddd', 'node_rrrr'];
+  const [a, b, d, r] = ids as [string, string, string, string];
+  const t = new PathTable();
+  t.report(a, { [b]: 'direct', [r]: 'direct', [d]: 'failed' });
+  t.report(d, { [b]: 'direct', [r]: 'direct' });
+  t.setRelay(r, true);
+  t.reportRtts(a, { [r]: 3, [b]: 1 });
+  const plan = t.plan(ids).paths;
+  assert.deepEqual(plan, [[a, r, d]]);
+  const copy = new PathTable();
+  copy.restore(JSON.parse(JSON.stringify(t.snapshot())));
+  assert.deepEqual(copy.plan(ids).paths, plan);
+  const junk = new PathTable();
+  junk.restore({ reports: { [a]: { [d]: 'maybe', 'x y': 'failed' }, '../x': { [a]: 'direct' } }, rtts: { [a]: { [r]: -5 } }, relays: [3, 'node_zzzz'], chosen: { 'p>q': ['p', 'q'] } });
+  assert.deepEqual(junk.snapshot(), { reports: {}, rtts: {}, relays: ['node_zzzz'], chosen: {} });
+  junk.restore(null);
+  junk.restore('text');
+});

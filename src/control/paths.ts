@@ -82,6 +82,38 @@ export class PathTable {
     return true;
   }
 
+  /** Everything the table knows, as plain data. */
+  snapshot(): PathTableSnapshot {
+    const obj = <T>(m: Map<string, Map<string, T>>) => Object.fromEntries([...m].map(([k, v]) => [k, Object.fromEntries(v)]));
+    return { reports: obj(this.reports), rtts: obj(this.rtts), relays: [...this.relayNodes], chosen: Object.fromEntries([...this.chosen].map(([k, v]) => [k, [...v]])) };
+  }
+
+  /** Loads a snapshot read back from disk: untrusted, so every id, state and number is checked
+   * and anything else is skipped. */
+  restore(snap: unknown): void {
+    if (typeof snap !== 'object' || snap === null) return;
+    const s = snap as Record<string, unknown>;
+    const isId = (v: unknown): v is string => typeof v === 'string' && SNAPSHOT_ID_RE.test(v);
+    const table = <T>(v: unknown, ok: (x: unknown) => x is T, into: Map<string, Map<string, T>>) => {
+      if (typeof v !== 'object' || v === null) return;
+      for (const [node, peers] of Object.entries(v as Record<string, unknown>)) {
+        if (!isId(node) || typeof peers !== 'object' || peers === null) continue;
+        const m = new Map<string, T>();
+        for (const [peer, x] of Object.entries(peers as Record<string, unknown>)) if (isId(peer) && peer !== node && ok(x)) m.set(peer, x);
+        if (m.size > 0) into.set(node, m);
+      }
+    };
+    table(s.reports, (x): x is PathState => x === 'direct' || x === 'failed', this.reports);
+    table(s.rtts, (x): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 60_000, this.rtts);
+    if (Array.isArray(s.relays)) for (const r of s.relays) if (isId(r)) this.relayNodes.add(r);
+    if (typeof s.chosen === 'object' && s.chosen !== null) {
+      for (const [pair, path] of Object.entries(s.chosen as Record<string, unknown>)) {
+        if (Array.isArray(path) && path.length >= 3 && path.length <= 17 && path.every(isId) && pair === `${path[0]}>${path[path.length - 1]}`) this.chosen.set(pair, path);
+      }
+    }
+    this.generation++;
+  }
+
   /** Forgets a node (it was removed). */
   forget(nodeId: string): void {
     this.reports.delete(nodeId);
@@ -198,6 +230,16 @@ export class PathTable {
     return this.plan(nodes).paths.map((p) => p.join('>')).join(';');
   }
 }
+
+/** What a PathTable keeps across coordinator restarts (path-table.json). */
+export interface PathTableSnapshot {
+  reports: Record<string, Record<string, PathState>>;
+  rtts: Record<string, Record<string, number>>;
+  relays: string[];
+  chosen: Record<string, string[]>;
+}
+
+const SNAPSHOT_ID_RE = /^[a-z]{1,16}_[0-9a-hjkmnp-tv-z]{1,64}$/;
 
 /** Relay paths (node ids, end to end) and what each node's map gets of them. */
 export class RelayPlan {
