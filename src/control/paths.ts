@@ -16,9 +16,9 @@
 // is clearly better (a third faster and at least 10 ms, as Tailscale's DERP choice does), so
 // paths do not flap. Pairs no single relay joins get the shortest chain, as above.
 //
-// The table lives in memory: after a coordinator restart, nodes report again (they report on
-// reconnect and on every change), and until then maps carry no `via` (relayed sessions already
-// up keep their endpoints: a node only changes a peer's path when its `via` changes).
+// The coordinator keeps the table in path-table.json (snapshot/restore): a restarted coordinator
+// hands out the same relays at once, and nodes correct it as they report again (on reconnect and
+// on every change).
 
 import type { PathState } from '../mesh/index.js';
 export type { PathState };
