@@ -346,12 +346,15 @@ export class Coordinator {
    * UserError for a bad value (the control channel answers with the message). */
   reportNodeState(
     publicKey: string | Uint8Array,
-    state: { endpoints?: string[]; advertisedRoutes?: string[]; paths?: Record<string, PathState>; nat?: NatType; relay?: boolean; rtts?: Record<string, number> },
+    state: {
+      endpoints?: string[]; advertisedRoutes?: string[]; paths?: Record<string, PathState>; nat?: NatType; relay?: boolean; rtts?: Record<string, number>;
+      relayPorts?: { https?: number; tcp?: number };
+    },
   ): NodeRecord {
     const n = this.authenticate(publicKey);
     if (!n) throw new UserError('this node is not a member of any network (removed?)', 'join again with a new token');
     const net = this.network(n.networkId);
-    if (state.paths !== undefined || state.relay !== undefined || state.rtts !== undefined) this.reportPaths(n, state.paths, state.relay, state.rtts);
+    if (state.paths !== undefined || state.relay !== undefined || state.rtts !== undefined) this.reportPaths(n, state.paths, state.relay, state.rtts, state.relayPorts);
     const endpoints = state.endpoints === undefined ? n.endpoints : normalizeEndpoints(state.endpoints);
     const advertisedRoutes = state.advertisedRoutes === undefined ? n.advertisedRoutes : normalizeRoutes(state.advertisedRoutes, net);
     if (state.nat !== undefined && !(NAT_TYPES as readonly string[]).includes(state.nat)) {
@@ -370,13 +373,16 @@ export class Coordinator {
   }
 
   /** Records a node's direct / failed paths; a change in the relays picked bumps the version. */
-  private reportPaths(n: NodeRecord, paths: Record<string, PathState> | undefined, relay: boolean | undefined, rtts: Record<string, number> | undefined): void {
+  private reportPaths(
+    n: NodeRecord, paths: Record<string, PathState> | undefined, relay: boolean | undefined, rtts: Record<string, number> | undefined,
+    relayPorts?: { https?: number; tcp?: number },
+  ): void {
     if (paths !== undefined && (typeof paths !== 'object' || paths === null)) throw new UserError('paths must be an object of node id -> "direct" | "failed"');
     if (rtts !== undefined && (typeof rtts !== 'object' || rtts === null)) throw new UserError('rtts must be an object of node id -> milliseconds');
     const ids = this.store.nodes(n.networkId).filter((x) => !x.removed).map((x) => x.id);
     const before = this.paths.fingerprint(ids);
     let changed = false;
-    if (relay !== undefined) changed = this.paths.setRelay(n.id, relay === true) || changed;
+    if (relay !== undefined) changed = this.paths.setRelay(n.id, relay === true, relayPorts) || changed;
     if (rtts !== undefined) this.paths.reportRtts(n.id, rtts);
     if (paths !== undefined) changed = this.paths.report(n.id, paths) || changed;
     if (changed || rtts !== undefined) this.savePathsSoon();
@@ -400,7 +406,7 @@ export class Coordinator {
     const p = this.store.policy(net.id);
     const nodes = this.store.nodes(net.id);
     const plan = this.paths.plan(nodes.filter((x) => !x.removed).map((x) => x.id));
-    return buildNetworkMap(net, nodes, n.id, p ? { text: p.text, version: p.version } : null, plan.viasFor(n.id), plan.relayPathsFor(n.id));
+    return buildNetworkMap(net, nodes, n.id, p ? { text: p.text, version: p.version } : null, plan.viasFor(n.id), plan.relayPathsFor(n.id), this.paths.relays());
   }
 
   // --- ACL policy ---

@@ -30,6 +30,8 @@ export interface MapNode {
   nat: NatType;
   /** Id of the node to reach this one through (multi-hop, see paths.ts); absent: directly. */
   via?: string;
+  /** The node relays for others; its stream transports (issue 11) where it serves them. */
+  relay?: { https?: number; tcp?: number };
 }
 
 export interface NetworkMap {
@@ -86,6 +88,7 @@ export function mapNode(n: NodeRecord): MapNode {
 export function buildNetworkMap(
   network: NetworkRecord, liveNodes: readonly NodeRecord[], selfId: string, policy: MapPolicy | null = null, vias: ReadonlyMap<string, string> = new Map(),
   relayPaths: readonly (readonly string[])[] = [],
+  relays: ReadonlyMap<string, { https?: number; tcp?: number }> = new Map(),
 ): NetworkMap {
   const self = liveNodes.find((n) => n.id === selfId && !n.removed);
   if (!self) throw new Error(`buildNetworkMap: node ${selfId} is not a live node of network ${network.id}`);
@@ -96,9 +99,10 @@ export function buildNetworkMap(
     },
     self: mapNode(self),
     peers: liveNodes.filter((n) => n.id !== selfId && !n.removed).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((n) => {
-      const m = mapNode(n);
+      const m: MapNode = mapNode(n);
       const via = vias.get(n.id);
-      return via === undefined ? m : { ...m, via };
+      const relay = relays.get(n.id);
+      return { ...m, ...(via !== undefined ? { via } : {}), ...(relay ? { relay: { ...relay } } : {}) };
     }),
     policy: policy ? { text: policy.text, version: policy.version } : null,
     ...(relayPaths.length > 0 ? { relayPaths: relayPaths.map((p) => [...p]) } : {}),

@@ -40,13 +40,27 @@ export class PathTable {
   /** The path each relayed pair uses now ("x>y" -> path), for the hysteresis. */
   private readonly chosen = new Map<string, readonly string[]>();
 
-  /** Marks `nodeId` as offering relaying (or not). True when that changed. */
-  setRelay(nodeId: string, on: boolean): boolean {
-    if (this.relayNodes.has(nodeId) === on) return false;
+  /** The stream transports relaying nodes offer (issue 11): TLS port for HTTPS, TCP port. */
+  private readonly relayPorts = new Map<string, RelayPorts>();
+
+  /** Marks `nodeId` as offering relaying (or not), with its stream ports. True when that changed. */
+  setRelay(nodeId: string, on: boolean, ports?: RelayPorts): boolean {
+    const text = JSON.stringify(this.relayPorts.get(nodeId) ?? null);
+    if (on && ports) this.relayPorts.set(nodeId, { ...ports });
+    else if (!on) this.relayPorts.delete(nodeId);
+    const portsChanged = JSON.stringify(this.relayPorts.get(nodeId) ?? null) !== text;
+    if (this.relayNodes.has(nodeId) === on && !portsChanged) return false;
     if (on) this.relayNodes.add(nodeId);
     else this.relayNodes.delete(nodeId);
     this.generation++;
     return true;
+  }
+
+  /** The relaying nodes and their stream ports (for the maps). */
+  relays(): ReadonlyMap<string, RelayPorts> {
+    const out = new Map<string, RelayPorts>();
+    for (const id of this.relayNodes) out.set(id, this.relayPorts.get(id) ?? {});
+    return out;
   }
 
   /** Replaces the round-trip times `nodeId` reports for its direct links (peer id -> ms). */
@@ -121,6 +135,7 @@ export class PathTable {
     this.rtts.delete(nodeId);
     for (const m of this.rtts.values()) m.delete(nodeId);
     this.relayNodes.delete(nodeId);
+    this.relayPorts.delete(nodeId);
     this.generation++;
   }
 
@@ -227,8 +242,15 @@ export class PathTable {
 
   /** A fingerprint of every relay path, to tell whether a report changed any map. */
   fingerprint(nodes: readonly string[]): string {
-    return this.plan(nodes).paths.map((p) => p.join('>')).join(';');
+    const relays = [...this.relays()].sort(([x], [y]) => (x < y ? -1 : 1));
+    return `${this.plan(nodes).paths.map((p) => p.join('>')).join(';')}|${JSON.stringify(relays)}`;
   }
+}
+
+/** The stream ports a relaying node serves (HTTPS: MASQUE CONNECT-UDP; TCP: framed datagrams). */
+export interface RelayPorts {
+  https?: number;
+  tcp?: number;
 }
 
 /** What a PathTable keeps across coordinator restarts (path-table.json). */

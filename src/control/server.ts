@@ -196,6 +196,16 @@ function rttTable(v: unknown): Record<string, number> | undefined {
 
 const MAX_REPORTED_RTTS = 65_536;
 
+/** A report's relayPorts ({https?, tcp?}: ports 1-65535), other values dropped; undefined when absent. */
+function relayPorts(v: unknown): { https?: number; tcp?: number } | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const port = (x: unknown) => (typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 65535 ? x : undefined);
+  const https = port(o.https);
+  const tcp = port(o.tcp);
+  return { ...(https ? { https } : {}), ...(tcp ? { tcp } : {}) };
+}
+
 /** A report's paths object (node id -> "direct" | "failed"), other values dropped; undefined
  * when absent or not an object. */
 function pathStates(v: unknown): Record<string, PathState> | undefined {
@@ -475,6 +485,7 @@ export class ControlServer {
       const n = this.coordinator.reportNodeState(session.peerKey, {
         endpoints: strings(msg.endpoints), advertisedRoutes: strings(msg.advertisedRoutes), paths: pathStates(msg.paths), nat: natType(msg.nat),
         ...(typeof msg.relay === 'boolean' ? { relay: msg.relay } : {}), ...(rttTable(msg.rtts) ? { rtts: rttTable(msg.rtts)! } : {}),
+        ...(relayPorts(msg.relayPorts) ? { relayPorts: relayPorts(msg.relayPorts)! } : {}),
       });
       this.framed(stream, session, CONTROL_PATH_REPORT, 200, { ok: true, version: this.coordinator.version(n.networkId) });
     } catch (e) {

@@ -67,6 +67,9 @@ export interface ControlMapNode {
    * address (it may serve STUN to others as a second server), else the NAT's mapping or
    * "unknown"; absent from coordinators older than endpoint discovery (read as unknown). */
   nat?: NatType;
+  /** The node relays for others; its stream transports (HTTPS: MASQUE CONNECT-UDP on this TLS
+   * port; TCP: framed datagrams on this port), reached at the node's endpoint addresses. */
+  relay?: { https?: number; tcp?: number } | null;
 }
 
 /** A node's view of its direct path to a peer: heard from on it, or never answered. */
@@ -119,6 +122,8 @@ export interface ReportRequest {
   nat?: NatType;
   /** The node offers relaying for pairs that cannot reach each other (`meshtun up --relay`). */
   relay?: boolean;
+  /** Where it serves the stream transports for members without UDP (issue 11). */
+  relayPorts?: { https?: number; tcp?: number };
   /** Round-trip times (ms) of the node's direct paths, per peer node id (relays are chosen by them). */
   rtts?: Record<string, number>;
 }

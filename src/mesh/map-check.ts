@@ -172,6 +172,17 @@ function checkMapNode(v: unknown, field: string): ControlMapNode {
   node.exitNode = o.exitNode === true;
   if (o.via !== undefined && o.via !== null) node.via = checkId(o.via, `${field}.via`);
   if (o.nat !== undefined && o.nat !== null) node.nat = checkNat(o.nat, `${field}.nat`);
+  if (o.relay !== undefined && o.relay !== null) {
+    const r = object(o.relay, `${field}.relay`);
+    const port = (v: unknown, f: string) => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) fail(f, v, 'a port from 1 to 65535');
+      return v;
+    };
+    node.relay = {
+      ...(r.https !== undefined ? { https: port(r.https, `${field}.relay.https`) } : {}),
+      ...(r.tcp !== undefined ? { tcp: port(r.tcp, `${field}.relay.tcp`) } : {}),
+    };
+  }
   return node;
 }
 

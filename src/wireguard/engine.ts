@@ -335,13 +335,14 @@ export class Engine implements UapiDevice {
   }
 
   /** Sends one datagram that is not a WireGuard message (STUN, discovery) from the engine's
-   * socket to `endpoint` (a UDP endpoint of the Bind). True when it was sent. */
+   * socket to `endpoint` (a UDP endpoint of the Bind, or an endpoint that sends by itself, such as
+   * a stream transport). True when it was sent. */
   sendDatagram(buf: Buffer, off: number, len: number, endpoint: Endpoint): boolean {
     if (!this.running) return false;
     this.oneBuf[0] = buf;
     this.oneOffset[0] = off;
     this.oneSize[0] = len;
-    const sent = this.bind.sendBatch(this.oneBuf, this.oneOffset, this.oneSize, 1, endpoint);
+    const sent = endpoint.send !== undefined ? endpoint.send(this.oneBuf, this.oneOffset, this.oneSize, 1) : this.bind.sendBatch(this.oneBuf, this.oneOffset, this.oneSize, 1, endpoint);
     this.oneBuf[0] = this.emptyBuf;
     if (sent < 1) this.counters.dropSendFailed++;
     return sent === 1;
