@@ -37,6 +37,9 @@ test('a well-formed map passes, with unknown fields dropped', () => {
   assert.equal((m.peers[0] as unknown as Record<string, unknown>).extra, undefined);
   assert.deepEqual(m.policy, { text: '{}', version: 2 });
   assert.equal(m.network.discoveryKey, DISCOVERY_KEY);
+  const withRelay = goodMap();
+  (withRelay.peers as Record<string, unknown>[])[0]!.relay = { https: 7443, tcp: 51820, extra: 1 };
+  assert.deepEqual(checkNetworkMap(withRelay).peers[0]!.relay, { https: 7443, tcp: 51820 });
 });
 
 test('the discovery key may be absent (a coordinator older than LAN discovery)', () => {
@@ -71,6 +74,8 @@ test('each field is checked as its type', () => {
     ['map.peers[0].allowedIps[0]', (m) => { (m.peers as Record<string, unknown>[])[0]!.allowedIps = ['100.64.0.3']; }],
     ['map.peers[0].via', (m) => { (m.peers as Record<string, unknown>[])[0]!.via = 42; }],
     ['map.peers[0].exitNode', (m) => { (m.peers as Record<string, unknown>[])[0]!.exitNode = 'yes'; }],
+    ['map.peers[0].relay.https', (m) => { (m.peers as Record<string, unknown>[])[0]!.relay = { https: 0 }; }],
+    ['map.peers[0].relay', (m) => { (m.peers as Record<string, unknown>[])[0]!.relay = 'yes'; }],
     ['map.peers', (m) => { m.peers = 'none'; }],
     ['map.version', (m) => { m.version = -1; }],
     ['map.policy.text', (m) => { m.policy = { text: 5, version: 1 }; }],
