@@ -62,7 +62,21 @@ export const DISCO_TIMING = {
   MAX_PENDING: 4_096,
 } as const;
 
-export type CandidateSource = 'map' | 'lan' | 'disco' | 'saved';
+export type CandidateSource = 'map' | 'lan' | 'disco' | 'saved' | 'stream';
+
+/** The underlay transport of a path: UDP, or a stream to a relay when UDP does not get through
+ * (issue 11: MASQUE CONNECT-UDP over HTTPS, or framed TCP). */
+export type PathTransport = 'udp' | 'https' | 'tcp';
+
+/** What a stream rung costs in the path choice (ms added to its RTT), so UDP wins whenever it
+ * works and HTTPS comes before TCP: the ladder UDP -> HTTPS -> TCP. */
+export const TRANSPORT_PENALTY_MS: Readonly<Record<PathTransport, number>> = { udp: 0, https: 50, tcp: 60 };
+
+/** The transport of an endpoint (stream endpoints say so; everything else is UDP). */
+export function transportOf(ep: Endpoint): PathTransport {
+  const t = (ep as { transport?: unknown }).transport;
+  return t === 'https' || t === 'tcp' ? t : 'udp';
+}
 
 export interface Candidate {
   /** "ip:port" / "[ip]:port". */
@@ -164,7 +178,8 @@ export class PeerPaths {
   noteWireGuard(): Candidate | null {
     const peer = this.peer;
     const from = peer.lastReceivedFrom;
-    if (from === null || peer.lastReceived <= this.lastWireGuard || from.send !== undefined) return null;
+    // Not a mesh relay's endpoint (those say `via`): the peer is not at its address.
+    if (from === null || peer.lastReceived <= this.lastWireGuard || 'via' in from) return null;
     this.lastWireGuard = peer.lastReceived;
     if (this.tunnelled(from.address)) return null;
     const { c } = this.addCandidate(endpointText(from), from, 'disco');
@@ -195,6 +210,8 @@ export class DiscoCounters {
   dropUnexpectedPong = 0;
   /** Pings not sent: the candidate's address is routed through the mesh itself. */
   skippedTunnelled = 0;
+  /** A peer's path changed its transport (UDP / HTTPS / TCP: a rung of the ladder). */
+  transportChanges = 0;
 }
 
 /** What the discovery service needs from its owner (MeshNode). */
@@ -471,6 +488,7 @@ export class Disco {
       ep = p.peer.endpoint !== null && p.kind === 'none' ? p.peer.endpoint : first?.ep ?? null;
     }
     const endpointChanged = ep !== p.peer.endpoint;
+    if (endpointChanged && ep !== null && p.peer.endpoint !== null && transportOf(ep) !== transportOf(p.peer.endpoint)) this.counters.transportChanges++;
     if (kind !== p.kind || (endpointChanged && kind === 'direct')) {
       if (kind !== p.kind) log.info(`"${p.name}": ${describe(kind, direct)}${p.kind !== 'none' ? ` (was ${p.kind})` : ''}`);
       p.kind = kind;
@@ -491,7 +509,7 @@ export class Disco {
 }
 
 function rank(c: Candidate): number {
-  return Number.isFinite(c.rttMs) ? c.rttMs : 1e9;
+  return (Number.isFinite(c.rttMs) ? c.rttMs : 1e9) + TRANSPORT_PENALTY_MS[transportOf(c.ep)];
 }
 
 function describe(kind: PathKind, direct: Candidate | null): string {
@@ -499,9 +517,12 @@ function describe(kind: PathKind, direct: Candidate | null): string {
   return kind === 'relay' ? 'through its relay' : 'no path yet';
 }
 
-/** The "ip:port" text of an endpoint (the remote address, as wg(8) shows it). */
+/** The "ip:port" text of an endpoint (the remote address, as wg(8) shows it); a stream endpoint's
+ * has its transport in front ("https://198.18.0.1:7443"). */
 export function endpointText(ep: Endpoint): string {
-  return ep.family === 6 ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+  const hostPort = ep.family === 6 ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+  const t = transportOf(ep);
+  return t === 'udp' ? hostPort : `${t}://${hostPort}`;
 }
 
 /** A base64 key decodes to 32 bytes. */

@@ -20,7 +20,7 @@ export {
   StunServer, StunServerCounters, StunClient, StunClientCounters, routeStun, natVerdict, formatStunAddress, DEFAULT_STUN_SERVER_LIMITS, STUN_CLIENT_DEFAULTS,
   STUN_MAX_GROWTH, STUN_MAX_PENDING, NAT_TYPES, type StunServerLimits, type StunClientOptions, type StunAnswer, type StunProbeResult, type NatMapping, type NatType,
 } from './stun.js';
-export { Disco, DiscoCounters, PeerPaths, DISCO_TIMING, endpointText, type Candidate, type CandidateSource, type PathKind, type DiscoHost } from './disco.js';
+export { Disco, DiscoCounters, PeerPaths, DISCO_TIMING, TRANSPORT_PENALTY_MS, endpointText, transportOf, type PathTransport, type Candidate, type CandidateSource, type PathKind, type DiscoHost } from './disco.js';
 export { sealDisco, openDisco, discoPairKey, discoSender, newTxid, DISCO_HEADER_SIZE, DISCO_MAX_SIZE, type DiscoMessage } from './disco-message.js';
 export {
   LanBeaconKeys, LanBeaconResult, BeaconReplayGuard, parseLanBeacon, emitLanBeacon, lanBeaconLength, newLanBeaconRepr, DISCOVERY_KEY_SIZE, LAN_BEACON_MAX_SKEW_MS,

@@ -19,7 +19,7 @@ import { parseIpv4Address, parseIpv6Address } from '../wire/index.js';
 import { parseCidr, type Cidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
 import { Relay, RelayEndpoint, type RelayRoute, type RelayLimits } from './relay.js';
-import { Disco, PeerPaths, endpointText, type CandidateSource, type PathKind } from './disco.js';
+import { Disco, PeerPaths, endpointText, transportOf, type CandidateSource, type PathKind, type PathTransport } from './disco.js';
 import { UnderlayMux } from './underlay-mux.js';
 
 /** How often path states are re-evaluated for the coordinator. */
@@ -70,8 +70,8 @@ export interface PeerPath {
   via?: string;
   /** The direct path's state: working, none of the candidates answered, or still trying. */
   state: PathState | 'trying';
-  /** The underlay transport of the path. */
-  transport: 'udp';
+  /** The underlay transport of the path (of its first hop, for a relayed one). */
+  transport: PathTransport;
   /** The endpoint packets go to ("ip:port"; a relay's for kind relay), or null. */
   endpoint: string | null;
   /** Round-trip time of the direct path's last discovery pong, ms (null: none). */
@@ -255,7 +255,7 @@ export class MeshNode {
   }
 
   /** Every peer's path, its changes and the bytes relayed for it (status and /metrics). */
-  pathSummary(): { name: string; publicKey: string; kind: PathKind; changes: number; relayedTxBytes: number; relayedRxBytes: number }[] {
+  pathSummary(): { name: string; publicKey: string; kind: PathKind; transport: PathTransport; changes: number; relayedTxBytes: number; relayedRxBytes: number }[] {
     const out = [];
     for (const [key, a] of this.applied) {
       let tx = 0;
@@ -264,7 +264,7 @@ export class MeshNode {
         tx += ep.txBytes;
         rx += ep.rxBytes;
       }
-      out.push({ name: a.name, publicKey: key, kind: a.paths.kind, changes: a.paths.changes, relayedTxBytes: tx, relayedRxBytes: rx });
+      out.push({ name: a.name, publicKey: key, kind: a.paths.kind, transport: this.pathOf(key)?.transport ?? 'udp', changes: a.paths.changes, relayedTxBytes: tx, relayedRxBytes: rx });
     }
     return out;
   }
@@ -305,7 +305,7 @@ export class MeshNode {
     const p = a.paths;
     const ep = a.peer.endpoint;
     const out: PeerPath = {
-      kind: p.kind, state: this.directState(p), transport: 'udp', endpoint: ep ? ep.toString() : null,
+      kind: p.kind, state: this.directState(p), transport: ep ? transportOf(ep) : 'udp', endpoint: ep ? ep.toString() : null,
       rttMs: p.direct && Number.isFinite(p.direct.rttMs) ? Math.round(p.direct.rttMs * 100) / 100 : null,
       since: p.since > 0 ? new Date(p.since).toISOString() : null, changes: p.changes,
     };
@@ -314,6 +314,7 @@ export class MeshNode {
       for (const b of this.applied.values()) if (b.peer === ep.via) via = b.name;
       out.via = via;
       out.endpoint = ep.via.endpoint ? ep.via.endpoint.toString() : null;
+      out.transport = ep.via.endpoint ? transportOf(ep.via.endpoint) : 'udp';
     }
     return out;
   }
