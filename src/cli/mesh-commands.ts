@@ -21,6 +21,12 @@ export interface ProxyCredentialFlags {
 
 export type MeshUpFlags = Omit<MeshUpOptions, 'dir'> & ProxyCredentialFlags & { tun: boolean; userspace: boolean };
 
+function portFlag(flag: string, v: string): number {
+  const port = Number(v);
+  if (!/^\d+$/.test(v) || port < 1 || port > 65535) throw new UserError(`${flag} "${v}" is not a port from 1 to 65535`, `e.g. ${flag} 7443`);
+  return port;
+}
+
 /** Flags of `meshtun up` for the mesh. */
 export function parseMeshUpFlags(args: string[]): MeshUpFlags {
   const out: MeshUpFlags = { tun: false, userspace: false };
@@ -30,6 +36,8 @@ export function parseMeshUpFlags(args: string[]): MeshUpFlags {
     '--name': (v) => { out.name = v; },
     '--listen': (v) => { out.listen = v; },
     '--interface': (v) => { out.interfaceName = v; },
+    '--relay-https-port': (v) => { out.relayHttpsPort = portFlag('--relay-https-port', v); },
+    '--relay-tcp-port': (v) => { out.relayTcpPort = portFlag('--relay-tcp-port', v); },
     '--listen-port': (v) => {
       const port = Number(v);
       if (!/^\d+$/.test(v) || port < 1 || port > 65535) throw new UserError(`--listen-port "${v}" is not a port from 1 to 65535`, 'e.g. --listen-port 51820 (default: 51820, or the next free port)');

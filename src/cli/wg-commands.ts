@@ -16,7 +16,7 @@ import { upMesh } from './mesh-commands.js';
 
 /** Flags of a mesh node (`meshtun up` with no file); their values are not file names. */
 const MESH_FLAGS = new Set([
-  '--join', '--token', '--name', '--listen', '--listen-port', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy',
+  '--join', '--token', '--name', '--listen', '--listen-port', '--relay-https-port', '--relay-tcp-port', '--interface', '--network', '--advertise-routes', '--exit-node', '--policy', '--socks5', '--http-proxy',
   '--socks5-user', '--socks5-password', '--http-proxy-user', '--http-proxy-password', '--endpoint',
 ]);
 
@@ -106,7 +106,7 @@ function hostPort(a: { host: string; port: number }): string {
 export const up: Command = {
   name: 'up',
   summary: 'start a node (a wg-quick file, or a mesh node with no arguments)',
-  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--listen-port PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--relay] [--auto-approve-routes] [--policy FILE] [--endpoint HOST:PORT]\n' +
+  usage: 'meshtun up [file.conf] [--userspace|--tun] | meshtun up [--tun] [--join URL --token T] [--name N] [--listen HOST:PORT] [--listen-port PORT] [--interface IF] [--socks5 HOST:PORT|off] [--http-proxy HOST:PORT|off] [--socks5-user NAME] [--http-proxy-user NAME] [--advertise-routes CIDR,...] [--advertise-exit-node] [--exit-node NODE] [--relay [--relay-https-port P] [--relay-tcp-port P]] [--auto-approve-routes] [--policy FILE] [--endpoint HOST:PORT]\n' +
     '  A mesh node (no file) runs on the userspace stack by default, as root too: no TUN, a SOCKS5 proxy on 127.0.0.1:1080 and an\n' +
     '  HTTP proxy on 127.0.0.1:8080 (names like <node>.mesh resolve), DNS for <node>.mesh on its overlay addresses, and it routes\n' +
     '  its approved subnets / exit traffic with host sockets. --tun puts it on a kernel TUN interface instead (root).\n' +

@@ -34,6 +34,7 @@ import { createSecureServer, constants as h2c, type Http2SecureServer, type Serv
 import type { AddressInfo, Socket } from 'node:net';
 import { UserError, Logger } from '../util/index.js';
 import { HandshakeRateLimiter, type LocalIdentity } from '../wireguard/index.js';
+import { masqueServerOptions } from '../transport/index.js';
 import {
   CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_PATH_CALL, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
@@ -148,6 +149,9 @@ export interface ControlServerOptions {
    * TCP peer's address.) */
   sourceAddress?: (remoteAddress: string, headers: IncomingHttpHeaders) => string;
   limits?: ControlServerLimits;
+  /** Takes extended CONNECT requests (MASQUE CONNECT-UDP, the HTTPS rung of issue 11): returns
+   * true when it handled the stream. Absent: CONNECT is answered 501. */
+  onConnect?: (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
 }
 
 interface Session {
@@ -272,6 +276,12 @@ export class ControlServer {
       conn.on('error', () => this.dropConnection(conn));
     });
     server.on('stream', (stream, headers) => {
+      if (headers[':method'] === 'CONNECT') {
+        stream.on('error', () => undefined);
+        if (this.opts.onConnect?.(stream, headers)) return;
+        this.plain(stream, 501, { error: 'this server relays no CONNECT streams', reason: 'not-implemented', retryAfterMs: 0 });
+        return;
+      }
       this.handle(stream, headers).catch((e) => {
         log.warn(`control request failed: ${(e as Error).message}`);
         this.plain(stream, h2c.HTTP_STATUS_INTERNAL_SERVER_ERROR, { error: 'internal error', reason: 'internal', retryAfterMs: 0 });
@@ -282,7 +292,9 @@ export class ControlServer {
   /** Starts a control server; resolves once it listens. */
   static async listen(opts: ControlServerOptions): Promise<ControlServer> {
     const { key, cert } = loadOrCreateTlsCert(opts.tlsDir);
-    const server = createSecureServer({ key, cert, allowHTTP1: false });
+    // Extended CONNECT (RFC 8441) on, with MASQUE's flow-control windows: CONNECT-UDP streams
+    // share the control server's TLS port (issue 11).
+    const server = createSecureServer(masqueServerOptions({ key, cert, allowHTTP1: false }));
     server.on('sessionError', () => { /* a broken TLS connection: nothing to do */ });
     server.on('tlsClientError', () => { /* a refused or broken TLS connection: nothing to do */ });
     const s = new ControlServer(opts, server);

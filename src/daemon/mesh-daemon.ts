@@ -21,7 +21,7 @@ import { Logger, UserError, writePrivateFile } from '../util/index.js';
 import { encodeBase64Key } from '../crypto/index.js';
 import { LocalIdentity, type Engine } from '../wireguard/index.js';
 import {
-  MeshNode, ControlClient, LanDiscovery, UnderlayMux, EXIT_ROUTES, MapFieldError, checkNetworkMap, checkMembership, checkIpv4, checkIpv6, checkPrefix, type Membership, type ReportRequest,
+  MeshNode, ControlClient, LanDiscovery, UnderlayMux, EXIT_ROUTES, type RelayStreamServer, MapFieldError, checkNetworkMap, checkMembership, checkIpv4, checkIpv6, checkPrefix, type Membership, type ReportRequest,
 } from '../mesh/index.js';
 import {
   Coordinator, ControlServer, formatJoinString, formatHostPort, parseJoinString, STORE_FILE_NAME, type NodeRecord,
@@ -40,6 +40,7 @@ import { MeshAcl } from './mesh-acl.js';
 import { MeshReporter } from './mesh-reporter.js';
 import { MeshNat } from './mesh-nat.js';
 import { loadMeshState, saveMeshState, MESH_STATE_SAVE_MS } from './mesh-state.js';
+import { startRelayStreams, startRelayLinks } from './mesh-streams.js';
 import { MeshApi } from './mesh-api.js';
 
 export const DEFAULT_CONTROL_PORT = 7443;
@@ -90,6 +91,10 @@ export interface MeshUpOptions {
   advertiseExitNode?: boolean;
   /** Offer relaying for members that cannot reach each other directly (the coordinator always does). */
   relay?: boolean;
+  /** A relaying member's HTTPS (MASQUE CONNECT-UDP) port (default 7443, or the next free). */
+  relayHttpsPort?: number;
+  /** A relaying node's TCP rung port (default: its WireGuard port number). */
+  relayTcpPort?: number;
   /** Send all traffic through this node (by name) once it is an approved exit node. */
   exitNode?: string;
   /** Coordinator: approve every route nodes advertise without `meshtun routes approve`. */
@@ -267,6 +272,14 @@ interface NodeServicesOptions {
   onCall: (fn: (from: string) => void) => () => void;
   /** This machine's addresses changed (the member's control connection is remade). */
   onAddressesChanged?: () => void;
+  /** Who may use this node's stream rungs (the coordinator: its store; else the map's peers). */
+  isMember?: (publicKey: string) => boolean;
+  /** The port CONNECT-UDP is served on already (the coordinator's control server). */
+  relayHttpsPort?: number;
+  /** Hands the relay server to the caller (the coordinator routes CONNECT requests to it). */
+  onRelayStreams?: (server: RelayStreamServer) => void;
+  /** The coordinator's host as the member knows it (the join string): one more address for links. */
+  coordinatorHost?: string;
   /** The coordinator's own node: always offers relaying. */
   relay?: boolean;
   /** Members: keep the last map and good endpoints in the state directory (mesh-state.ts). */
@@ -317,6 +330,8 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
       ...(p.onRemoved ? { onRemoved: p.onRemoved } : {}),
       onPathStates: () => reporter?.poke(),
       callMeMaybe: p.callMeMaybe,
+      // UDP came back (or went): what the outside sees of this node may have changed.
+      onTransportChange: () => { nat.localChanged(); reporter?.poke(); },
     });
     meshRef = mesh;
     closers.push(() => mesh.stop());
@@ -331,10 +346,28 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
       closers.push(() => discovery.close());
     }
     closers.push(p.onCall((from) => mesh.called(from)));
+    // The stream rungs (issue 11): a relaying node serves them; every member keeps links to
+    // relaying peers that UDP does not reach.
+    const relaying = p.relay === true || opts.relay === true;
+    let relayStreams: Awaited<ReturnType<typeof startRelayStreams>> | null = null;
+    if (relaying) {
+      const isMember = p.isMember ?? ((key: string) => (mesh.map?.peers ?? []).some((n) => n.publicKey === key));
+      relayStreams = await startRelayStreams({
+        mesh, isMember, tlsDir: opts.dir,
+        ...(p.relayHttpsPort !== undefined ? { httpsPort: p.relayHttpsPort } : {}),
+        ...(opts.relayHttpsPort !== undefined ? { ownHttpsPort: opts.relayHttpsPort } : {}),
+        ...(opts.relayTcpPort !== undefined ? { tcpPort: opts.relayTcpPort } : {}),
+      });
+      const rs = relayStreams;
+      p.onRelayStreams?.(rs.server);
+      closers.push(() => rs.close());
+    }
+    const links = p.relay === true ? null : startRelayLinks(mesh, p.coordinatorKey, p.coordinatorHost ?? null);
+    if (links) closers.push(() => links.stop());
     reporter = new MeshReporter({
       send: p.report,
       endpoints: () => nat.endpoints(), advertisedRoutes: advertisedRoutes(opts), paths: () => mesh.pathStates(), nat: () => nat.nat(),
-      relay: p.relay === true || opts.relay === true, rtts: () => mesh.pathRtts(),
+      relay: relaying, rtts: () => mesh.pathRtts(), ...(relayStreams ? { relayPorts: relayStreams.ports } : {}),
     });
     reporter.start();
     nat.start();
@@ -367,6 +400,10 @@ async function startNodeServices(p: NodeServicesOptions): Promise<NodeServices> 
       meshApi.status(() => ({ ...interfaceStatus(ifname, iface.engine), mesh: {
         ...p.status(), node: p.self.name, mapVersion: mesh.map?.version ?? null, relay: { ...mesh.relay.counters }, nat: nat.status(),
         disco: { ...mesh.disco.counters }, underlay: { ...mesh.mux.counters }, paths: mesh.pathSummary(), relayedFor: mesh.relayedByNode(), ...(lan ? { lan: { ...lan.counters } } : {}),
+        streams: {
+          ...(relayStreams ? { server: { ...relayStreams.server.counters, ports: relayStreams.ports, bytes: relayStreams.server.bytes() } } : {}),
+          ...(links ? { links: links.status(), linkCounters: { ...links.counters } } : {}),
+        },
       } })),
       meshApi.routes(p.routes));
     closers.push(() => api.close());
@@ -443,7 +480,11 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
     const self = coord.authenticate(id.publicKey);
     if (!self) throw new UserError(`the network in ${opts.dir} has no node with this node's key`, 'the state directory is inconsistent: move coordinator.db away to start a new network');
     if (opts.policyFile) coord.setPolicy(undefined, readPolicyFile(opts.policyFile), opts.policyFile);
-    const server = await ControlServer.listen({ coordinator: coord, identity: new LocalIdentity(id.privateKey), host: listen.host, port: listen.port, tlsDir: opts.dir });
+    let relayServer: RelayStreamServer | null = null;
+    const server = await ControlServer.listen({
+      coordinator: coord, identity: new LocalIdentity(id.privateKey), host: listen.host, port: listen.port, tlsDir: opts.dir,
+      onConnect: (stream, headers) => relayServer?.handleHttp2(stream, headers) ?? false,
+    });
     cleanup.push(() => server.close());
     const iface = await bringUp(ifname, id, { ipv4: self.ipv4, ipv6: self.ipv6, ipv4Pool: net.ipv4Pool, ulaPrefix: net.ulaPrefix }, listenPort, opts.userspace === true);
     cleanup.push(() => iface.stop('mesh stopped'));
@@ -454,6 +495,9 @@ async function startCoordinator(opts: MeshUpOptions): Promise<MeshDaemon> {
       routes: coordinatorRoutes(coord, net.name, joinString),
       callMeMaybe: (nodeId) => { server.deliverCall(self.id, nodeId); },
       relay: true,
+      isMember: (key) => coord.authenticate(key) !== undefined,
+      relayHttpsPort: server.port,
+      onRelayStreams: (rs) => { relayServer = rs; },
       onCall: (fn) => server.onCall((from, to) => {
         if (to !== self.id) return false;
         fn(from);
@@ -554,6 +598,7 @@ async function startMember(opts: MeshUpOptions, membershipPath: string, saved: b
       callMeMaybe: (nodeId) => { void client.call(nodeId); },
       onCall: (fn) => client.onCall(fn),
       saveState: true,
+      coordinatorHost: member.host,
       onAddressesChanged: () => client.reconnect(),
     });
   } catch (e) {

@@ -25,6 +25,8 @@ export interface MeshReporterOptions {
   relay?: boolean;
   /** Round-trip times of the direct paths per peer node id (MeshNode.pathRtts). */
   rtts?: () => Record<string, number>;
+  /** Where a relaying node serves its stream rungs (issue 11). */
+  relayPorts?: { https?: number; tcp?: number };
   checkMs?: number;
   refreshMs?: number;
   now?: () => number;
@@ -70,6 +72,7 @@ export class MeshReporter {
     const req: ReportRequest = {
       endpoints: this.opts.endpoints(), advertisedRoutes: this.opts.advertisedRoutes, paths: this.opts.paths(), ...(nat ? { nat } : {}),
       ...(this.opts.relay !== undefined ? { relay: this.opts.relay } : {}), ...(this.opts.rtts ? { rtts: this.opts.rtts() } : {}),
+      ...(this.opts.relayPorts ? { relayPorts: this.opts.relayPorts } : {}),
     };
     const text = JSON.stringify(req);
     if (text === this.lastSent && now - this.lastSentAt < (this.opts.refreshMs ?? REPORT_REFRESH_MS)) return;

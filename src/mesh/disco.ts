@@ -14,7 +14,7 @@
 //     LOST_AFTER_PINGS pings since), the peer falls back to its relay (the map's `via`) and sweeps
 //     again. An idle peer is not pinged (its keepalives keep NAT mappings open).
 //   - Without a trusted direct path, sweeps repeat every UPGRADE_MS when relayed (the upgrade
-//     attempts) and every NONE_SWEEP_MS with no path at all. Each such sweep also asks the peer,
+//     attempts; STREAM_UPGRADE_MS while the path is a stream because UDP was blocked) and every NONE_SWEEP_MS with no path at all. Each such sweep also asks the peer,
 //     through the coordinator, to sweep toward us now ("call me maybe"), so both NATs open their
 //     mappings at about the same time (simultaneous hole punching).
 //   - A ping from a peer is answered with a pong carrying the address it came from; if this node
@@ -34,7 +34,9 @@ import type { UnderlayMux } from './underlay-mux.js';
 export const DISCO_TIMING = {
   HEARTBEAT_MS: 3_000,
   TRUST_MS: 6_500,
-  UPGRADE_MS: 60_000,
+  UPGRADE_MS: 30_000,
+  /** Sweeps while the path in use is a stream (UDP was blocked): UDP is tried this often. */
+  STREAM_UPGRADE_MS: 15_000,
   NONE_SWEEP_MS: 10_000,
   ACTIVE_MS: 45_000,
   LOST_AFTER_PINGS: 2,
@@ -224,6 +226,8 @@ export interface DiscoHost {
   callMeMaybe?(nodeId: string): void;
   /** A peer's path changed (kind or endpoint). */
   onPathChange?(p: PeerPaths): void;
+  /** A peer's path moved to another transport (a rung of the ladder). */
+  onTransportChange?(p: PeerPaths): void;
 }
 
 interface PendingPing {
@@ -335,7 +339,7 @@ export class Disco {
         return;
       }
       this.counters.pingsReceived++;
-      const pong = sealDisco(key!, this.ownPublic, { type: 'pong', txid: msg.txid, observed: endpointText(from) });
+      const pong = sealDisco(key!, this.ownPublic, { type: 'pong', txid: msg.txid, observed: hostPortText(from) });
       if (this.mux.send(pong, 0, pong.length, from)) this.counters.pongsSent++;
       const { c } = p.addCandidate(endpointText(from), from, 'disco');
       c.ep = from;
@@ -432,7 +436,8 @@ export class Disco {
         if (!onDirect) this.call(p, now);
         this.step(p, now);
       }
-      p.nextSweep = now + (onDirect || p.relay !== null ? DISCO_TIMING.UPGRADE_MS : DISCO_TIMING.NONE_SWEEP_MS);
+      const onStream = p.direct !== null && transportOf(p.direct.ep) !== 'udp';
+      p.nextSweep = now + (onStream ? DISCO_TIMING.STREAM_UPGRADE_MS : onDirect || p.relay !== null ? DISCO_TIMING.UPGRADE_MS : DISCO_TIMING.NONE_SWEEP_MS);
     }
     this.decide(p, now);
   }
@@ -488,7 +493,10 @@ export class Disco {
       ep = p.peer.endpoint !== null && p.kind === 'none' ? p.peer.endpoint : first?.ep ?? null;
     }
     const endpointChanged = ep !== p.peer.endpoint;
-    if (endpointChanged && ep !== null && p.peer.endpoint !== null && transportOf(ep) !== transportOf(p.peer.endpoint)) this.counters.transportChanges++;
+    if (endpointChanged && ep !== null && p.peer.endpoint !== null && transportOf(ep) !== transportOf(p.peer.endpoint)) {
+      this.counters.transportChanges++;
+      this.host.onTransportChange?.(p);
+    }
     if (kind !== p.kind || (endpointChanged && kind === 'direct')) {
       if (kind !== p.kind) log.info(`"${p.name}": ${describe(kind, direct)}${p.kind !== 'none' ? ` (was ${p.kind})` : ''}`);
       p.kind = kind;
@@ -517,10 +525,15 @@ function describe(kind: PathKind, direct: Candidate | null): string {
   return kind === 'relay' ? 'through its relay' : 'no path yet';
 }
 
+/** "ip:port" / "[ip]:port" of an endpoint's remote address. */
+export function hostPortText(ep: Endpoint): string {
+  return ep.family === 6 ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+}
+
 /** The "ip:port" text of an endpoint (the remote address, as wg(8) shows it); a stream endpoint's
  * has its transport in front ("https://198.18.0.1:7443"). */
 export function endpointText(ep: Endpoint): string {
-  const hostPort = ep.family === 6 ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
+  const hostPort = hostPortText(ep);
   const t = transportOf(ep);
   return t === 'udp' ? hostPort : `${t}://${hostPort}`;
 }

@@ -27,3 +27,5 @@ export {
   type LanBeaconRepr,
 } from './lan-beacon.js';
 export { LanDiscovery, LanCounters, LAN_DISCOVERY, LAN_DISCOVERY_PORT, LAN_GROUP_V4, LAN_GROUP_V6, type LanDiscoveryOptions, type LocalAddress } from './lan-discovery.js';
+export { RelayStreamServer, RelayStreamCounters, RelayLinks, RelayLinkCounters, RUNG_TIMEOUT_MS, UDP_GRACE_MS, LINK_IDLE_MS, type RelayLinksHost } from './relay-streams.js';
+export { makeRelayAuth, RelayAuthChecker, RELAY_AUTH_HEADER, RELAY_AUTH_SIZE, type RelayTransport } from './relay-auth.js';

@@ -59,6 +59,8 @@ export interface MeshNodeOptions {
   callMeMaybe?: (nodeId: string) => void;
   /** The mux of the engine's socket (shared with STUN); made here when absent. */
   mux?: UnderlayMux;
+  /** A peer's path changed transport (UDP came back, or went away): the daemon re-probes STUN. */
+  onTransportChange?: () => void;
   /** How much this node relays per source node (default DEFAULT_RELAY_LIMITS). */
   relayLimits?: Partial<RelayLimits>;
 }
@@ -169,6 +171,7 @@ export class MeshNode {
       allPaths: () => this.pathsByKey.values(),
       ...(opts.callMeMaybe ? { callMeMaybe: opts.callMeMaybe } : {}),
       onPathChange: () => { this.pathChanges++; },
+      onTransportChange: () => this.opts.onTransportChange?.(),
     });
     this.relay = new Relay(engine, {
       selfAddress: () => this.selfAddress,
@@ -215,6 +218,24 @@ export class MeshNode {
     const p = this.pathsByKey.get(publicKey);
     const ep = p ? this.engine.bind.parseEndpoint(endpoint) : null;
     if (p && ep) this.disco.learn(p, endpointText(ep), ep, source);
+  }
+
+  /** A stream to the relaying peer with this key (the HTTPS or TCP rung, relay-streams.ts): one
+   * more candidate of its path, pinged at once. */
+  offerStream(publicKey: string, ep: Endpoint): void {
+    const p = this.pathsByKey.get(publicKey);
+    if (p) this.disco.learn(p, endpointText(ep), ep, 'stream');
+  }
+
+  /** The stream closed: its candidate goes (and the path, if it was the one in use). */
+  withdrawStream(publicKey: string, ep: Endpoint): void {
+    const p = this.pathsByKey.get(publicKey);
+    if (!p) return;
+    const c = p.candidates.get(endpointText(ep));
+    if (!c || c.ep !== ep) return;
+    p.candidates.delete(c.text);
+    if (p.direct === c) p.direct = null;
+    this.disco.decide(p, this.engine.clock.now());
   }
 
   /** The peer with node id `nodeId` asked, through the coordinator, for a sweep toward it. */

@@ -4,6 +4,7 @@
 
 import type { Engine } from './engine.js';
 import type { Peer } from './peer.js';
+import type { Endpoint } from './device-interface.js';
 import { UapiError, UAPI_ERRNO, type UapiDeviceState, type UapiSetOp } from './uapi.js';
 
 export function engineUapiState(engine: Engine): UapiDeviceState {
@@ -14,7 +15,8 @@ export function engineUapiState(engine: Engine): UapiDeviceState {
     peers: engine.listPeers().map((p) => ({
       publicKey: p.publicKey,
       presharedKey: p.presharedKey,
-      endpoint: p.endpoint ? p.endpoint.toString() : null,
+      // wg(8) parses host:port only: a stream endpoint ("tcp://a:p") shows as its remote address.
+      endpoint: p.endpoint ? uapiEndpointText(p.endpoint) : null,
       persistentKeepalive: p.persistentKeepalive,
       lastHandshakeWallMs: p.lastHandshakeWall,
       rxBytes: p.rxBytes,
@@ -71,4 +73,11 @@ export async function applyUapiOps(engine: Engine, ops: UapiSetOp[]): Promise<vo
       }
     }
   }
+}
+
+/** host:port of an endpoint for the UAPI (its own text unless it is a URL-like stream endpoint). */
+function uapiEndpointText(ep: Endpoint): string {
+  const t = ep.toString();
+  if (!t.includes('://')) return t;
+  return ep.family === 6 ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
 }
