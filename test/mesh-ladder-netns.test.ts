@@ -90,6 +90,11 @@ test('ladder: a member whose router drops all UDP reaches a NATed member over HT
   assert.equal(p.via, 'coord');
   assert.equal(pathTo(m1, 'coord')?.transport, 'https');
   await Promise.all([transfer(m1, m2, 50 * 1024 * 1024, 5301).done, transfer(m2, m1, 50 * 1024 * 1024, 5302).done]);
+  // /metrics: bytes per transport on both sides.
+  const metrics = (x: Node) => topo.exec(x.host.ns, 'curl', ['-sS', '--unix-socket', join(x.dir, 'mesh.api'), 'http://meshtun/metrics']);
+  const httpsBytes = (text: string, side: string) => Number(new RegExp(`meshtun_transport_bytes_total\\{[^}]*side="${side}",transport="https",direction="rx"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+  assert.ok(httpsBytes(metrics(m1), 'member') > 50 * 1024 * 1024, 'the member counts what came over https');
+  assert.ok(httpsBytes(metrics(coord), 'relay') > 50 * 1024 * 1024, 'the relay counts what came over https');
   net = { coord, m1, m2, r1 };
 });
 

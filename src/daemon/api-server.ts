@@ -87,6 +87,11 @@ export function prometheusMetrics(st: InterfaceStatus): string {
       nat?: { nat?: string; lastProbe?: number | null; stunServer?: Record<string, number>; stunClient?: Record<string, number> };
       paths?: { name: string; kind: string; changes: number; relayedTxBytes: number; relayedRxBytes: number }[];
       relayedFor?: { node: string; bytes: number; frames: number; dropped: number }[];
+      streams?: {
+        server?: Record<string, unknown> & { bytes?: Record<string, { rx: number; tx: number }> };
+        links?: { bytes?: Record<string, { rx: number; tx: number }> };
+        linkCounters?: Record<string, number>;
+      };
     };
   };
   const family = (name: string, help: string, rows: [string, Record<string, number>][]) => {
@@ -115,6 +120,23 @@ export function prometheusMetrics(st: InterfaceStatus): string {
     lines.push('# HELP meshtun_nat_last_probe_seconds Wall-clock time of the latest STUN probe (0: none yet).', '# TYPE meshtun_nat_last_probe_seconds gauge');
     lines.push(`meshtun_nat_last_probe_seconds{${iface}} ${Math.floor((nat.lastProbe ?? 0) / 1000)}`);
   }
+  // The stream rungs (issue 11): bytes per transport (UDP's are the socket's counters above),
+  // the relay side's accepted/refused streams and the member side's links.
+  const streams = extra.mesh?.streams;
+  const transportRows: string[] = [];
+  for (const [side, bytes] of [['relay', streams?.server?.bytes], ['member', streams?.links?.bytes]] as const) {
+    for (const [transport, b] of Object.entries(bytes ?? {})) {
+      transportRows.push(`meshtun_transport_bytes_total{${iface},side="${side}",transport="${transport}",direction="rx"} ${b.rx}`);
+      transportRows.push(`meshtun_transport_bytes_total{${iface},side="${side}",transport="${transport}",direction="tx"} ${b.tx}`);
+    }
+  }
+  if (transportRows.length > 0) {
+    lines.push('# HELP meshtun_transport_bytes_total Bytes of WireGuard datagrams carried over the stream rungs (https, tcp), by side and direction.', '# TYPE meshtun_transport_bytes_total counter', ...transportRows);
+  }
+  const serverCounters: Record<string, number> = {};
+  for (const [k, v] of Object.entries(streams?.server ?? {})) if (typeof v === 'number' && k !== 'open') serverCounters[k] = v;
+  family('meshtun_relay_streams_total', 'Stream rung connections a relaying node accepted and refused, by reason.', Object.keys(serverCounters).length ? [['', serverCounters]] : []);
+  family('meshtun_relay_links_total', 'Stream rungs a member opened, failed and closed.', streams?.linkCounters ? [['', streams.linkCounters]] : []);
   const relayedFor = extra.mesh?.relayedFor ?? [];
   if (relayedFor.length > 0) {
     lines.push('# HELP meshtun_relay_node_bytes_total Bytes this node relayed for a source node.', '# TYPE meshtun_relay_node_bytes_total counter');
