@@ -34,7 +34,7 @@ import { createSecureServer, constants as h2c, type Http2SecureServer, type Serv
 import type { AddressInfo, Socket } from 'node:net';
 import { UserError, Logger } from '../util/index.js';
 import { HandshakeRateLimiter, type LocalIdentity } from '../wireguard/index.js';
-import { masqueServerOptions } from '../transport/index.js';
+import { masqueServerOptions, widenConnectionWindow } from '../transport/index.js';
 import {
   CONTROL_PATH_HANDSHAKE, CONTROL_PATH_REGISTER, CONTROL_PATH_MAP, CONTROL_PATH_REPORT, CONTROL_PATH_CALL, CONTROL_SESSION_HEADER, CONTROL_FRAME_HEADER,
   CONTROL_CONTENT_TYPE, CONTROL_HANDSHAKE_CONTENT_TYPE, FrameReader, type ControlCipher, type MapStreamMessage, type ControlErrorReply,
@@ -296,6 +296,7 @@ export class ControlServer {
     // share the control server's TLS port (issue 11).
     const server = createSecureServer(masqueServerOptions({ key, cert, allowHTTP1: false }));
     server.on('sessionError', () => { /* a broken TLS connection: nothing to do */ });
+    server.on('session', (session) => widenConnectionWindow(session));
     server.on('tlsClientError', () => { /* a refused or broken TLS connection: nothing to do */ });
     const s = new ControlServer(opts, server);
     s.boundPort = await new Promise<number>((resolve, reject) => {

@@ -26,7 +26,7 @@ export {
   type DatagramStream, type DatagramStreamCounters, type DatagramHandler, type DatagramStreamOptions, type DatagramDecoder, type DatagramFraming,
 } from './datagram-stream.js';
 export {
-  connectUdp, createMasqueServer, masqueServerOptions, parseConnectUdpRequest, respondConnectUdp, refuseConnectUdp, connectUdpPath,
+  connectUdp, createMasqueServer, masqueServerOptions, widenConnectionWindow, parseConnectUdpRequest, respondConnectUdp, refuseConnectUdp, connectUdpPath,
   parseConnectUdpPath, isValidTargetHost, masqueSessionCount, capsuleFraming, CONNECT_UDP_PATH_PREFIX, CONNECT_UDP_PROTOCOL,
   MASQUE_SERVER_SETTINGS, MASQUE_WINDOW, MASQUE_CONNECTION_WINDOW, MASQUE_MAX_FRAME, DEFAULT_CONNECT_TIMEOUT_MS,
   type ConnectUdpOptions, type ConnectUdpRequest, type UdpTarget,

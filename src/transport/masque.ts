@@ -397,7 +397,9 @@ function releaseSession(entry: SessionEntry): void {
   else entry.session.destroy();
 }
 
-function widenConnectionWindow(session: http2.Http2Session): void {
+/** Raises a session's connection-level receive window to MASQUE_CONNECTION_WINDOW (servers call it
+ * on each new session; the default 64 KiB would hold a long path to a few Mbit/s). */
+export function widenConnectionWindow(session: http2.Http2Session): void {
   try {
     session.setLocalWindowSize(MASQUE_CONNECTION_WINDOW);
   } catch {
