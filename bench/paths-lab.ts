@@ -4,8 +4,8 @@
 //   public segment 198.18.<n>.0/24 (the "internet")
 //     coord      .1   the coordinator (and its node, which always offers relaying)
 //     relay      .2   a member started with --relay (only when a rung needs it)
-//     router WANs     one router per member, each with its own /27 LAN in 198.19.<n>.0/24 and one
-//                     member host on it
+//     router WANs     one router per member, each with its own /28 LAN in 198.19.<n>.0/24 and one
+//                     member host on it (room for 16 members)
 //
 // A pair is two members behind routers of one NAT kind ('eim': endpoint-independent, they punch
 // through; 'symmetric': they cannot, so the coordinator gives them a relay). `slowTo` adds the lab's
@@ -14,6 +14,13 @@
 // the other one. Two symmetric pairs, one slow toward the relay member and one slow toward the
 // coordinator, are thus carried one by the coordinator and one by the relay member in the same run;
 // neither measured path crosses a delay line.
+//
+// The stream rungs (issue 11): `blockUdp` makes the first member's router drop every UDP packet
+// from before it starts, so it reaches the others only through a relay over HTTPS (MASQUE
+// CONNECT-UDP on the coordinator's control port, lab.controlPort); blocking that TCP port too
+// (its Router, MeshNode.router.blockTcpPort) leaves it the TCP rung (framed datagrams on the
+// relay's WireGuard port) - and no control channel, so the bench does that only once the member is
+// up and on HTTPS. `slowTo` delays streams toward that relay as it delays UDP.
 //
 // Daemons and iperf3 are started with bench/netns-bench.ts (stopped by PID, coordinator last); the
 // lab's namespaces and delay lines belong to its Topology (test/netns.ts). teardown() removes both,
@@ -32,18 +39,24 @@ const UP_TIMEOUT_MS = 40_000;
 const CLI_TIMEOUT_MS = 20_000;
 const PUBLIC_NET = `198.18.${SUBNET}`;
 const LAN_NET = `198.19.${SUBNET}`;
-/** Each member's LAN is a /27 of LAN_NET: room for 8 routers. */
-const LAN_PREFIX_LEN = 27;
+/** Each member's LAN is a /28 of LAN_NET: room for 16 routers (a router and one host on each). */
+const LAN_PREFIX_LEN = 28;
 const LAN_SIZE = 2 ** (32 - LAN_PREFIX_LEN);
 
-/** Two members behind NATs of one kind; `slowTo`: their routers delay what they send to that relay. */
-export interface PairPlan { names: [string, string]; nat: NatKind; slowTo: typeof COORD | typeof RELAY | null }
+/** Two members behind NATs of one kind; `slowTo`: their routers delay what they send to that relay;
+ * `blockUdp`: the first member's router drops all UDP (from before the member starts). */
+export interface PairPlan { names: [string, string]; nat: NatKind; slowTo: typeof COORD | typeof RELAY | null; blockUdp?: boolean }
 
 export interface LabPlan { pairs: PairPlan[]; relayMember: boolean; delayMs: number; nodeArgs: string[] }
 
 export interface MeshNode { name: string; ns: string; dir: string; ipv4: string; proc: Proc; host: Host; router: Router | null }
 
-export interface Lab { nodes: Map<string, MeshNode>; coord: MeshNode; relay: MeshNode | null }
+/** `controlPort`: the coordinator's TCP control port (from its join command), where it also serves
+ * MASQUE CONNECT-UDP. */
+export interface Lab { nodes: Map<string, MeshNode>; coord: MeshNode; relay: MeshNode | null; controlPort: number }
+
+/** The underlay transport of a path (`meshtun peers --json` path.transport). */
+export type Transport = 'udp' | 'https' | 'tcp';
 
 /** What `meshtun peers --json` says about one peer's path (src/daemon/mesh-api.ts MeshPeerPath). */
 export interface PeerPath { kind: 'direct' | 'relay' | 'none'; via: string | null; transport: string; endpoint: string | null; rttMs: number | null }
@@ -89,17 +102,20 @@ export async function buildLab(plan: LabPlan, progress: (msg: string) => void): 
   const coordHost = lab.host(pub);
   const relayHost = plan.relayMember ? lab.host(pub) : null;
   const members: { name: string; host: Host; router: Router }[] = [];
+  if (plan.pairs.length * 2 > 256 / LAN_SIZE) throw new Error(`the lab has room for ${256 / LAN_SIZE / 2} pairs`);
   for (const pair of plan.pairs) {
-    for (const name of pair.names) {
+    for (const [i, name] of pair.names.entries()) {
       const lan = `${LAN_NET}.${members.length * LAN_SIZE}/${LAN_PREFIX_LEN}`;
       const router = lab.router(pub, { nat: pair.nat, lan });
+      if (pair.blockUdp && i === 0) router.blockUdp();
       members.push({ name, host: lab.host(router.lan), router });
       const slow = pair.slowTo === RELAY ? relayHost?.addr : pair.slowTo === COORD ? coordHost.addr : undefined;
       if (slow) await router.delay(plan.delayMs, { to: slow });
     }
   }
   progress(`lab ${TAG}: public ${PUBLIC_NET}.0/24 (coord ${coordHost.addr}${relayHost ? `, relay ${relayHost.addr}` : ''}); ` +
-    plan.pairs.map((p) => `${p.names.join('+')} behind ${p.nat} NATs${p.slowTo ? ` (+${plan.delayMs} ms toward ${p.slowTo})` : ''}`).join('; '));
+    plan.pairs.map((p) => `${p.names.join('+')} behind ${p.nat} NATs${p.blockUdp ? ` (${p.names[0]}'s drops UDP)` : ''}` +
+      `${p.slowTo ? ` (+${plan.delayMs} ms toward ${p.slowTo})` : ''}`).join('; '));
 
   const coord = await startNode(coordHost, null, COORD, [], plan.nodeArgs);
   stopLast(coord.proc.child); // members would otherwise reconnect to it in a loop while stopping
@@ -109,6 +125,8 @@ export async function buildLab(plan: LabPlan, progress: (msg: string) => void): 
     timedOut: () => `the coordinator printed no join command: ${coord.proc.output().trim()}`,
   });
   const join = joinRe.exec(coord.proc.output())!;
+  const controlPort = Number(/:(\d+)\//.exec(join[1]!)?.[1] ?? NaN);
+  if (!(controlPort > 0)) throw new Error(`no control port in the join command "${join[1]!}"`);
   const joinArgs = ['--join', join[1]!, '--token', join[2]!];
   const nodes = new Map<string, MeshNode>([[COORD, coord]]);
   progress(`node ${COORD} is up: ${coord.ipv4} (pid ${coord.proc.pid})`);
@@ -120,7 +138,7 @@ export async function buildLab(plan: LabPlan, progress: (msg: string) => void): 
     nodes.set(n.name, n);
     progress(`node ${n.name} is up: ${n.ipv4} (pid ${n.proc.pid}${n.router ? `, behind ${n.router.nat} NAT ${n.router.wanAddr}` : ', public'})`);
   }
-  return { nodes, coord, relay: nodes.get(RELAY) ?? null };
+  return { nodes, coord, relay: nodes.get(RELAY) ?? null, controlPort };
 }
 
 /** Runs the meshtun CLI as `n` (its state directory, in its namespace). */
@@ -158,22 +176,31 @@ export function describePath(p: PeerPath | null): string {
   return `${p.kind}${p.via ? ` via ${p.via}` : ''} (${p.transport})`;
 }
 
-/** True when `p` is of `kind` and (for a relay) goes via `via`. */
-export function pathIs(p: PeerPath | null, kind: 'direct' | 'relay', via: string | null): boolean {
-  return p?.kind === kind && (kind === 'direct' || p.via === via);
+/** True when `p` is of `kind`, (for a relay) goes via `via` and (when given) its first hop is over
+ * `transport`. */
+export function pathIs(p: PeerPath | null, kind: 'direct' | 'relay', via: string | null, transport?: Transport): boolean {
+  return p?.kind === kind && (kind === 'direct' || p.via === via) && (transport === undefined || p.transport === transport);
 }
 
-/** Waits until `a` and `b` report each other on the expected path, both ways, and `a` pings `b`
- * through the tunnel; returns both paths. Throws after timeoutMs with what they last said. */
-export async function waitForPath(lab: Lab, a: MeshNode, b: MeshNode, kind: 'direct' | 'relay', via: string | null, timeoutMs: number): Promise<[PeerPath, PeerPath]> {
+/** What a path must be: kind, via (a relay's node name, or null) and the first hop's transport. */
+export interface PathWant { kind: 'direct' | 'relay'; via: string | null; transport: Transport }
+
+/** "relay via coord (https)": what describePath says of a path that is `w`. */
+export function describeWant(w: PathWant): string {
+  return `${w.kind}${w.via ? ` via ${w.via}` : ''} (${w.transport})`;
+}
+
+/** Waits until `a` reports `b` on path `wa` and `b` reports `a` on `wb`, and `a` pings `b` through
+ * the tunnel; returns both paths. Throws after timeoutMs with what they last said. */
+export async function waitForPath(lab: Lab, a: MeshNode, b: MeshNode, wa: PathWant, wb: PathWant, timeoutMs: number): Promise<[PeerPath, PeerPath]> {
   let last: [PeerPath | null, PeerPath | null] = [null, null];
   await waitUntil(async () => {
     if (tearingDown) throw new Error('interrupted');
     last = await Promise.all([pathTo(a, b.name), pathTo(b, a.name)]);
-    return pathIs(last[0], kind, via) && pathIs(last[1], kind, via) && (await pingOnce(a.ns, b.ipv4));
+    return pathIs(last[0], wa.kind, wa.via, wa.transport) && pathIs(last[1], wb.kind, wb.via, wb.transport) && (await pingOnce(a.ns, b.ipv4));
   }, {
     timeoutMs, intervalMs: 1000, watch: [...lab.nodes.values()].map((n) => [`node ${n.name}`, n.proc]),
-    timedOut: () => `${a.name} <-> ${b.name} not ${kind}${via ? ` via ${via}` : ''} both ways (with a ping through) within ${timeoutMs / 1000} s: ` +
+    timedOut: () => `${a.name} <-> ${b.name} not ${describeWant(wa)} / ${describeWant(wb)} (with a ping through) within ${timeoutMs / 1000} s: ` +
       `${a.name} says ${describePath(last[0])}, ${b.name} says ${describePath(last[1])}; logs:\n` +
       [a, b].map((n) => `  ${n.name}: ${n.proc.output().trim().split('\n').slice(-6).join('\n    ')}`).join('\n'),
   });
