@@ -81,6 +81,10 @@ test('mesh cli: peers, ping and traceroute by name (v4, v6, userspace), status, 
   for (const [from, to, fam] of [[a, u, '-4'], [a, u, '-6'], [u, a, '-4'], [u, coord, '-6'], [coord, u, '-4']] as const) {
     const r = json<PingJson>(from, ['ping', to.name, '-c', '3', '-i', '0.2', fam]);
     assert.equal(r.summary.sent, 3);
+    if (r.summary.received !== 3) {
+      const counters = (n: Node) => JSON.stringify(Object.fromEntries(Object.entries((JSON.parse(run(n, ['status', '--json']).stdout) as { counters: Record<string, number> }).counters).filter(([, v]) => v)));
+      console.log(`# DIAG ${from.name} ${counters(from)}\n# DIAG ${to.name} ${counters(to)}\n# peers ${run(from, ['peers', '--json']).stdout}`);
+    }
     assert.equal(r.summary.received, 3, `${from.name} -> ${to.name} ${fam}: ${JSON.stringify(r)}`);
     assert.equal(r.address, fam === '-6' ? to.ipv6 : to.ipv4);
     assert.equal(r.source, fam === '-6' ? from.ipv6 : from.ipv4);

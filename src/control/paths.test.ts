@@ -83,9 +83,7 @@ test('paths: the relay with the lowest RTT wins, relaying nodes first, and is ke
   // a and d reach coord, r and b directly, not each other.
   for (const n of ['a', 'd']) t.report(n, { coord: 'direct', r: 'direct', b: 'direct' });
   t.report('a', { coord: 'direct', r: 'direct', b: 'direct', d: 'failed' });
-  // Without RTTs or relaying nodes: the first by id.
-  assert.deepEqual(t.plan(ids).paths, [['a', 'b', 'd']]);
-  // coord and r offer relaying: b (a plain member) is no longer used.
+  // coord and r offer relaying: without RTTs, a relaying node is taken before b (a plain member).
   t.setRelay('coord', true);
   t.setRelay('r', true);
   assert.deepEqual(t.plan(ids).paths, [['a', 'coord', 'd']]);
@@ -103,6 +101,11 @@ test('paths: the relay with the lowest RTT wins, relaying nodes first, and is ke
   t.reportRtts('a', { coord: 3, r: 40 });
   t.reportRtts('d', { coord: 3, r: 40 });
   assert.deepEqual(t.plan(ids).paths, [['a', 'coord', 'd']]);
+  // d reaches the relaying nodes only over a stream (RTTs reported with the rung's penalty), b over
+  // UDP: the plain member wins despite its handicap (UDP relay before HTTPS).
+  t.reportRtts('a', { coord: 3, r: 3, b: 1 });
+  t.reportRtts('d', { coord: 55, r: 55, b: 1 });
+  assert.deepEqual(t.plan(ids).paths, [['a', 'b', 'd']]);
   // The pair becomes direct: no relay, and no memory of the old one.
   t.report('d', { coord: 'direct', r: 'direct', a: 'direct' });
   assert.deepEqual(t.plan(ids).paths, []);

@@ -12,7 +12,7 @@
 // Choosing relays (issue 10): a pair that two nodes' direct links can join through one relay gets
 // the relay with the lowest round-trip time (what the ends report for their links to it; an
 // unknown RTT counts as UNKNOWN_RTT_MS). Nodes that offer relaying (the coordinator, members
-// started with --relay) are preferred over other members; a pair keeps its relay unless another
+// started with --relay) are preferred over other members (NON_RELAY_HANDICAP_MS); a pair keeps its relay unless another
 // is clearly better (a third faster and at least 10 ms, as Tailscale's DERP choice does), so
 // paths do not flap. Pairs no single relay joins get the shortest chain, as above.
 //
@@ -27,6 +27,8 @@ export type { PathState };
 export const RELAY_SWITCH_RATIO = 2 / 3;
 /** ...and at least this much lower (ms). */
 export const RELAY_SWITCH_MIN_MS = 10;
+/** Added to the cost of a relay through a node that does not offer relaying (a plain member). */
+export const NON_RELAY_HANDICAP_MS = 20;
 /** The RTT assumed for a link nobody reported one for. */
 export const UNKNOWN_RTT_MS = 1_000;
 
@@ -194,9 +196,11 @@ export class PathTable {
   private oneRelay(x: string, y: string, ids: readonly string[]): string[] | null {
     const linked = ids.filter((r) => r !== x && r !== y && this.state(x, r) === 'direct' && this.state(r, y) === 'direct');
     if (linked.length === 0) return null;
-    const offering = linked.filter((r) => this.relayNodes.has(r));
-    const pool = offering.length > 0 ? offering : linked;
-    const cost = (r: string) => this.rtt(x, r) + this.rtt(r, y);
+    // Relaying nodes are preferred by a handicap on the others, not absolutely: a plain member
+    // reached over UDP beats a relaying node one of the ends reaches only over a stream (nodes
+    // report stream RTTs with the stream's penalty), as the ladder UDP relay -> HTTPS -> TCP says.
+    const pool = linked;
+    const cost = (r: string) => this.rtt(x, r) + this.rtt(r, y) + (this.relayNodes.has(r) ? 0 : NON_RELAY_HANDICAP_MS);
     let best = pool[0]!;
     for (const r of pool) if (cost(r) < cost(best)) best = r;
     const prev = this.chosen.get(`${x}>${y}`);

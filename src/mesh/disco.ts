@@ -54,6 +54,8 @@ export const DISCO_TIMING = {
   UNANSWERED_MS: 1_000,
   /** A peer heard on another direct address while the one in use was silent this long has moved. */
   ROAM_AFTER_MS: 2_000,
+  /** A handshake is kicked on a new path only when none went out this recently. */
+  KICK_MIN_MS: 1_000,
   /** At most one call-me-maybe per peer this often. */
   CALL_MIN_MS: 5_000,
   /** How often the state machine runs. */
@@ -507,8 +509,10 @@ export class Disco {
     }
     if (endpointChanged) {
       this.engine.setEndpoint(p.peer, ep);
-      // No session yet: start a handshake on the new path now rather than at the next retry.
-      if (ep !== null && p.peer.current === null && p.peer.next === null) {
+      // No session yet: start a handshake on the new path now rather than at the next retry, but
+      // not when one went out just now (the same address under another endpoint object, a sticky
+      // source variant): a second initiation would replace the first and cross its response.
+      if (ep !== null && p.peer.current === null && p.peer.next === null && this.now() - p.peer.lastInitiationSent >= DISCO_TIMING.KICK_MIN_MS) {
         p.peer.lastInitiationSent = -Infinity;
         this.engine.sendKeepalive(p.peer);
       }

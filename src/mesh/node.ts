@@ -19,7 +19,7 @@ import { parseIpv4Address, parseIpv6Address } from '../wire/index.js';
 import { parseCidr, type Cidr, type Endpoint, type Engine, type Peer } from '../wireguard/index.js';
 import type { ControlMapNode, ControlNetworkMap, PathState } from './control-types.js';
 import { Relay, RelayEndpoint, type RelayRoute, type RelayLimits } from './relay.js';
-import { Disco, PeerPaths, endpointText, transportOf, type CandidateSource, type PathKind, type PathTransport } from './disco.js';
+import { Disco, PeerPaths, endpointText, transportOf, TRANSPORT_PENALTY_MS, type CandidateSource, type PathKind, type PathTransport } from './disco.js';
 import { UnderlayMux } from './underlay-mux.js';
 
 /** How often path states are re-evaluated for the coordinator. */
@@ -296,7 +296,8 @@ export class MeshNode {
     const out: Record<string, number> = {};
     for (const a of this.applied.values()) {
       const d = a.paths.direct;
-      if (d && Number.isFinite(d.rttMs)) out[a.id] = coarseMs(d.rttMs);
+      // A stream path reports its rung's penalty too, so relays reached over UDP come first.
+      if (d && Number.isFinite(d.rttMs)) out[a.id] = coarseMs(d.rttMs + TRANSPORT_PENALTY_MS[transportOf(d.ep)]);
     }
     return out;
   }

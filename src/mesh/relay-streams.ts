@@ -32,7 +32,7 @@ import type { ControlNetworkMap } from './control-types.js';
 /** How long one rung may take to open (TLS + SETTINGS + answer, or TCP connect). */
 export const RUNG_TIMEOUT_MS = 3_000;
 /** A relaying peer with no trusted UDP path this long after it appeared gets a stream. */
-export const UDP_GRACE_MS = 2_500;
+export const UDP_GRACE_MS = 3_000;
 /** A stream whose peer has had a trusted UDP path this long is closed. */
 export const LINK_IDLE_MS = 20_000;
 /** A stream with no pong this long (and 3 pings unanswered) is closed as dead. */
@@ -284,7 +284,9 @@ export class RelayLinks {
       }
       if (l.state === 'connecting' || udp) continue;
       if (l.state === 'waiting' && now < l.retryAt) continue;
-      if (now - l.since < UDP_GRACE_MS && !p.failed) continue;
+      // Only when UDP really does not answer: a sweep failed, or no UDP candidate ever answered a
+      // ping in UDP_GRACE_MS (not a pong that is merely slow on a loaded machine).
+      if (!p.failed && (now - l.since < UDP_GRACE_MS || udpEverAnswered(p))) continue;
       void this.open(l, n.name, n.endpoints, n.relay!);
     }
   }
@@ -381,6 +383,11 @@ export class RelayLinks {
     }
     return { links, bytes };
   }
+}
+
+function udpEverAnswered(p: PeerPaths): boolean {
+  for (const c of p.candidates.values()) if (transportOf(c.ep) === 'udp' && c.lastPong > -Infinity) return true;
+  return false;
 }
 
 function hostOf(endpoint: string): string {
