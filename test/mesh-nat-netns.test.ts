@@ -108,7 +108,7 @@ test('NAT: two members behind endpoint-independent NATs go direct; the coordinat
   assert.match(p.endpoint ?? '', new RegExp(`^${r2.wanAddr.replace(/\./g, '\\.')}:\\d+$`), 'to the reflexive address on m2\'s router');
   assert.ok(p.rttMs !== null && p.since !== null);
   await waitFor('m2 goes direct to m1', () => pathTo(m2, 'm1')?.kind === 'direct', 15_000, 500);
-  assert.ok(pingOk(m1.host.ns, m2.ipv4), 'm1 pings m2 through the tunnel');
+  await waitFor('m1 pings m2 through the tunnel', () => pingOk(m1.host.ns, m2.ipv4), 10_000, 200);
   const before = relayForwarded(coord);
   await transfer(m1, m2, 5 * 1024 * 1024, 5201);
   assert.ok(relayForwarded(coord) - before < 20, 'the coordinator relayed (almost) nothing of the transfer');
